@@ -1,0 +1,27 @@
+# Two entry points on a fresh machine: `make repro` and `make test`.
+# Both create .venv from the pinned requirements.txt first (only when it is missing or out of date).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# dvc.yaml calls `python`: make it the venv's, whether or not the venv is activated.
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: venv repro test clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+repro: venv
+	$(BIN)/dvc repro
+
+test: venv
+	$(BIN)/python -m pytest tests
+
+clean:
+	rm -rf data/raw data/prepared data/features dvc_plots
