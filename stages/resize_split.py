@@ -1,0 +1,143 @@
+"""Stage 2, resize_split: decode every photo, resize it to size x size RGB, split train / validation.
+
+Writes data/prepared/{train,valid}.npz with uint8 arrays X (m, size, size, 3), y (m,) (cat = 1,
+dog = 0) and the file names (m,), rows sorted by name.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+from tqdm import tqdm
+
+from stages.common import (
+    LABELS,
+    PARAMS_FILE,
+    DataError,
+    check_number,
+    load_section,
+    run_cli,
+    save_npz,
+)
+
+RAW_DIR = Path("data/raw")
+PREPARED_DIR = Path("data/prepared")
+KAGGLE_NAME = re.compile(r"^(cat|dog)\.(\d+)\.jpe?g$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ResizeSplitParams:
+    size: int
+    valid_fraction: float
+    seed: int
+
+
+def read_params(path: Path = PARAMS_FILE) -> ResizeSplitParams:
+    """Checked `resize_split` group of params.yaml."""
+    group = load_section("resize_split", ("size", "valid_fraction", "seed"), path)
+    return ResizeSplitParams(
+        size=check_number("resize_split.size", group["size"], integer=True, low=1, high=1024),
+        valid_fraction=check_number(
+            "resize_split.valid_fraction", group["valid_fraction"], low=0, high=1, low_open=True, high_open=True
+        ),
+        seed=check_number("resize_split.seed", group["seed"], integer=True, low=0),
+    )
+
+
+def label_of(name: str) -> int | None:
+    """Label from a Kaggle-style file name: 'cat.12.jpg' -> 1, 'dog.7.jpg' -> 0, anything else -> None."""
+    match = KAGGLE_NAME.match(name)
+    return LABELS[match.group(1).lower()] if match else None
+
+
+def load_image(path: Path | str, size: int) -> np.ndarray:
+    """Decode one image file to a uint8 array of shape (size, size, 3).
+
+    Applies the EXIF orientation, converts any mode (grayscale, CMYK, palette, alpha) to RGB and
+    resizes with bilinear interpolation without keeping the aspect ratio, as the article did.
+    Raises OSError (or a subclass) when the file is not a readable image.
+    """
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image).convert("RGB")
+        return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def validation_mask(names: Sequence[str], labels: np.ndarray, valid_fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask (m,) of the rows that go to validation.
+
+    Stratified: round(valid_fraction * count) images of each class. Which ones is decided by a
+    seeded hash of each file name, so the split depends on the set of names and the seed, never on
+    the order the files were listed in.
+    """
+    labels = np.asarray(labels)
+    keys = np.array([hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=8).hexdigest() for name in names])
+    mask = np.zeros(len(names), dtype=bool)
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        n_valid = int(round(valid_fraction * len(rows)))
+        mask[rows[np.argsort(keys[rows], kind="stable")[:n_valid]]] = True
+    return mask
+
+
+def list_labelled_images(raw_dir: Path) -> tuple[list[Path], np.ndarray]:
+    """Image files of `raw_dir` with a cat/dog name, sorted by name, and their labels (m,)."""
+    paths = sorted((p for p in Path(raw_dir).iterdir() if label_of(p.name) is not None), key=lambda p: p.name)
+    return paths, np.array([label_of(p.name) for p in paths], dtype=np.uint8)
+
+
+def decode_all(paths: Sequence[Path], size: int, progress: bool = True) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """Decode `paths` into X (m, size, size, 3) uint8; return X, the mask of decoded rows, and the
+    (name, reason) of every file that could not be decoded."""
+    X = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
+    ok = np.zeros(len(paths), dtype=bool)
+    skipped = []
+    for row, path in enumerate(tqdm(paths, desc="resize_split", unit="img", disable=not progress)):
+        try:
+            X[row] = load_image(path, size)
+            ok[row] = True
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+            skipped.append((path.name, f"{type(err).__name__}: {err}"))
+    return X, ok, skipped
+
+
+def resize_split(
+    params: ResizeSplitParams, raw_dir: Path = RAW_DIR, out_dir: Path = PREPARED_DIR, progress: bool = True
+) -> dict[str, int]:
+    """Run the stage; return counts {train, valid, skipped}."""
+    paths, labels = list_labelled_images(raw_dir)
+    X, ok, skipped = decode_all(paths, params.size, progress)
+    for name, reason in skipped:
+        print(f"resize_split: skipped {name}: {reason}", file=sys.stderr)
+    names = np.array([p.name for p in paths])
+    X, labels, names = X[ok], labels[ok], names[ok]
+    for label, class_name in ((1, "cat"), (0, "dog")):
+        if not np.any(labels == label):
+            raise DataError(f"{raw_dir}: no usable {class_name} image (need {class_name}.N.jpg files)")
+    is_valid = validation_mask(names, labels, params.valid_fraction, params.seed)
+    for split, rows in (("train", ~is_valid), ("valid", is_valid)):
+        save_npz(Path(out_dir) / f"{split}.npz", X=X[rows], y=labels[rows], names=names[rows])
+    return {"train": int((~is_valid).sum()), "valid": int(is_valid.sum()), "skipped": len(skipped)}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.resize_split",
+        description="Decode data/raw/*.jpg, resize to size x size RGB (bilinear), split stratified into "
+        "data/prepared/train.npz and valid.npz (uint8). Parameters: the `resize_split` group of params.yaml.",
+    )
+    parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (default: %(default)s)")
+    args = parser.parse_args(argv)
+    params = read_params(args.params)
+    counts = resize_split(params)
+    print(f"resize_split: {counts['train']} train, {counts['valid']} valid, {counts['skipped']} skipped")
+
+
+if __name__ == "__main__":
+    run_cli(main)
