@@ -1,0 +1,66 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from stages.common import save_npz
+from stages.evaluate import EvaluateParams, classification_metrics, evaluate, roc_curve
+
+
+def pairwise_auc(y, scores):
+    """P(score of a random positive > score of a random negative), ties counted 1/2."""
+    pos, neg = scores[y == 1], scores[y == 0]
+    diff = pos[:, None] - neg[None, :]
+    return ((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size
+
+
+def test_roc_auc_equals_the_pairwise_definition_with_ties():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200)
+    z = np.round(rng.normal(size=200) + y, 1)  # rounding makes ties
+    metrics = classification_metrics(y, z)
+    assert metrics["roc_auc"] == pytest.approx(pairwise_auc(y, z), abs=1e-6)
+    fpr, tpr = roc_curve(y, z)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1)
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+
+
+def test_metrics_of_a_hand_checked_example():
+    y = np.array([1, 1, 1, 0, 0])
+    z = np.array([2.0, 1.0, -1.0, 0.5, -3.0])  # predicted cat: 1, 1, 0, 1, 0
+    m = classification_metrics(y, z)
+    assert (m["true_positives"], m["false_positives"], m["true_negatives"], m["false_negatives"]) == (2, 1, 1, 1)
+    assert m["accuracy"] == 0.6 and m["precision"] == pytest.approx(2 / 3, abs=1e-6)
+    assert m["recall"] == pytest.approx(2 / 3, abs=1e-6) and m["f1"] == pytest.approx(2 / 3, abs=1e-6)
+    a = 1 / (1 + np.exp(-z))
+    assert m["mse_loss"] == pytest.approx(np.mean((a - y) ** 2) / 2, abs=1e-6)
+    assert m["log_loss"] == pytest.approx(-np.mean(y * np.log(a) + (1 - y) * np.log(1 - a)), abs=1e-6)
+    assert m["roc_auc"] == pytest.approx(pairwise_auc(y, z), abs=1e-6)
+
+
+def test_single_class_has_no_auc():
+    assert classification_metrics(np.array([1, 1]), np.array([0.3, -0.2]))["roc_auc"] is None
+
+
+def test_evaluate_stage_writes_metrics_and_plot_files(in_tmp):
+    size = 4
+    rng = np.random.default_rng(0)
+    X = rng.random((30, size * size * 3), dtype=np.float32)
+    y = (X[:, 0] > 0.5).astype(np.uint8)
+    save_npz("data/features/valid.npz", X=X, y=y)
+    W = np.zeros(size * size * 3, np.float32)
+    W[0] = 10.0
+    save_npz("models/weights.npz", W=W, b=np.float32(-5.0), image_size=np.int64(size))
+    (in_tmp / "plots").mkdir()
+    pd.DataFrame({"epoch": [0, 1], "train_loss": [0.125, 0.1], "valid_loss": [0.125, 0.11],
+                  "train_accuracy": [0.5, 0.6], "valid_accuracy": [0.5, 0.55]}).to_csv("plots/train_history.csv", index=False)
+    metrics = evaluate(EvaluateParams(0.5), features_dir=in_tmp / "data/features")
+    assert metrics["accuracy"] == 1.0 and metrics["roc_auc"] == 1.0
+    assert json.loads(open("metrics/evaluate.json").read()) == metrics
+    confusion = pd.read_csv("plots/confusion.csv")
+    assert len(confusion) == 30 and set(confusion.actual) == {"cat", "dog"}
+    assert list(pd.read_csv("plots/roc.csv").columns) == ["fpr", "tpr"]
+    for png in ("plots/loss.png", "plots/weights.png"):
+        assert Image.open(png).size[0] > 100

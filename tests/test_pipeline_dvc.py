@@ -1,0 +1,149 @@
+"""End to end: the real `dvc` CLI on the real pipeline, in a temporary git repository, on real JPEGs.
+
+One repository per module (the first `dvc repro` is the expensive part); every test leaves it as it
+found it: the commit made after the first run, with its outputs checked out.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+BIN = Path(sys.executable).parent
+SMALL = {"ingest": {"n_per_class": 30}, "train": {"epochs": 60}}
+FIRST_REPRO = {}
+STAGES = ("ingest", "resize_split", "flatten_normalize", "train", "evaluate")
+
+
+def run(repo, *args, check=True):
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
+    result = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def dvc(repo, *args, check=True):
+    return run(repo, str(BIN / "dvc"), *args, check=check)
+
+
+def stages_run(output):
+    return re.findall(r"Running stage '(\w+)'", output)
+
+
+def set_param(repo, group, key, value_text):
+    """Edit one key of params.yaml as text, the way a user would (so `1e-3` stays as written)."""
+    path = repo / "params.yaml"
+    text, count = re.subn(
+        rf"(^{group}:\n(?:[ #].*\n|\n)*?  {key}: ).*$", rf"\g<1>{value_text}", path.read_text(), flags=re.M
+    )
+    assert count == 1, f"{group}.{key} not found"
+    path.write_text(text)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("project")
+    for name in ("dvc.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gitignore"):
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, repo / name)
+    shutil.copytree(ROOT / "stages", repo / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for group, values in SMALL.items():
+        params[group].update(values)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(repo, "git", "init", "-q", "-b", "main")
+    run(repo, "git", "config", "user.email", "test@example.com")
+    run(repo, "git", "config", "user.name", "test")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "project")
+    first = dvc(repo, "repro")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "first run")
+    FIRST_REPRO["stdout"] = first.stdout
+    return repo
+
+
+@pytest.fixture
+def clean(repo):
+    yield repo
+    run(repo, "git", "reset", "-q", "--hard")
+    dvc(repo, "checkout", "--force")
+
+
+def test_repro_runs_every_stage_then_nothing(repo):
+    assert stages_run(FIRST_REPRO["stdout"]) == list(STAGES)
+    assert len(list((repo / "data/raw").glob("*.jpg"))) == 60
+    metrics = json.loads((repo / "metrics/evaluate.json").read_text())
+    assert 0 <= metrics["accuracy"] <= 1 and metrics["n_valid"] == 12
+    second = dvc(repo, "repro")
+    assert stages_run(second.stdout) == []
+    assert "up to date" in second.stdout
+
+
+def test_learning_rate_change_reruns_only_train_and_evaluate(clean):
+    repo = clean
+    set_param(repo, "train", "lr", "0.5")
+    assert stages_run(dvc(repo, "repro").stdout) == ["train", "evaluate"]
+    params_diff = json.loads(dvc(repo, "params", "diff", "--json").stdout)
+    assert list(params_diff["params.yaml"]) == ["train.lr"]
+    assert params_diff["params.yaml"]["train.lr"]["old"] == 0.003 and params_diff["params.yaml"]["train.lr"]["new"] == 0.5
+    metrics_diff = json.loads(dvc(repo, "metrics", "diff", "--json").stdout)
+    changed = metrics_diff["metrics/evaluate.json"]["mse_loss"]
+    assert changed["old"] != changed["new"] and changed["diff"] == pytest.approx(changed["new"] - changed["old"])
+
+
+def test_experiment_with_a_learning_rate_is_listed_with_its_metrics(clean):
+    repo = clean
+    out = dvc(repo, "exp", "run", "-S", "train.lr=0.01", "--name", "lr-0.01")
+    assert stages_run(out.stdout) == ["train", "evaluate"]
+    table = dvc(repo, "exp", "show", "--csv", "--no-pager").stdout.splitlines()
+    header = table[0].split(",")
+    rows = [dict(zip(header, line.split(","))) for line in table[1:]]
+    experiment = next(row for row in rows if row["Experiment"] == "lr-0.01")
+    assert float(experiment["train.lr"]) == 0.01
+    assert 0 <= float(experiment["accuracy"]) <= 1
+    assert float(experiment["mse_loss"]) > 0
+
+
+def test_plots_show_writes_every_plot(clean):
+    repo = clean
+    dvc(repo, "plots", "show", "-o", "dvc_plots")
+    page = (repo / "dvc_plots/index.html").read_text()
+    for title in ("Loss curves", "ROC curve", "Confusion matrix", "loss.png", "weights.png"):
+        assert title in page, title
+
+
+@pytest.mark.parametrize(
+    "group, key, value, message",
+    [
+        ("train", "lr", "-0.01", "train.lr = -0.01 is out of range, expected a number > 0"),
+        ("train", "lr", "1e-3", "train.lr = '1e-3' is text"),
+        ("train", "loss", "hinge", "train.loss = 'hinge' is not allowed, expected one of: mse, cross_entropy"),
+        ("resize_split", "valid_fraction", "1.5", "resize_split.valid_fraction = 1.5 is out of range"),
+    ],
+)
+def test_bad_parameter_stops_the_stage_with_a_message(clean, group, key, value, message):
+    repo = clean
+    set_param(repo, group, key, value)
+    result = dvc(repo, "repro", check=False)
+    assert result.returncode != 0
+    assert message in result.stderr + result.stdout
+
+
+def test_missing_key_is_named(clean):
+    repo = clean
+    path = repo / "params.yaml"
+    path.write_text(re.sub(r"^  epochs: .*\n", "", path.read_text(), flags=re.M))
+    before = (repo / "models/weights.npz").read_bytes()
+    result = run(repo, str(BIN / "python"), "-m", "stages.train", check=False)
+    assert result.returncode == 2
+    assert "missing key train.epochs" in result.stderr
+    assert (repo / "models/weights.npz").read_bytes() == before  # stopped before any work

@@ -1,0 +1,22 @@
+import numpy as np
+from PIL import Image
+
+from stages.common import save_npz
+from stages.predict import main, predict_proba
+
+
+def test_predict_uses_the_pipelines_preprocessing(tmp_path, capsys):
+    # W looks only at the red channel of pixel (0, 0): bright red -> cat
+    size = 8
+    W = np.zeros(size * size * 3, np.float32)
+    W[0] = 20.0
+    weights = dict(W=W, b=np.float32(-10.0), image_size=np.int64(size))
+    Image.new("RGB", (300, 200), (255, 0, 0)).save(tmp_path / "red.jpg")
+    Image.new("L", (50, 90), 0).save(tmp_path / "black.png")
+    p = predict_proba([tmp_path / "red.jpg", tmp_path / "black.png"], weights)
+    assert p[0] > 0.99 and p[1] < 0.01
+
+    save_npz(tmp_path / "weights.npz", **weights)
+    main([str(tmp_path / "red.jpg"), str(tmp_path / "black.png"), "--weights", str(tmp_path / "weights.npz")])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("\tcat") and lines[1].endswith("\tdog")
