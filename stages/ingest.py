@@ -73,12 +73,12 @@ class IngestReport:
         }
 
     def summary(self, source: str) -> str:
-        """The one-line summary printed at the end of the stage."""
+        """The one-line summary printed at the end of the stage (after "ingest: ")."""
         counts = self.counts()
         usable, skipped = counts["usable"], counts["skipped"]
         reasons = ", ".join(f"{n} {r}" for r, n in skipped.items() if n and r != "total")
         return (
-            f"ingest: {usable['total']} usable images ({usable['cat']} cats, {usable['dog']} dogs), "
+            f"{usable['total']} usable images ({usable['cat']} cats, {usable['dog']} dogs), "
             f"{skipped['total']} skipped{f' ({reasons})' if reasons else ''} from {source}"
             f"{f' ({self.layout} layout)' if self.layout != SYNTHETIC else ''}; skipped files listed in {SKIPPED_FILE}"
         )
@@ -163,9 +163,7 @@ def ingest(params: IngestParams, out_dir: Path = RAW_DIR, progress: bool = True)
         usable = report.counts()["usable"]
         for name in LABELS:
             if usable[name] == 0:
-                raise DataError(
-                    f"{params.source}: no usable {name} image; {report.summary(params.source)[len('ingest: '):]}"
-                )
+                raise DataError(f"{params.source}: no usable {name} image; {report.summary(params.source)}")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)
@@ -197,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     params = read_params(args.params)
     report = ingest(params, args.out)
     write_report(report)
-    print(report.summary(params.source))
+    print(f"ingest: {report.summary(params.source)}")
 
 
 if __name__ == "__main__":

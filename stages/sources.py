@@ -75,11 +75,10 @@ class Entry:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What ingest does with one entry: `out_name` (cat.N.jpg / dog.N.jpg) when kept, else `reason`."""
+    """A skipped entry: its path inside the source, the reason (a key of REASONS) and details."""
 
     entry: str
-    out_name: str | None = None
-    reason: str | None = None
+    reason: str
     detail: str = ""
 
 

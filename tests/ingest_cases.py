@@ -65,6 +65,13 @@ def extraneous_bytes() -> bytes:
     return data[:-2] + b"\x00\x17\x2a" + data[-2:]
 
 
+def broken_png() -> bytes:
+    """A PNG whose compressed pixel data is garbled: zlib fails while decoding."""
+    data = _encode(Image.new("RGB", SIZE, RED), "PNG")
+    start = data.index(b"IDAT") + 6
+    return data[:start] + b"\x00" * 4 + data[start + 4:]
+
+
 @dataclass(frozen=True)
 class Case:
     number: str
@@ -94,6 +101,7 @@ def image_cases() -> list[Case]:
         Case("5", "dog", b"<html>404 Not Found</html>\n", "not_an_image"),
         Case("6", "dog", png_header_bomb(), "too_many_pixels"),
         Case("7", "dog", jpeg(RED, size=(300, 200)), "too_many_pixels"),  # above the tests' max_pixels
+        Case("8", "dog", broken_png(), "corrupt"),
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -221,6 +222,16 @@ def test_links_inside_the_source_are_followed(tmp_path):
     assert report.kept == ["cat.0.jpg", "cat.1.jpg", "dog.0.jpg"] and report.skipped == []
 
 
+def test_special_files_are_not_read(tmp_path):
+    root = tmp_path / "train"
+    root.mkdir()
+    (root / "cat.0.jpg").write_bytes(jpeg())
+    (root / "dog.0.jpg").write_bytes(jpeg())
+    os.mkfifo(root / "dog.1.jpg")  # reading it would block forever
+    report = ingest(params(str(root)), tmp_path / "raw", progress=False)
+    assert [(o.entry, o.reason) for o in report.skipped] == [("dog.1.jpg", "not_a_file")]
+
+
 def test_a_class_without_usable_image_is_an_error_and_keeps_the_old_output(tmp_path):
     source = tmp_path / "train.zip"
     with zipfile.ZipFile(source, "w") as archive:
@@ -256,7 +267,7 @@ def test_report_files(tmp_path):
     assert [row["entry"] for row in rows] == [o.entry for o in report.skipped]
     empty = next(row for row in rows if row["entry"] == image_name("microsoft", image_cases()[10]))
     assert empty["reason"] == "empty" and empty["detail"] == "0 bytes"
-    assert report.summary(str(source)).startswith("ingest: 10 usable images (6 cats, 4 dogs), 13 skipped (2 unsafe_path")
+    assert report.summary(str(source)).startswith("10 usable images (6 cats, 4 dogs), 14 skipped (2 unsafe_path")
 
 
 def test_main_prints_one_summary_line_and_shows_progress(in_tmp, capfd):
@@ -265,10 +276,10 @@ def test_main_prints_one_summary_line_and_shows_progress(in_tmp, capfd):
     main([])
     out, err = capfd.readouterr()
     assert out.splitlines() == [
-        "ingest: 10 usable images (6 cats, 4 dogs), 13 skipped (2 unsafe_path, 1 link_not_followed, "
+        "ingest: 10 usable images (6 cats, 4 dogs), 14 skipped (2 unsafe_path, 1 link_not_followed, "
         "2 macos_metadata, 1 system_file, 1 no_label, 1 duplicate, 1 empty, 1 not_an_image, 2 too_many_pixels, "
-        "1 truncated) from data/external/source.zip (kaggle layout); skipped files listed in metrics/ingest_skipped.csv"
+        "1 truncated, 1 corrupt) from data/external/source.zip (kaggle layout); skipped files listed in metrics/ingest_skipped.csv"
     ]
-    assert "ingest: data/external/source.zip" in err and "15/15" in err  # the 15 files that needed decoding
+    assert "ingest: data/external/source.zip" in err and "16/16" in err  # the 16 files that needed decoding
     assert json.loads(Path("metrics/ingest.json").read_text())["usable"]["total"] == 10
-    assert len(Path("metrics/ingest_skipped.csv").read_text().splitlines()) == 1 + 13
+    assert len(Path("metrics/ingest_skipped.csv").read_text().splitlines()) == 1 + 14

@@ -23,7 +23,7 @@ def test_dvc_repro_on_real_archives(tmp_path):
 
     first = dvc(repo, "repro")
     assert stages_run(first.stdout) == list(STAGES)
-    assert "ingest: 10 usable images (6 cats, 4 dogs), 13 skipped" in first.stdout
+    assert "ingest: 10 usable images (6 cats, 4 dogs), 14 skipped" in first.stdout
     kept, skipped = expected("kaggle")
     assert sorted(p.name for p in (repo / "data/raw").iterdir()) == sorted(kept)
     assert skipped_reasons(repo) == {**skipped, **traps}
