@@ -177,7 +177,9 @@ def check_image(data: bytes, max_pixels: int) -> tuple[str, str] | None:
             if width * height > max_pixels:
                 return "too_many_pixels", f"{width}x{height} = {width * height} pixels > {max_pixels}"
             image.load()
-            ImageOps.exif_transpose(image).convert("RGB")
+            ImageOps.exif_transpose(image, in_place=True)
+            if image.mode != "RGB":
+                image.convert("RGB")
     except UnidentifiedImageError:
         return "not_an_image", "Pillow cannot identify the format"
     except Image.DecompressionBombError as err:
