@@ -1,22 +1,48 @@
 """Stage 1, ingest: put the raw photo set in data/raw/, in the Kaggle layout (cat.N.jpg, dog.N.jpg).
 
-With `ingest.source: synthetic` (the default) it generates the embedded synthetic photo set, so the
-pipeline runs with no download.
+`ingest.source: synthetic` (the default) generates the embedded synthetic photo set, so the pipeline
+runs with no download. A path under data/external/ reads a real source instead: Kaggle's `train.zip`
+or Microsoft's `kagglecatsanddogs_*.zip`, or either one extracted (layouts in stages/sources.py).
+Every file of a real source is decoded completely; the usable ones are copied byte for byte to
+data/raw/ under their Kaggle name (resize_split turns any mode or format into RGB and applies the
+EXIF orientation), the others are skipped and listed with their reason in SKIPPED_FILE. Counts go to
+METRICS_FILE.
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import functools
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Sequence
 
-from stages.common import PARAMS_FILE, check_choice, check_number, load_section, run_cli
+from PIL import Image
+from tqdm import tqdm
+
+from stages.common import (
+    LABELS,
+    PARAMS_FILE,
+    DataError,
+    ParamError,
+    atomic_path,
+    check_number,
+    load_section,
+    run_cli,
+    save_json,
+)
+from stages.sources import REASONS, Outcome, check_image, open_source, ordered_map, plan, read_checked
 from stages.synthetic import write_synthetic_dataset
 
 RAW_DIR = Path("data/raw")
-SOURCES = ("synthetic",)
+EXTERNAL_DIR = PurePosixPath("data/external")
+METRICS_FILE = Path("metrics/ingest.json")
+SKIPPED_FILE = Path("metrics/ingest_skipped.csv")
+SYNTHETIC = "synthetic"
+KEYS = ("source", "n_per_class", "seed", "max_pixels", "jobs")
 
 
 @dataclass(frozen=True)
@@ -24,50 +50,152 @@ class IngestParams:
     source: str
     n_per_class: int
     seed: int
+    max_pixels: int
+    jobs: int
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What ingest did: the Kaggle names kept (sorted), every skipped file (sorted by entry name),
+    and the layout it read (`synthetic`, `kaggle` or `microsoft`)."""
+
+    layout: str
+    kept: list[str]
+    skipped: list[Outcome]
+
+    def counts(self) -> dict:
+        """The content of metrics/ingest.json: usable images per class, skipped files per reason."""
+        usable = {name: sum(n.startswith(f"{name}.") for n in self.kept) for name in LABELS}
+        skipped = {reason: sum(o.reason == reason for o in self.skipped) for reason in REASONS}
+        return {
+            "usable": {**usable, "total": len(self.kept)},
+            "skipped": {**skipped, "total": len(self.skipped)},
+        }
+
+    def summary(self, source: str) -> str:
+        """The one-line summary printed at the end of the stage (after "ingest: ")."""
+        counts = self.counts()
+        usable, skipped = counts["usable"], counts["skipped"]
+        reasons = ", ".join(f"{n} {r}" for r, n in skipped.items() if n and r != "total")
+        return (
+            f"{usable['total']} usable images ({usable['cat']} cats, {usable['dog']} dogs), "
+            f"{skipped['total']} skipped{f' ({reasons})' if reasons else ''} from {source}"
+            f"{f' ({self.layout} layout)' if self.layout != SYNTHETIC else ''}; skipped files listed in {SKIPPED_FILE}"
+        )
+
+
+def check_source(value) -> str:
+    """`synthetic`, or a relative path inside data/external/ (the folder dvc.yaml tracks, so that DVC
+    reruns ingest when the archive changes); else a ParamError."""
+    allowed = f"expected `{SYNTHETIC}` or a path under {EXTERNAL_DIR}/ (e.g. {EXTERNAL_DIR}/train.zip)"
+    if value == SYNTHETIC:
+        return value
+    if not isinstance(value, str) or not value:
+        raise ParamError(f"params.yaml: ingest.source = {value!r} is not allowed, {allowed}")
+    parts = PurePosixPath(value.replace("\\", "/")).parts
+    if ".." in parts or len(parts) <= len(EXTERNAL_DIR.parts) or parts[:2] != EXTERNAL_DIR.parts:
+        raise ParamError(f"params.yaml: ingest.source = {value!r} is not allowed, {allowed}")
+    return value
 
 
 def read_params(path: Path = PARAMS_FILE) -> IngestParams:
     """Checked `ingest` group of params.yaml."""
-    group = load_section("ingest", ("source", "n_per_class", "seed"), path)
+    group = load_section("ingest", KEYS, path)
     return IngestParams(
-        source=check_choice("ingest.source", group["source"], SOURCES),
+        source=check_source(group["source"]),
         n_per_class=check_number("ingest.n_per_class", group["n_per_class"], integer=True, low=1),
         seed=check_number("ingest.seed", group["seed"], integer=True, low=0),
+        # resize_split opens the kept files with Pillow's default bound: stay within it.
+        max_pixels=check_number("ingest.max_pixels", group["max_pixels"], integer=True, low=1,
+                                high=Image.MAX_IMAGE_PIXELS),
+        jobs=check_number("ingest.jobs", group["jobs"], integer=True, low=0),
     )
 
 
-def ingest(params: IngestParams, out_dir: Path = RAW_DIR, progress: bool = True) -> list[Path]:
-    """Fill `out_dir` with the photo set; return the image paths, sorted.
+def _verdict(item: tuple, max_pixels: int) -> tuple[str, str] | None:
+    """Skip reason of one (entry, name, bytes, read problem) item, or None if the image is usable."""
+    _, _, data, problem = item
+    return problem or check_image(data, max_pixels)
 
-    Builds the set in a temporary sibling folder and swaps it in at the end, so an interrupted run
-    never leaves a partial `out_dir` behind.
+
+def ingest_source(source_path: Path, out_dir: Path, max_pixels: int, jobs: int, progress: bool = True) -> IngestReport:
+    """Copy the usable images of a real source into `out_dir` (which must exist) under Kaggle names.
+
+    Reads and decodes one file at a time per process (at most `jobs` processes, a bounded number of
+    files in flight), so memory does not grow with the number of images. The result does not depend
+    on `jobs` nor on the order the source lists its files.
+    """
+    source = open_source(source_path)
+    try:
+        layout, skipped, to_check = plan(source.entries())
+        items = ((entry, name, *read_checked(source, entry)) for entry, name in to_check)
+        results = ordered_map(functools.partial(_verdict, max_pixels=max_pixels), items, jobs)
+        kept = []
+        for (entry, name, data, _), verdict in tqdm(
+            results, total=len(to_check), desc=f"ingest: {source_path}", unit="file", disable=not progress
+        ):
+            if verdict:
+                skipped.append(Outcome(entry.name, reason=verdict[0], detail=verdict[1]))
+            else:
+                (out_dir / name).write_bytes(data)
+                kept.append(name)
+    finally:
+        source.close()
+    return IngestReport(layout, sorted(kept), sorted(skipped, key=lambda o: o.entry))
+
+
+def ingest(params: IngestParams, out_dir: Path = RAW_DIR, progress: bool = True) -> IngestReport:
+    """Fill `out_dir` with the photo set (synthetic or from `params.source`); return the report.
+
+    Builds the set in a temporary sibling folder and swaps it in at the end, so an interrupted run or
+    a source with no usable image of a class never leaves a partial `out_dir` behind.
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}.", dir=out_dir.parent))
     try:
-        write_synthetic_dataset(staging, params.n_per_class, params.seed, progress=progress)
+        if params.source == SYNTHETIC:
+            paths = write_synthetic_dataset(staging, params.n_per_class, params.seed, progress=progress)
+            report = IngestReport(SYNTHETIC, sorted(p.name for p in paths), [])
+        else:
+            jobs = params.jobs or os.cpu_count() or 1
+            report = ingest_source(Path(params.source), staging, params.max_pixels, jobs, progress)
+        usable = report.counts()["usable"]
+        for name in LABELS:
+            if usable[name] == 0:
+                raise DataError(f"{params.source}: no usable {name} image; {report.summary(params.source)}")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return sorted(out_dir.iterdir())
+    return report
+
+
+def write_report(report: IngestReport, metrics_file: Path = METRICS_FILE, skipped_file: Path = SKIPPED_FILE) -> None:
+    """Write the counts (JSON) and the per-file list of skipped files (CSV: entry, reason, detail)."""
+    save_json(metrics_file, report.counts())
+    with atomic_path(skipped_file) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("entry", "reason", "detail"))
+        writer.writerows((o.entry, o.reason, o.detail) for o in report.skipped)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m stages.ingest",
-        description="Write the raw cat/dog photo set (Kaggle layout: cat.N.jpg, dog.N.jpg) to data/raw/. "
+        description="Write the raw cat/dog photo set (Kaggle layout: cat.N.jpg, dog.N.jpg) to data/raw/, "
+        f"generated (ingest.source: synthetic) or read from a zip or folder under {EXTERNAL_DIR}/; "
+        f"counts to {METRICS_FILE}, skipped files with their reason to {SKIPPED_FILE}. "
         "Parameters: the `ingest` group of params.yaml.",
     )
     parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=RAW_DIR, help="output folder (default: %(default)s)")
     args = parser.parse_args(argv)
     params = read_params(args.params)
-    paths = ingest(params, args.out)
-    cats = sum(path.name.startswith("cat.") for path in paths)
-    print(f"ingest: {len(paths)} images ({cats} cats, {len(paths) - cats} dogs) in {args.out}/")
+    report = ingest(params, args.out)
+    write_report(report)
+    print(f"ingest: {report.summary(params.source)}")
 
 
 if __name__ == "__main__":

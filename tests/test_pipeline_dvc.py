@@ -48,15 +48,15 @@ def set_param(repo, group, key, value_text):
     path.write_text(text)
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("project")
-    for name in ("dvc.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gitignore"):
+def make_project(repo, changes):
+    """Copy the project's pipeline into the empty folder `repo`, with params `changes` ({group: {key:
+    value}}), and commit it in a new git repository."""
+    for name in ("dvc.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gitignore", "data/external/README.md"):
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, repo / name)
     shutil.copytree(ROOT / "stages", repo / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for group, values in SMALL.items():
+    for group, values in changes.items():
         params[group].update(values)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(repo, "git", "init", "-q", "-b", "main")
@@ -64,6 +64,12 @@ def repo(tmp_path_factory):
     run(repo, "git", "config", "user.name", "test")
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "project")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    repo = make_project(tmp_path_factory.mktemp("project"), SMALL)
     first = dvc(repo, "repro")
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "first run")
