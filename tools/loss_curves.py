@@ -37,8 +37,8 @@ def plot_loss_curves(histories: Mapping[str, pd.DataFrame], path: Path | str, ti
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for index, (label, frame) in enumerate(histories.items()):
         colour = f"C{index % 10}"
-        axes.plot(frame["epoch"], frame["train_loss"], color=colour, label=f"{label} train")
-        axes.plot(frame["epoch"], frame["valid_loss"], color=colour, linestyle="--", label=f"{label} valid")
+        axes.plot(frame["epoch"], frame["train_loss"], color=colour, linewidth=1, label=f"{label} train")
+        axes.plot(frame["epoch"], frame["valid_loss"], color=colour, linewidth=1, linestyle="--", label=f"{label} valid")
     axes.set_xlabel("epoch")
     axes.set_ylabel("loss")
     axes.set_title(title)
