@@ -1,7 +1,10 @@
 """The regression gate: unit tests of its pure functions, then the real command against real `git` and
 `dvc` in a temporary repository (one per module, tiny params; every test leaves it as it found it)."""
+import contextlib
+import io
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +15,7 @@ from tests.conftest import ROOT
 from tests.test_pipeline_dvc import dvc, run, set_param
 from tools.check_metrics import (
     BETTER, INFO, NEW, NO_VALUE, REGRESSION, REMOVED, SAME, WITHIN,
-    GateError, Rule, compare, format_table, judge, params_changes, parse_metrics, parse_rules, table_cells,
+    GateError, Rule, compare, format_table, judge, main, params_changes, parse_metrics, parse_rules, table_cells,
 )
 
 TINY = {"ingest": {"n_per_class": 30}, "train": {"epochs": 60}}
@@ -148,15 +151,28 @@ def project(tmp_path_factory):
 
 
 @pytest.fixture
-def clean(project):
+def clean(project, monkeypatch):
+    """The project as committed, as the current directory; tests that rerun stages restore the
+    DVC outputs themselves (`restored`)."""
+    monkeypatch.chdir(project)
     yield project
     run(project, "git", "reset", "-q", "--hard")
     run(project, "git", "clean", "-qfdx", "reports")
-    dvc(project, "checkout", "--force")
+
+
+@pytest.fixture
+def restored(clean):
+    yield clean
+    run(clean, "git", "reset", "-q", "--hard")
+    dvc(clean, "checkout", "--force")
 
 
 def gate(repo, *args):
-    return run(repo, sys.executable, "-m", "tools.check_metrics", *args, check=False)
+    """Run the gate's main() in `repo` (the current directory): a CompletedProcess-like result."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(list(args))
+    return subprocess.CompletedProcess(args, status, out.getvalue(), err.getvalue())
 
 
 def edit_metrics(repo, file="metrics/evaluate.json", **changes):
@@ -261,30 +277,32 @@ def test_unknown_revision_fails_clearly(clean, revision):
     assert f"check_metrics: error: unknown revision '{revision}'" in result.stderr
 
 
-def test_a_worse_learning_rate_fails_with_a_report(clean):
-    """A real run: `dvc exp run` with a far too large learning rate saturates the sigmoid, so the
-    losses rise far past their tolerances; the report holds the table, the params diff and the curves."""
-    dvc(clean, "exp", "run", "-S", "train.lr=50.0")
-    result = gate(clean, "--report", "reports")
-    assert result.returncode == 1, result.stdout
+def test_a_worse_learning_rate_fails_with_a_report(restored):
+    """A real run with a far too large learning rate (the sigmoid saturates, the losses rise far past
+    their tolerances), then the real command line: exit status 1, the table, and the report with the
+    params diff and the loss curves."""
+    set_param(restored, "train", "lr", "50.0")
+    dvc(restored, "repro")
+    result = run(restored, sys.executable, "-m", "tools.check_metrics", "--report", "reports", check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
     assert verdicts(result.stdout)["mse_loss"] == REGRESSION
-    report = (clean / "reports/metrics_report.md").read_text()
+    report = (restored / "reports/metrics_report.md").read_text()
     assert report.startswith("## Metrics gate: FAIL")
     assert "| train.lr | 0.003 | 50.0 |" in report
     assert "| metrics/evaluate.json:mse_loss |" in report
-    assert (clean / "reports/loss_curves.png").read_bytes().startswith(b"\x89PNG")
+    assert (restored / "reports/loss_curves.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_on_a_branch_compare_with_main(clean):
+def test_on_a_branch_compare_with_main(restored):
     """Committing a worse model on a branch: against HEAD it passes, against main it fails."""
-    run(clean, "git", "checkout", "-qb", "worse")
-    set_param(clean, "train", "lr", "50.0")
-    dvc(clean, "repro")
-    run(clean, "git", "commit", "-qam", "worse learning rate")
+    run(restored, "git", "checkout", "-qb", "worse")
+    set_param(restored, "train", "lr", "50.0")
+    dvc(restored, "repro")
+    run(restored, "git", "commit", "-qam", "worse learning rate")
     try:
-        assert gate(clean).returncode == 0
-        against_main = gate(clean, "--base", "main")
+        assert gate(restored).returncode == 0
+        against_main = gate(restored, "--base", "main")
         assert against_main.returncode == 1 and verdicts(against_main.stdout)["mse_loss"] == REGRESSION
     finally:
-        run(clean, "git", "checkout", "-qf", "main")
-        run(clean, "git", "branch", "-qD", "worse")
+        run(restored, "git", "checkout", "-qf", "main")
+        run(restored, "git", "branch", "-qD", "worse")
