@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, write_params
 from tests.test_pipeline_dvc import dvc, run, set_param
 from tools.check_metrics import (
     BETTER, INFO, NEW, NO_VALUE, REGRESSION, REMOVED, SAME, WITHIN,
@@ -19,7 +19,7 @@ from tools.check_metrics import (
 )
 
 TINY = {"ingest": {"n_per_class": 30}, "train": {"epochs": 60}}
-PROJECT_FILES = ("dvc.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gitignore", "metrics_gate.yaml")
+PROJECT_PATHS = ("dvc.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gitignore", "metrics_gate.yaml", "stages", "tools")
 HIGHER, LOWER = Rule("higher", 0.0025), Rule("lower", 0.0001)
 
 
@@ -132,18 +132,17 @@ def project(tmp_path_factory):
     """A temporary git repository with the pipeline, the tools and the gate rules, after a first
     `dvc repro` on tiny params, committed."""
     repo = tmp_path_factory.mktemp("gate")
-    for name in PROJECT_FILES:
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, repo / name)
-    for package in ("stages", "tools"):
-        shutil.copytree(ROOT / package, repo / package, ignore=shutil.ignore_patterns("__pycache__"))
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for group, values in TINY.items():
-        params[group].update(values)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(repo, "git", "init", "-q", "-b", "main")
-    run(repo, "git", "config", "user.email", "test@example.com")
-    run(repo, "git", "config", "user.name", "test")
+    skip = shutil.ignore_patterns("__pycache__")
+    for name in PROJECT_PATHS:
+        source, target = ROOT / name, repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=skip)
+        else:
+            shutil.copy(source, target)
+    write_params(repo / "params.yaml", **TINY)
+    for command in (["init", "-q", "-b", "main"], ["config", "user.email", "t@example.com"], ["config", "user.name", "t"]):
+        run(repo, "git", *command)
     dvc(repo, "repro")
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "first run")
