@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: venv repro test clean
+.PHONY: venv repro test clean check-metrics sweep
 
 venv: $(VENV)/.installed
 
@@ -25,3 +25,13 @@ test: venv
 
 clean:
 	rm -rf data/raw data/prepared data/features dvc_plots
+
+# The regression gate: workspace metrics against BASE (on a branch: `make check-metrics BASE=main`).
+BASE ?= HEAD
+check-metrics: venv
+	$(BIN)/python -m tools.check_metrics --base $(BASE) --report reports
+
+# Learning-rate sweep on DVC's queue, e.g. `make sweep LRS="0.001 0.01"` (outputs in sweep/).
+LRS ?=
+sweep: venv
+	$(BIN)/python -m tools.sweep $(if $(LRS),--lr $(LRS))

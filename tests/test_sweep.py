@@ -1,0 +1,53 @@
+"""The learning-rate sweep: its pure helpers, then the real command on DVC's queue in a temporary
+repository with tiny params (two learning rates)."""
+import json
+import sys
+
+import pytest
+
+from tests.test_check_metrics import project  # noqa: F401  (the module's temporary repository)
+from tests.test_pipeline_dvc import dvc, run
+from tools.sweep import experiment_name, experiment_revs, lr_text, queue_commands
+
+
+def test_learning_rates_are_written_without_exponent():
+    assert [lr_text(lr) for lr in (0.003, 1e-5, 0.1, 2.0)] == ["0.003", "0.00001", "0.1", "2"]
+    assert experiment_name(1e-4) == "lr-0.0001"
+
+
+def test_queue_commands():
+    assert queue_commands([0.01], ["train.epochs=3"]) == [
+        ["exp", "run", "--queue", "-f", "-S", "train.lr=0.01", "-S", "train.epochs=3", "--name", "lr-0.01"]
+    ]
+
+
+def test_experiment_revs_skips_failed_runs_and_names_missing_ones():
+    show = [
+        {"rev": "workspace", "experiments": None},
+        {"rev": "abc", "experiments": [
+            {"executor": None, "revs": [{"rev": "111", "name": "lr-0.1", "error": None}]},
+            {"executor": {"state": "failed"}, "revs": [{"rev": "222", "name": "lr-1", "error": None}]},
+        ]},
+    ]
+    assert experiment_revs(show, ["lr-0.1"]) == {"lr-0.1": "111"}
+    with pytest.raises(RuntimeError, match="experiment.s. lr-1 did not finish"):
+        experiment_revs(show, ["lr-0.1", "lr-1"])
+
+
+def test_sweep_runs_the_queue_and_draws_the_runs(project):  # noqa: F811
+    result = run(project, sys.executable, "-m", "tools.sweep", "--lr", "0.3", "0.001", "-S", "train.epochs=20",
+                 "--out", "sweep")
+    printed = [line.split("[")[1].split("]")[0] for line in result.stdout.splitlines() if "[lr-" in line]
+    assert sorted(printed) == ["lr-0.001", "lr-0.3"]
+    shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
+    runs = {rev["name"]: rev["data"] for exp in shown[1]["experiments"] for rev in exp["revs"]}
+    for name, lr in (("lr-0.3", 0.3), ("lr-0.001", 0.001)):
+        train = runs[name]["params"]["params.yaml"]["data"]["train"]
+        assert (train["lr"], train["epochs"]) == (lr, 20)
+    accuracy = [runs[name]["metrics"]["metrics/evaluate.json"]["data"]["accuracy"] for name in printed]
+    assert accuracy == sorted(accuracy, reverse=True)  # `dvc exp show` sorted by validation accuracy
+    assert (project / "sweep/exp_show.txt").read_text() in result.stdout
+    assert (project / "sweep/loss_curves.png").read_bytes().startswith(b"\x89PNG")
+    page = (project / "sweep/dvc_plots/index.html").read_text()
+    assert '"rev": "lr-0.3"' in page and '"rev": "lr-0.001"' in page
+    assert run(project, "git", "status", "--porcelain", "--untracked-files=no").stdout == ""  # workspace untouched
