@@ -3,7 +3,6 @@
 import contextlib
 import io
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,15 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, write_params
-from tests.test_pipeline_dvc import dvc, run, set_param
+from tests.conftest import ROOT
+from tests.test_pipeline_dvc import dvc, make_project, run, set_param
 from tools.check_metrics import (
     BETTER, INFO, NEW, NO_VALUE, REGRESSION, REMOVED, SAME, WITHIN,
     GateError, Rule, compare, format_table, judge, main, params_changes, parse_metrics, parse_rules, table_cells,
 )
 
 TINY = {"ingest": {"n_per_class": 30}, "train": {"epochs": 60}}
-PROJECT_PATHS = ("dvc.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gitignore", "metrics_gate.yaml", "stages", "tools")
 HIGHER, LOWER = Rule("higher", 0.0025), Rule("lower", 0.0001)
 
 
@@ -131,18 +129,7 @@ def test_params_changes_and_table():
 def project(tmp_path_factory):
     """A temporary git repository with the pipeline, the tools and the gate rules, after a first
     `dvc repro` on tiny params, committed."""
-    repo = tmp_path_factory.mktemp("gate")
-    skip = shutil.ignore_patterns("__pycache__")
-    for name in PROJECT_PATHS:
-        source, target = ROOT / name, repo / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=skip)
-        else:
-            shutil.copy(source, target)
-    write_params(repo / "params.yaml", **TINY)
-    for command in (["init", "-q", "-b", "main"], ["config", "user.email", "t@example.com"], ["config", "user.name", "t"]):
-        run(repo, "git", *command)
+    repo = make_project(tmp_path_factory.mktemp("gate"), TINY)
     dvc(repo, "repro")
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "first run")
