@@ -20,7 +20,8 @@ from typing import Sequence
 import numpy as np
 
 from bench.common import median_seconds, table, verdict
-from stages.train import TrainParams, default_threads, fit
+from stages.common import usable_cores
+from stages.train import TrainParams, fit
 
 N_FEATURES = 12288
 TARGET = 1.3  # ours within 1.3x of one pass over the float32 training matrix
@@ -53,7 +54,7 @@ def read_bandwidth(X: np.ndarray, repeats: int) -> float:
     """Bytes per second of the fastest read of X found: X @ w on one thread or split over all cores."""
     w = np.ones(X.shape[1], dtype=X.dtype)
     one = median_seconds(lambda: X @ w, repeats)
-    threads = default_threads()
+    threads = usable_cores()
     edges = np.linspace(0, X.shape[0], threads + 1).astype(int)
     with ThreadPoolExecutor(threads) as pool:
         def split():

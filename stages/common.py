@@ -123,6 +123,11 @@ def check_choice(key: str, value: Any, choices: Sequence[str]) -> str:
     return value
 
 
+def usable_cores() -> int:
+    """Number of cores this process may run on (what `jobs: 0` means)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 # --------------------------------------------------------------------------- files
 
 

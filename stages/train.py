@@ -18,7 +18,6 @@ plots/train_history.csv and the final training metrics metrics/train.json.
 from __future__ import annotations
 
 import argparse
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from stages.common import (
     run_cli,
     save_json,
     save_npz,
+    usable_cores,
 )
 from stages.flatten_normalize import FEATURES_DIR, PIXEL_SCALE
 
@@ -126,11 +126,6 @@ def loss_gradient(loss: str, gradient: str, a: np.ndarray, y: np.ndarray, m: int
 def block_rows(n_features: int) -> int:
     """Rows per cache-sized block of a float32 matrix with n_features columns (depends on n only)."""
     return max(1, BLOCK_BYTES // (4 * n_features))
-
-
-def default_threads() -> int:
-    """Cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def forward_backward(
@@ -261,7 +256,7 @@ def fit(
     z, z_valid = np.empty(m, dtype=np.float32), np.empty(X_valid.shape[0], dtype=np.float32)
     history = np.zeros((params.epochs + 1, len(HISTORY_COLUMNS)))
     bar = tqdm(total=params.epochs, desc="train", unit="epoch", disable=not progress, mininterval=0.5)
-    with ThreadPoolExecutor(threads or default_threads()) as pool:
+    with ThreadPoolExecutor(threads or usable_cores()) as pool:
         sharded = _ShardedPass(pool)
         for epoch in range(params.epochs + 1):
             last = epoch == params.epochs
@@ -313,10 +308,12 @@ def _minibatch_epoch(X, y, W, b, optimizer: Optimizer, rng: np.random.Generator,
 
 def train(params: TrainParams, features_dir: Path = FEATURES_DIR, progress: bool = True) -> pd.DataFrame:
     """Run the stage: read the features, fit, write weights, history and metrics. Returns the history."""
-    data = load_npz(Path(features_dir) / "train.npz", ("X", "y", "image_size"))
+    data = load_npz(Path(features_dir) / "train.npz", ("X", "y", "image_size", "draft"))
     valid = load_npz(Path(features_dir) / "valid.npz", ("X", "y"))
     W, b, history = fit(data["X"], data["y"], valid["X"], valid["y"], params, progress)
-    save_npz(WEIGHTS_FILE, W=W, b=b, image_size=data["image_size"], pixel_scale=np.float32(PIXEL_SCALE))
+    save_npz(
+        WEIGHTS_FILE, W=W, b=b, image_size=data["image_size"], draft=data["draft"], pixel_scale=np.float32(PIXEL_SCALE)
+    )
     with atomic_path(HISTORY_FILE) as tmp:
         history.to_csv(tmp, index=False, float_format="%.8g")
     kept = kept_row(history, params)

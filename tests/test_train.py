@@ -77,7 +77,7 @@ def test_one_step_of_gradient_descent_by_hand():
 def test_train_stage_writes_bit_identical_weights(in_tmp):
     X, y = toy_problem()
     for split, rows in (("train", slice(0, 40)), ("valid", slice(40, None))):
-        save_npz(f"data/features/{split}.npz", X=X[rows], y=y[rows], image_size=np.int64(2))
+        save_npz(f"data/features/{split}.npz", X=X[rows], y=y[rows], image_size=np.int64(2), draft=np.bool_(True))
     digests = []
     for _ in range(2):
         train(TrainParams(lr=0.5, epochs=50), progress=False)
