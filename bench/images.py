@@ -23,9 +23,14 @@ CHUNK = 100
 
 
 def _write(folder: Path, label: int, indices: range, seed: int) -> None:
+    """Write the images `indices` of class `label`, hard-linking any that a bigger cached set already has."""
     name = "cat" if label == CAT else "dog"
+    others = [other for other in folder.parent.glob(f"kaggle-*-seed{seed}") if other != folder]
     for index in indices:
         path = folder / f"{name}.{index}.jpg"
+        same = [other / path.name for other in others if (other / path.name).exists()]
+        if same and not path.exists():
+            os.link(same[0], path)
         if not path.exists():
             tmp = folder / f".{name}.{index}.tmp"
             synthetic_photo(label, index, seed).save(tmp, format="JPEG", quality=90, subsampling=2)

@@ -26,7 +26,9 @@ def to_features(images: np.ndarray) -> np.ndarray:
     Flattening is row-major (row, column, channel), the order the article's reshape used.
     """
     images = np.asarray(images)
-    return images.reshape(images.shape[0], -1).astype(np.float32) / np.float32(PIXEL_SCALE)
+    X = images.reshape(images.shape[0], -1).astype(np.float32)
+    X /= np.float32(PIXEL_SCALE)  # in place: one float32 matrix in memory, not two
+    return X
 
 
 def flatten_normalize(in_dir: Path = PREPARED_DIR, out_dir: Path = FEATURES_DIR) -> dict[str, tuple[int, int]]:

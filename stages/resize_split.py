@@ -83,7 +83,8 @@ def load_image(path: Path | str, size: int, draft: bool = True) -> np.ndarray:
     with Image.open(path) as image:
         if draft:
             image.draft("RGB", (size, size))
-        image = ImageOps.exif_transpose(image).convert("RGB")
+        ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of the full image when upright
+        image = image.convert("RGB")
         return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
