@@ -12,6 +12,13 @@ gradient X_b^T dz are computed while the block is in cache, instead of two full 
 rows are cut into SHARDS fixed ranges, run on a thread pool (NumPy's BLAS releases the GIL); shard
 gradients are added in shard order, so the result does not depend on the number of cores.
 
+When there are far fewer training images than features (m <= GRAM_MAX_RATIO n, e.g. the default
+1,600 x 12,288) and the update is linear in the gradient (gradient descent, with or without momentum
+and L2; not Adam, not mini-batches), fit trains in the dual: W starts at 0 and every step adds X^T
+times a vector, so W = X^T theta with theta (m,), z = (X X^T) theta + b and dJ/dtheta = dz. After one
+matrix product G = X X^T (m, m) (and X_valid X^T), an epoch reads G instead of X: m / n of the bytes.
+Same math as the primal loop; the rounding differs, within float32 precision.
+
 Writes models/weights.npz (W, b, and the preprocessing a new photo needs), the per-epoch history
 plots/train_history.csv and the final training metrics metrics/train.json.
 """
@@ -54,6 +61,8 @@ PARAM_KEYS = (
 )
 BLOCK_BYTES = 1 << 22  # 4 MiB of float32 rows per block: stays in L2/L3 between the two products
 SHARDS = 4  # fixed row ranges per pass; the thread count only decides how many run at once
+INLINE_BYTES = 32 << 20  # passes over less than this run the shards in the calling thread (same result)
+GRAM_MAX_RATIO = 0.25  # dual (Gram matrix) training when m <= this x n: see fit
 ADAM_BETAS = (0.9, 0.999)  # Kingma & Ba's defaults, with eps = 1e-8
 ADAM_EPS = 1e-8
 
@@ -151,6 +160,21 @@ def forward_backward(
     return (grad_W, grad_b) if dz_of else None
 
 
+def uses_gram(params: TrainParams, shape: tuple[int, int]) -> bool:
+    """Whether fit trains in the dual: plain or momentum full-batch gradient descent with at most
+    GRAM_MAX_RATIO x n training rows. Depends on the parameters and the data shape only."""
+    m, n = shape
+    return params.optimizer == "gd" and params.batch_size in (0, m) and m <= GRAM_MAX_RATIO * n
+
+
+def gram(A: np.ndarray, B: np.ndarray, pool: ThreadPoolExecutor) -> np.ndarray:
+    """A B^T (k, m) for A (k, n) and B (m, n), its SHARDS row ranges computed on the pool."""
+    out = np.empty((A.shape[0], B.shape[0]), dtype=np.float32)
+    edges = np.linspace(0, A.shape[0], SHARDS + 1).astype(int)
+    list(pool.map(lambda lo, hi: np.dot(A[lo:hi], B.T, out=out[lo:hi]), edges[:-1], edges[1:]))
+    return out
+
+
 class _ShardedPass:
     """forward_backward over SHARDS fixed row ranges on a thread pool; shard gradients summed in order."""
 
@@ -166,8 +190,12 @@ class _ShardedPass:
             edges = np.linspace(0, X_part.shape[0], SHARDS + 1).astype(int)
             for lo, hi in zip(edges[:-1], edges[1:]):
                 y_shard = None if y_part is None else y_part[lo:hi]
-                jobs.append((rule, self.pool.submit(forward_backward, X_part[lo:hi], y_shard, W, b, z_part[lo:hi], rule)))
-        results = [(rule, job.result()) for rule, job in jobs]  # wait for every shard, valid ones too
+                jobs.append((rule, (X_part[lo:hi], y_shard, W, b, z_part[lo:hi], rule)))
+        if sum(job[0].nbytes for _, job in jobs) < INLINE_BYTES:  # too small to gain from threads
+            results = [(rule, forward_backward(*job)) for rule, job in jobs]
+        else:
+            futures = [(rule, self.pool.submit(forward_backward, *job)) for rule, job in jobs]
+            results = [(rule, future.result()) for rule, future in futures]  # every shard, valid ones too
         grads = [result for rule, result in results if rule is not None]
         if dz_of is None:
             return None
@@ -248,21 +276,24 @@ def fit(
     def dz_of_for(total: int) -> Callable:
         return lambda a, y_block: loss_gradient(params.loss, params.gradient, a, y_block, total)
 
-    W = np.zeros(X.shape[1], dtype=np.float32)
     b = np.float32(0.0)
-    best = (np.inf, 0, W.copy(), b)  # (valid loss, epoch, W, b)
-    optimizer = Optimizer(params, X.shape[1])
     rng = np.random.default_rng(params.seed)
     z, z_valid = np.empty(m, dtype=np.float32), np.empty(X_valid.shape[0], dtype=np.float32)
     history = np.zeros((params.epochs + 1, len(HISTORY_COLUMNS)))
     bar = tqdm(total=params.epochs, desc="train", unit="epoch", disable=not progress, mininterval=0.5)
     with ThreadPoolExecutor(threads or usable_cores()) as pool:
         sharded = _ShardedPass(pool)
+        dual = uses_gram(params, X.shape)
+        # primal: theta = W (n,), rows A = X; dual: W = X^T theta, theta (m,), A = X X^T, A_valid = X_valid X^T
+        A, A_valid = (gram(X, X, pool), gram(X_valid, X, pool)) if dual else (X, X_valid)
+        theta = np.zeros(A.shape[1], dtype=np.float32)
+        best = (np.inf, 0, theta.copy(), b)  # (valid loss, epoch, theta, b)
+        optimizer = Optimizer(params, A.shape[1])
         for epoch in range(params.epochs + 1):
             last = epoch == params.epochs
-            # full batch: this epoch's gradient comes with the forward pass that the history needs
-            rule = dz_of_for(m) if full_batch and not last else None
-            grad = sharded(X, y, W, b, z, rule, X_valid, z_valid)
+            # full batch (primal): this epoch's gradient comes with the forward pass the history needs
+            rule = dz_of_for(m) if full_batch and not dual and not last else None
+            grad = sharded(A, y, theta, b, z, rule, A_valid, z_valid)  # z = A theta + b = X W + b
             a, a_valid = sigmoid(z), sigmoid(z_valid)
             history[epoch] = (
                 epoch,
@@ -275,22 +306,26 @@ def fit(
                 on_epoch(epoch, history[epoch])
             if params.early_stopping:
                 if history[epoch, 2] < best[0]:
-                    best = (history[epoch, 2], epoch, W.copy(), b)
+                    best = (history[epoch, 2], epoch, theta.copy(), b)
                 elif epoch - best[1] >= params.early_stopping:
                     break
             if last:
                 break
+            if dual:  # dJ/dW = X^T dz: in terms of theta the gradient is dz itself
+                dz = dz_of_for(m)(a, y)
+                grad = (dz, dz.sum(dtype=np.float32))
             if full_batch:
-                b = optimizer.step(W, b, *grad)
+                b = optimizer.step(theta, b, *grad)
             else:
-                b = _minibatch_epoch(X, y, W, b, optimizer, rng, params.batch_size, dz_of_for)
+                b = _minibatch_epoch(X, y, theta, b, optimizer, rng, params.batch_size, dz_of_for)
             bar.update()
             if epoch % 100 == 0:
                 bar.set_postfix(train_loss=f"{history[epoch, 1]:.6f}", valid_loss=f"{history[epoch, 2]:.6f}")
     bar.close()
     if params.early_stopping:
         history = history[: epoch + 1]
-        _, _, W, b = best
+        _, _, theta, b = best
+    W = np.dot(theta, X) if dual else theta
     frame = pd.DataFrame(history, columns=HISTORY_COLUMNS).astype({"epoch": int})
     return W, np.float32(b), frame
 

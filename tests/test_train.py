@@ -217,3 +217,59 @@ def test_batch_size_larger_than_the_training_set_is_an_error():
     X, y, X_valid, y_valid = split_toy()
     with pytest.raises(ParamError, match=r"train.batch_size = 41 is more than the 40 training examples"):
         fit(X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=1, batch_size=41), progress=False)
+
+
+def wide_problem():
+    """Fewer examples than a quarter of the features: fit trains in the dual (Gram matrix)."""
+    X, y = toy_problem(m=40, n=200, seed=5)
+    return X[:30], y[:30], X[30:], y[30:]
+
+
+def test_dual_fit_agrees_with_the_articles_plain_loop():
+    X, y, X_valid, y_valid = wide_problem()
+    params = TrainParams(lr=0.05, epochs=60)
+    assert stages.train.uses_gram(params, X.shape)
+    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
+    W_plain, b_plain, losses, _ = plain_fit(
+        X.T.astype(np.float64), y[None, :], X_valid.T.astype(np.float64), y_valid[None, :], 0.05, 60
+    )
+    np.testing.assert_allclose(W, W_plain[:, 0], rtol=1e-5, atol=1e-7)
+    assert b == pytest.approx(b_plain, rel=1e-5, abs=1e-8)
+    np.testing.assert_allclose(history[["train_loss", "valid_loss"]].to_numpy(), losses, rtol=1e-6)
+
+
+@pytest.mark.parametrize("changes", [{"momentum": 0.9, "l2": 0.01}, {"loss": "cross_entropy", "early_stopping": 3}])
+def test_dual_and_primal_agree(monkeypatch, changes):
+    X, y, X_valid, y_valid = wide_problem()
+    params = TrainParams(**{"lr": 0.05, "epochs": 80, **changes})
+    W_dual, b_dual, h_dual = fit(X, y, X_valid, y_valid, params, progress=False)
+    monkeypatch.setattr(stages.train, "GRAM_MAX_RATIO", 0.0)
+    assert not stages.train.uses_gram(params, X.shape)
+    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
+    scale = np.abs(W).max()  # float32 precision of the vector as a whole (momentum amplifies rounding 10x)
+    np.testing.assert_allclose(W_dual, W, rtol=1e-5, atol=1e-5 * scale)
+    assert b_dual == pytest.approx(b, rel=1e-5, abs=1e-5 * float(scale))
+    assert len(h_dual) == len(history)
+    np.testing.assert_allclose(h_dual.to_numpy(), history.to_numpy(), rtol=1e-5)
+
+
+def test_dual_does_not_depend_on_the_number_of_threads():
+    X, y, X_valid, y_valid = wide_problem()
+    runs = [fit(X, y, X_valid, y_valid, TrainParams(lr=0.05, epochs=20), progress=False, threads=t) for t in (1, 3)]
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+
+
+@pytest.mark.parametrize(
+    "changes, shape, dual",
+    [
+        ({}, (1600, 12288), True),
+        ({}, (20000, 12288), False),
+        ({"momentum": 0.9, "l2": 0.1}, (1600, 12288), True),
+        ({"optimizer": "adam"}, (1600, 12288), False),
+        ({"batch_size": 64}, (1600, 12288), False),
+        ({"batch_size": 1600}, (1600, 12288), True),
+    ],
+)
+def test_when_fit_uses_the_dual(changes, shape, dual):
+    assert stages.train.uses_gram(TrainParams(**{"lr": 0.1, "epochs": 10, **changes}), shape) == dual
