@@ -13,8 +13,8 @@ rows are cut into SHARDS fixed ranges, run on a thread pool (NumPy's BLAS releas
 gradients are added in shard order, so the result does not depend on the number of cores.
 
 When there are far fewer training images than features (m <= GRAM_MAX_RATIO n, e.g. the default
-1,600 x 12,288) and the update is linear in the gradient (gradient descent, with or without momentum
-and L2; not Adam, not mini-batches), fit trains in the dual: W starts at 0 and every step adds X^T
+1,600 x 12,288), the run is long enough (uses_gram) and the update is linear in the gradient
+(gradient descent, with or without momentum and L2; not Adam, not mini-batches), fit trains in the dual: W starts at 0 and every step adds X^T
 times a vector, so W = X^T theta with theta (m,), z = (X X^T) theta + b and dJ/dtheta = dz. After one
 matrix product G = X X^T (m, m) (and X_valid X^T), an epoch reads G instead of X: m / n of the bytes.
 Same math as the primal loop; the rounding differs, within float32 precision.
@@ -62,7 +62,8 @@ PARAM_KEYS = (
 BLOCK_BYTES = 1 << 22  # 4 MiB of float32 rows per block: stays in L2/L3 between the two products
 SHARDS = 4  # fixed row ranges per pass; the thread count only decides how many run at once
 INLINE_BYTES = 32 << 20  # passes over less than this run the shards in the calling thread (same result)
-GRAM_MAX_RATIO = 0.25  # dual (Gram matrix) training when m <= this x n: see fit
+GRAM_MAX_RATIO = 0.25  # dual (Gram matrix) training when m <= this x n ...
+GRAM_EPOCHS_PER_ROW = 8  # ... and epochs >= m / this: see uses_gram
 ADAM_BETAS = (0.9, 0.999)  # Kingma & Ba's defaults, with eps = 1e-8
 ADAM_EPS = 1e-8
 
@@ -162,9 +163,12 @@ def forward_backward(
 
 def uses_gram(params: TrainParams, shape: tuple[int, int]) -> bool:
     """Whether fit trains in the dual: plain or momentum full-batch gradient descent with at most
-    GRAM_MAX_RATIO x n training rows. Depends on the parameters and the data shape only."""
+    GRAM_MAX_RATIO x n training rows, and enough epochs to repay the product X X^T (it costs about
+    as much as m / 16 epochs in the primal: the dual needs at least m / 8). Depends on the parameters
+    and the data shape only."""
     m, n = shape
-    return params.optimizer == "gd" and params.batch_size in (0, m) and m <= GRAM_MAX_RATIO * n
+    linear = params.optimizer == "gd" and params.batch_size in (0, m)
+    return linear and m <= GRAM_MAX_RATIO * n and params.epochs * GRAM_EPOCHS_PER_ROW >= m
 
 
 def gram(A: np.ndarray, B: np.ndarray, pool: ThreadPoolExecutor) -> np.ndarray:

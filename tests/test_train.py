@@ -264,6 +264,8 @@ def test_dual_does_not_depend_on_the_number_of_threads():
     "changes, shape, dual",
     [
         ({}, (1600, 12288), True),
+        ({"epochs": 199}, (1600, 12288), False),  # too short to repay X X^T
+        ({"epochs": 200}, (1600, 12288), True),
         ({}, (20000, 12288), False),
         ({"momentum": 0.9, "l2": 0.1}, (1600, 12288), True),
         ({"optimizer": "adam"}, (1600, 12288), False),
@@ -272,4 +274,4 @@ def test_dual_does_not_depend_on_the_number_of_threads():
     ],
 )
 def test_when_fit_uses_the_dual(changes, shape, dual):
-    assert stages.train.uses_gram(TrainParams(**{"lr": 0.1, "epochs": 10, **changes}), shape) == dual
+    assert stages.train.uses_gram(TrainParams(**{"lr": 0.1, "epochs": 5000, **changes}), shape) == dual
