@@ -25,10 +25,11 @@ from bench.images import kaggle_layout
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("resize_split", "flatten_normalize", "train", "evaluate")
 TRAIN_TARGET = 1.5  # train's peak RSS within 1.5x its float32 training matrix
+# VmHWM: peak RSS of this process image (getrusage's ru_maxrss would carry over the parent's peak
+# across fork + exec on Linux)
 CHILD = (
-    "import resource, sys; from stages.common import run_cli; from stages.{stage} import main; "
-    "run_cli(main, []); "
-    "print('peak_rss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
+    "import sys; from stages.common import run_cli; from stages.{stage} import main; run_cli(main, []); "
+    "print('peak_rss_kib', next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')), file=sys.stderr)"
 )
 
 

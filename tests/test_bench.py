@@ -21,9 +21,13 @@ def test_kaggle_layout_is_the_embedded_set_and_reuses_bigger_sets(in_tmp):
     assert linked[0].stat().st_ino == small[0].stat().st_ino
 
 
-def test_decode_bench(in_tmp):
+@pytest.mark.parametrize("small_set", [5000, 2])  # 4 images as a small set (rounds) and as a large one (slices)
+def test_decode_bench(in_tmp, monkeypatch, small_set):
+    monkeypatch.setattr(decode, "SMALL_SET", small_set)
+    monkeypatch.setattr(decode, "SLICES", 2)
     text = decode.run((4,), repeats=1)
     assert "straightforward" in text and "output identical to jobs=1: True" in text and "draft vs full decode" in text
+    assert ("draft=false, jobs=1" in text) == (small_set == 5000)
 
 
 def test_epoch_bench():
