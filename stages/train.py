@@ -211,18 +211,19 @@ class _ShardedPass:
 
 
 class Optimizer:
-    """Turns the gradient of J into the update of W (in place) and b.
+    """Turns the gradient of J into the update of the weights W (in place) and b.
 
-    gd:   v = momentum v + g, theta -= lr v (plain gradient descent when momentum = 0).
+    gd:   v = momentum v + g, W -= lr v (plain gradient descent when momentum = 0).
     adam: Adam (Kingma & Ba 2015) with beta1, beta2 = ADAM_BETAS and eps = ADAM_EPS.
     L2 adds l2 W to dJ/dW (J + l2/2 |W|^2; b is not penalised).
+    In the dual, W is theta (m,) and the gradient dz: gd and L2 are linear, so they carry over.
     """
 
-    def __init__(self, params: "TrainParams", n_features: int):
+    def __init__(self, params: "TrainParams", n_weights: int):
         self.params = params
         self.lr = np.float32(params.lr)
         self.steps = 0
-        shape = n_features + 1  # W and b together
+        shape = n_weights + 1  # W and b together
         self.first = np.zeros(shape, dtype=np.float32)
         self.second = np.zeros(shape, dtype=np.float32) if params.optimizer == "adam" else None
 
