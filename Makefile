@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: venv repro test clean check-metrics sweep
+.PHONY: venv repro test clean bench check-metrics sweep
 
 venv: $(VENV)/.installed
 
@@ -22,6 +22,17 @@ repro: venv
 
 test: venv
 	$(BIN)/python -m pytest tests
+
+# Benchmarks (bench/), with their own pinned extras (scikit-learn); writes bench/RESULTS.md.
+# BENCH_ARGS=--quick for a few-minute run with smaller sizes.
+BENCH_ARGS ?=
+
+$(VENV)/.bench-installed: requirements-bench.txt $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
+	touch $@
+
+bench: venv $(VENV)/.bench-installed
+	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
 
 clean:
 	rm -rf data/raw data/prepared data/features dvc_plots

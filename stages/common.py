@@ -123,6 +123,11 @@ def check_choice(key: str, value: Any, choices: Sequence[str]) -> str:
     return value
 
 
+def usable_cores() -> int:
+    """Number of cores this process may run on (what `jobs: 0` means)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 # --------------------------------------------------------------------------- files
 
 
@@ -150,14 +155,19 @@ def save_npz(path: Path | str, **arrays: np.ndarray) -> None:
 
     numpy.savez stamps each member with the current time; here every member gets a fixed
     timestamp so that the same arrays always give the same file (and the same DVC hash).
+    Each array is streamed into the file (no copy of it in memory); the bytes are those of
+    ZipFile.writestr, which needs the size up front to choose between zip and zip64 headers.
     """
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
         for name, array in arrays.items():
-            buffer = io.BytesIO()
-            np.lib.format.write_array(buffer, np.asanyarray(array), allow_pickle=False)
+            array = np.asanyarray(array)
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16
-            archive.writestr(info, buffer.getvalue())
+            info.file_size = len(header.getvalue()) + array.nbytes
+            with archive.open(info, "w") as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
 
 
 def load_npz(path: Path | str, keys: Sequence[str]) -> dict[str, np.ndarray]:

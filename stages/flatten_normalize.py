@@ -1,7 +1,8 @@
 """Stage 3, flatten_normalize: uint8 images (m, size, size, 3) -> float32 features (m, size*size*3) in [0, 1].
 
-Writes data/features/{train,valid}.npz with X (m, n_features) float32, y (m,) uint8, names (m,) and
-image_size, the side the images were resized to (what predict needs to prepare a new photo).
+Writes data/features/{train,valid}.npz with X (m, n_features) float32, y (m,) uint8, names (m,),
+image_size, the side the images were resized to, and draft (both are what predict needs to prepare a
+new photo the same way).
 Rows are examples (the article's notebook used the transpose, one column per image).
 """
 from __future__ import annotations
@@ -25,14 +26,16 @@ def to_features(images: np.ndarray) -> np.ndarray:
     Flattening is row-major (row, column, channel), the order the article's reshape used.
     """
     images = np.asarray(images)
-    return images.reshape(images.shape[0], -1).astype(np.float32) / np.float32(PIXEL_SCALE)
+    X = images.reshape(images.shape[0], -1).astype(np.float32)
+    X /= np.float32(PIXEL_SCALE)  # in place: one float32 matrix in memory, not two
+    return X
 
 
 def flatten_normalize(in_dir: Path = PREPARED_DIR, out_dir: Path = FEATURES_DIR) -> dict[str, tuple[int, int]]:
     """Run the stage on train and valid; return the feature matrix shape of each split."""
     shapes = {}
     for split in ("train", "valid"):
-        data = load_npz(Path(in_dir) / f"{split}.npz", ("X", "y", "names"))
+        data = load_npz(Path(in_dir) / f"{split}.npz", ("X", "y", "names", "draft"))
         X = to_features(data["X"])
         save_npz(
             Path(out_dir) / f"{split}.npz",
@@ -40,6 +43,7 @@ def flatten_normalize(in_dir: Path = PREPARED_DIR, out_dir: Path = FEATURES_DIR)
             y=data["y"],
             names=data["names"],
             image_size=np.int64(data["X"].shape[1]),
+            draft=data["draft"],
         )
         shapes[split] = X.shape
     return shapes

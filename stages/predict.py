@@ -22,9 +22,9 @@ from stages.train import WEIGHTS_FILE, sigmoid
 
 
 def predict_proba(paths: Sequence[Path], weights: dict[str, np.ndarray]) -> np.ndarray:
-    """P(cat) (k,) for k image files, given the arrays of models/weights.npz."""
+    """P(cat) (k,) for k image files, given the arrays of models/weights.npz (image_size, draft, W, b)."""
     size = int(weights["image_size"])
-    images = np.stack([load_image(path, size) for path in paths])
+    images = np.stack([load_image(path, size, bool(weights["draft"])) for path in paths])
     return sigmoid((to_features(images) @ weights["W"] + weights["b"]).astype(np.float64))
 
 
@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--weights", type=Path, default=WEIGHTS_FILE, help="trained weights (default: %(default)s)")
     parser.add_argument("--threshold", type=float, default=0.5, help="P(cat) above which to say cat (default: 0.5)")
     args = parser.parse_args(argv)
-    weights = load_npz(args.weights, ("W", "b", "image_size"))
+    weights = load_npz(args.weights, ("W", "b", "image_size", "draft"))
     failed = 0
     for path in args.images:
         try:

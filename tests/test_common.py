@@ -86,3 +86,19 @@ def test_save_npz_is_byte_reproducible_and_round_trips(tmp_path):
     loaded = load_npz(tmp_path / "a.npz", ("X", "y"))
     np.testing.assert_array_equal(loaded["X"], arrays["X"])
     assert loaded["y"].dtype == np.uint8
+
+
+def test_save_npz_streams_the_bytes_zipfile_writestr_would_write(tmp_path):
+    import io
+    import zipfile
+
+    arrays = {"X": np.arange(600, dtype=np.float32).reshape(20, 30), "names": np.array(["cat.1.jpg", "dog.2.jpg"])}
+    save_npz(tmp_path / "streamed.npz", **arrays)
+    with zipfile.ZipFile(tmp_path / "reference.npz", "w", zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, array, allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, buffer.getvalue())
+    assert (tmp_path / "streamed.npz").read_bytes() == (tmp_path / "reference.npz").read_bytes()

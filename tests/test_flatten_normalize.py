@@ -19,9 +19,10 @@ def test_flatten_normalize_writes_both_splits_with_image_size(tmp_path):
             X=np.full((m, 4, 4, 3), 51, np.uint8),
             y=np.arange(m, dtype=np.uint8) % 2,
             names=np.array([f"cat.{i}.jpg" for i in range(m)]),
+            draft=np.bool_(False),
         )
     shapes = flatten_normalize(tmp_path / "in", tmp_path / "out")
     assert shapes == {"train": (5, 48), "valid": (2, 48)}
-    out = load_npz(tmp_path / "out/train.npz", ("X", "y", "names", "image_size"))
-    assert int(out["image_size"]) == 4
+    out = load_npz(tmp_path / "out/train.npz", ("X", "y", "names", "image_size", "draft"))
+    assert int(out["image_size"]) == 4 and not out["draft"]
     np.testing.assert_allclose(out["X"], 0.2)

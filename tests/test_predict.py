@@ -10,7 +10,7 @@ def test_predict_uses_the_pipelines_preprocessing(tmp_path, capsys):
     size = 8
     W = np.zeros(size * size * 3, np.float32)
     W[0] = 20.0
-    weights = dict(W=W, b=np.float32(-10.0), image_size=np.int64(size))
+    weights = dict(W=W, b=np.float32(-10.0), image_size=np.int64(size), draft=np.bool_(True))
     Image.new("RGB", (300, 200), (255, 0, 0)).save(tmp_path / "red.jpg")
     Image.new("L", (50, 90), 0).save(tmp_path / "black.png")
     p = predict_proba([tmp_path / "red.jpg", tmp_path / "black.png"], weights)

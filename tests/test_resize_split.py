@@ -5,6 +5,7 @@ from PIL import Image
 from stages.common import DataError, load_npz
 from stages.resize_split import (
     ResizeSplitParams,
+    decode_all,
     label_of,
     load_image,
     read_params,
@@ -70,10 +71,54 @@ def test_validation_mask_is_stratified_seeded_and_order_independent():
     assert not np.array_equal(validation_mask(names, labels, 0.2, seed=2), mask)
 
 
-def test_read_params_rejects_bad_fraction(tmp_path):
-    path = write_params(tmp_path / "params.yaml", resize_split={"valid_fraction": 1.5})
-    with pytest.raises(ValueError, match=r"resize_split.valid_fraction = 1.5 .*> 0 and < 1"):
-        read_params(path)
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"valid_fraction": 1.5}, r"resize_split.valid_fraction = 1.5 .*> 0 and < 1"),
+        ({"draft": "yes"}, r"resize_split.draft = 'yes' is not allowed, expected true or false"),
+        ({"jobs": -1}, r"resize_split.jobs = -1 is out of range, expected an integer >= 0"),
+    ],
+)
+def test_read_params_rejects_bad_values(tmp_path, changes, message):
+    with pytest.raises(ValueError, match=message):
+        read_params(write_params(tmp_path / "params.yaml", resize_split=changes))
+
+
+def photo_like(path, width, height, seed):
+    """A JPEG with detail at every scale (smooth gradients plus noise), like a photo."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx * 255 / width, yy * 255 / height, (xx + yy) * 127 / (width + height)], axis=-1)
+    Image.fromarray(np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)).save(path, quality=90)
+
+
+def test_draft_decoding_is_close_to_the_full_decode_but_not_equal(tmp_path):
+    photo_like(tmp_path / "cat.1.jpg", 500, 374, seed=0)
+    with Image.open(tmp_path / "cat.1.jpg") as image:
+        assert image.draft("RGB", (64, 64))[1] == (0, 0, 125, 93.5)  # libjpeg decodes at 1/4 scale
+    full = load_image(tmp_path / "cat.1.jpg", 64, draft=False).astype(int)
+    draft = load_image(tmp_path / "cat.1.jpg", 64, draft=True).astype(int)
+    assert 0 < np.abs(full - draft).mean() < 3
+    small = tmp_path / "dog.1.jpg"
+    photo_like(small, 100, 70, seed=1)  # under 2 x 64 on a side: no reduced scale possible
+    np.testing.assert_array_equal(load_image(small, 64, draft=True), load_image(small, 64, draft=False))
+
+
+def test_decode_all_output_does_not_depend_on_jobs(tmp_path, monkeypatch):
+    monkeypatch.setattr("stages.resize_split.CHUNK", 3)  # several chunks for a few images
+    paths = []
+    for i in range(8):
+        paths.append(tmp_path / f"cat.{i}.jpg")
+        photo_like(paths[-1], 150 + 10 * i, 130, seed=i)
+    paths.insert(4, tmp_path / "dog.0.jpg")
+    paths[4].write_bytes(b"broken")
+    runs = [decode_all(paths, 16, progress=False, jobs=jobs) for jobs in (1, 2, 0)]
+    for X, ok, skipped in runs[1:]:
+        np.testing.assert_array_equal(X, runs[0][0])
+        np.testing.assert_array_equal(ok, runs[0][1])
+        assert skipped == runs[0][2]
+    assert runs[0][1].tolist() == [True] * 4 + [False] + [True] * 4 and runs[0][2][0][0] == "dog.0.jpg"
+    assert decode_all([], 16, progress=False)[0].shape == (0, 16, 16, 3)
 
 
 def test_resize_split_writes_uint8_caches_and_skips_corrupt_files(tmp_path, capsys):

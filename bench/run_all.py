@@ -1,0 +1,74 @@
+"""Run every benchmark and write bench/RESULTS.md (machine, command, tables). `make bench` runs this.
+
+    python -m bench.run_all            # the full set, about 15 minutes on 2 cores
+    python -m bench.run_all --quick    # smaller sizes, a few minutes (for a quick look, not for the record)
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import time
+from pathlib import Path
+from typing import Sequence
+
+from bench import decode, epoch, incremental, memory_disk, time_to_accuracy
+from bench.common import machine
+
+RESULTS = Path("bench/RESULTS.md")
+NOTES = Path("bench/NOTES.md")  # hand-written reading of the numbers, appended when present
+FULL = {
+    "decode": lambda: decode.run((2000, 25000), repeats=3),
+    "epoch": lambda: epoch.run(20000, 5000, repeats=5),
+    "time_to_accuracy": lambda: time_to_accuracy.run((2000, 5000)),
+    "memory_disk": lambda: memory_disk.run(25000),
+    "incremental": lambda: incremental.run(5000),
+}
+QUICK = {
+    "decode": lambda: decode.run((2000,), repeats=1),
+    "epoch": lambda: epoch.run(4000, 1000, repeats=3),
+    "time_to_accuracy": lambda: time_to_accuracy.run((2000,)),
+    "memory_disk": lambda: memory_disk.run(2000),
+    "incremental": lambda: incremental.run(500),
+}
+
+
+def run(quick: bool, only: Sequence[str] = (), out: Path = RESULTS) -> str:
+    chosen = QUICK if quick else FULL
+    start = time.perf_counter()
+    at_start = machine()
+    sections = []
+    for name, function in chosen.items():
+        if only and name not in only:
+            continue
+        began = time.perf_counter()
+        sections.append(function() + f"\n\n_{name}: {time.perf_counter() - began:.0f} s_")
+        print(sections[-1], flush=True)
+    command = "make bench" if not quick else "make bench BENCH_ARGS=--quick"
+    text = "\n\n".join(
+        [
+            "# Benchmark results (issue 4: speed)",
+            f"Written by `python -m bench.run_all{' --quick' if quick else ''}` (`{command}`) on "
+            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, in {time.perf_counter() - start:.0f} s.",
+            f"Machine at the start: {at_start}.\nAt the end: {machine()}.",
+            "Ratios compare methods timed in the same run. The machine is shared (see the load averages): "
+            "absolute times are noisy, ratios less so.",
+            *sections,
+            *([NOTES.read_text().strip()] if NOTES.exists() and not only else []),
+        ]
+    )
+    out.write_text(text + "\n")
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes)")
+    parser.add_argument("--only", nargs="+", choices=sorted(FULL), default=(), help="run only these benchmarks")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="Markdown file to write (default: %(default)s)")
+    args = parser.parse_args(argv)
+    run(args.quick, args.only, args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

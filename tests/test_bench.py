@@ -1,0 +1,69 @@
+"""Smoke tests of the benchmark scripts (bench/): each runs on tiny inputs so that it cannot rot.
+They check that the scripts run and report, not the speed (the benchmarks themselves do that)."""
+import importlib.util
+
+import numpy as np
+import pytest
+
+from bench import decode, epoch, incremental, memory_disk, run_all, time_to_accuracy
+from bench.images import kaggle_layout
+from stages.train import TrainParams
+
+
+def test_kaggle_layout_is_the_embedded_set_and_reuses_bigger_sets(in_tmp):
+    from stages.synthetic import write_synthetic_dataset
+
+    small = kaggle_layout(4)
+    assert [p.name for p in small] == ["cat.0.jpg", "cat.1.jpg", "dog.0.jpg", "dog.1.jpg"]
+    embedded = write_synthetic_dataset(in_tmp / "embedded", 2, seed=0, progress=False)
+    assert [p.read_bytes() for p in small] == [p.read_bytes() for p in embedded]
+    linked = kaggle_layout(2)  # a smaller set takes the files of the bigger one
+    assert linked[0].stat().st_ino == small[0].stat().st_ino
+
+
+@pytest.mark.parametrize("small_set", [5000, 2])  # 4 images as a small set (rounds) and as a large one (slices)
+def test_decode_bench(in_tmp, monkeypatch, small_set):
+    monkeypatch.setattr(decode, "SMALL_SET", small_set)
+    monkeypatch.setattr(decode, "SLICES", 2)
+    text = decode.run((4,), repeats=1)
+    assert "straightforward" in text and "output identical to jobs=1: True" in text and "draft vs full decode" in text
+    assert ("draft=false, jobs=1" in text) == (small_set == 5000)
+
+
+def test_epoch_bench():
+    text = epoch.run(rows=40, valid_rows=8, repeats=2)
+    assert "plain float64 loop" in text and "bound:" in text
+
+
+def test_time_to_accuracy_bench(in_tmp, monkeypatch):
+    monkeypatch.setattr(time_to_accuracy, "ARTICLE", TrainParams(lr=0.003, epochs=30))
+    monkeypatch.setattr(time_to_accuracy, "RECIPE", TrainParams(lr=0.02, epochs=10, momentum=0.9, early_stopping=3))
+    if importlib.util.find_spec("sklearn") is None:  # benchmark-only dependency, not in `make test`'s venv
+        monkeypatch.setattr(time_to_accuracy, "SKLEARN_C", ())
+    text = time_to_accuracy.run((10,))
+    assert "article recipe" in text and "ours: lr=0.02, epochs=10, momentum=0.9, early_stopping=3" in text
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="scikit-learn is installed by `make bench`")
+def test_sklearn_part_of_time_to_accuracy():
+    rng = np.random.default_rng(0)
+    data = {"X": rng.random((20, 5), dtype=np.float32), "y": np.arange(20) % 2}
+    result = time_to_accuracy.sklearn_fit(data, data, 1.0)
+    assert 0 <= result["accuracy"] <= 1 and result["seconds"] > 0
+
+
+def test_memory_disk_bench(in_tmp):
+    text = memory_disk.run(8)
+    assert "peak RSS" in text and "| train |" in text and "x its float32 matrix" in text and "x smaller" in text
+
+
+def test_incremental_bench(in_tmp):
+    text = incremental.run(epochs=2, n_per_class=4)
+    assert "none | met" in text and "train, evaluate | image stages not rerun: met" in text
+
+
+def test_run_all_writes_results(in_tmp, monkeypatch):
+    monkeypatch.setattr(run_all, "QUICK", {"decode": lambda: "### A", "epoch": lambda: "### B"})
+    run_all.main(["--quick", "--only", "epoch", "--out", "results.md"])
+    text = (in_tmp / "results.md").read_text()
+    assert "### B" in text and "### A" not in text and "Machine at the start" in text and "--quick" in text
