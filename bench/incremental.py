@@ -1,6 +1,6 @@
 """Benchmark 5: the cost of `dvc repro` when nothing changed, and after a change of train.lr.
 
-Copies the project (dvc.yaml, params.yaml, stages/) into a scratch git repository under
+Copies the pipeline (bench.common.copy_pipeline) into a scratch git repository under
 bench/.cache/, runs a first `dvc repro` (not timed as part of the result), then times:
 `dvc repro` with nothing changed (must run no stage) and after train.lr 0.003 -> 0.01 (must rerun
 only train and evaluate, not the image stages).
@@ -19,11 +19,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from bench.common import CACHE_DIR, table, verdict
+from bench.common import CACHE_DIR, copy_pipeline, table, verdict
 
-ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-FILES = ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gitignore")
 
 
 def sh(repo: Path, *args: str) -> tuple[float, str]:
@@ -39,10 +37,7 @@ def sh(repo: Path, *args: str) -> tuple[float, str]:
 def scratch_repo(epochs: int, n_per_class: int) -> Path:
     repo = CACHE_DIR / "incremental"
     shutil.rmtree(repo, ignore_errors=True)
-    for name in FILES:
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, repo / name)
-    shutil.copytree(ROOT / "stages", repo / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    copy_pipeline(repo)
     params = repo / "params.yaml"
     text = re.sub(r"^(  epochs: ).*$", rf"\g<1>{epochs}", params.read_text(), count=1, flags=re.M)
     params.write_text(re.sub(r"^(  n_per_class: ).*$", rf"\g<1>{n_per_class}", text, count=1, flags=re.M))

@@ -4,6 +4,7 @@ Label convention of the whole project (the article's): cat = 1, dog = 0.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -189,6 +190,13 @@ def save_json(path: Path | str, data: Any) -> None:
 
 
 # --------------------------------------------------------------------------- command line
+
+
+def stage_parser(stage: str, description: str) -> argparse.ArgumentParser:
+    """Command line of `python -m stages.<stage>`: the description, and --params to read another file."""
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{stage}", description=description)
+    parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (default: %(default)s)")
+    return parser
 
 
 def run_cli(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> None:

@@ -6,7 +6,6 @@ image it looks at).
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -26,6 +25,7 @@ from stages.common import (  # noqa: E402
     load_npz,
     load_section,
     run_cli,
+    stage_parser,
     save_json,
 )
 from stages.flatten_normalize import FEATURES_DIR  # noqa: E402
@@ -152,12 +152,11 @@ def evaluate(params: EvaluateParams, features_dir: Path = FEATURES_DIR, plots_di
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.evaluate",
-        description="Score models/weights.npz on data/features/valid.npz: metrics/evaluate.json and the plots "
+    parser = stage_parser(
+        "evaluate",
+        "Score models/weights.npz on data/features/valid.npz: metrics/evaluate.json and the plots "
         "in plots/ (ROC, confusion matrix, loss curves, weights image). Parameters: the `evaluate` group.",
     )
-    parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (default: %(default)s)")
     args = parser.parse_args(argv)
     params = read_params(args.params)
     metrics = evaluate(params)

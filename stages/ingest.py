@@ -10,7 +10,6 @@ METRICS_FILE.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import functools
 import os
@@ -32,6 +31,7 @@ from stages.common import (
     check_number,
     load_section,
     run_cli,
+    stage_parser,
     save_json,
 )
 from stages.sources import REASONS, Outcome, check_image, open_source, ordered_map, plan, read_checked
@@ -182,14 +182,13 @@ def write_report(report: IngestReport, metrics_file: Path = METRICS_FILE, skippe
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.ingest",
-        description="Write the raw cat/dog photo set (Kaggle layout: cat.N.jpg, dog.N.jpg) to data/raw/, "
+    parser = stage_parser(
+        "ingest",
+        "Write the raw cat/dog photo set (Kaggle layout: cat.N.jpg, dog.N.jpg) to data/raw/, "
         f"generated (ingest.source: synthetic) or read from a zip or folder under {EXTERNAL_DIR}/; "
         f"counts to {METRICS_FILE}, skipped files with their reason to {SKIPPED_FILE}. "
         "Parameters: the `ingest` group of params.yaml.",
     )
-    parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=RAW_DIR, help="output folder (default: %(default)s)")
     args = parser.parse_args(argv)
     params = read_params(args.params)

@@ -10,7 +10,6 @@ own, so the output does not depend on `jobs`.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
 import sys
@@ -31,6 +30,7 @@ from stages.common import (
     check_number,
     load_section,
     run_cli,
+    stage_parser,
     save_npz,
     usable_cores,
 )
@@ -174,12 +174,11 @@ def resize_split(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.resize_split",
-        description="Decode data/raw/*.jpg, resize to size x size RGB (bilinear), split stratified into "
+    parser = stage_parser(
+        "resize_split",
+        "Decode data/raw/*.jpg, resize to size x size RGB (bilinear), split stratified into "
         "data/prepared/train.npz and valid.npz (uint8), with `jobs` processes. Parameters: the `resize_split` group of params.yaml.",
     )
-    parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (default: %(default)s)")
     args = parser.parse_args(argv)
     params = read_params(args.params)
     counts = resize_split(params)

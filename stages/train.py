@@ -24,7 +24,6 @@ plots/train_history.csv and the final training metrics metrics/train.json.
 """
 from __future__ import annotations
 
-import argparse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from stages.common import (
     load_npz,
     load_section,
     run_cli,
+    stage_parser,
     save_json,
     save_npz,
     usable_cores,
@@ -374,13 +374,12 @@ def kept_row(history: pd.DataFrame, params: TrainParams) -> pd.Series:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.train",
-        description="Train the single neuron on data/features/train.npz (gradient descent, full-batch by "
+    parser = stage_parser(
+        "train",
+        "Train the single neuron on data/features/train.npz (gradient descent, full-batch by "
         "default), tracking data/features/valid.npz every epoch. Writes models/weights.npz, plots/train_history.csv "
         "and metrics/train.json. Parameters: the `train` group of params.yaml.",
     )
-    parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (default: %(default)s)")
     args = parser.parse_args(argv)
     params = read_params(args.params)
     history = train(params)

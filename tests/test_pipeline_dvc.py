@@ -6,7 +6,6 @@ found it: the commit made after the first run, with its outputs checked out.
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.common import copy_pipeline
 from tests.conftest import ROOT
 
 BIN = Path(sys.executable).parent
 SMALL = {"ingest": {"n_per_class": 30}, "train": {"epochs": 60}}
-PROJECT_FILES = (
-    "dvc.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gitignore", "data/external/README.md", "metrics_gate.yaml"
-)
 FIRST_REPRO = {}
 STAGES = ("ingest", "resize_split", "flatten_normalize", "train", "evaluate")
 
@@ -54,11 +51,7 @@ def set_param(repo, group, key, value_text):
 def make_project(repo, changes):
     """Copy the project's pipeline into the empty folder `repo`, with params `changes` ({group: {key:
     value}}), and commit it in a new git repository."""
-    for name in PROJECT_FILES:
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, repo / name)
-    for name in ("stages", "tools"):
-        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_pipeline(repo)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for group, values in changes.items():
         params[group].update(values)
