@@ -150,3 +150,29 @@ def test_missing_key_is_named(clean):
     assert result.returncode == 2
     assert "missing key train.epochs" in result.stderr
     assert (repo / "models/weights.npz").read_bytes() == before  # stopped before any work
+
+
+def imported_stage_files(module: str) -> set[str]:
+    """The files of `stages.<module>` and of every stages module it imports, directly or not,
+    including the package's own __init__.py (it pins BLAS threads, which the results depend on)."""
+    import ast
+
+    found, todo = {"stages/__init__.py"}, [module]
+    while todo:
+        path = f"stages/{todo.pop()}.py"
+        if path in found:
+            continue
+        found.add(path)
+        for node in ast.walk(ast.parse((ROOT / path).read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("stages."):
+                todo.append(node.module.split(".", 1)[1])
+    return found
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_stage_depends_on_all_the_code_it_runs(stage):
+    """Editing any module a stage imports must rerun that stage: dvc.yaml lists each such file."""
+    definition = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
+    module = re.fullmatch(r"python -m stages\.(\w+)", definition["cmd"]).group(1)
+    deps = {dep if isinstance(dep, str) else next(iter(dep)) for dep in definition["deps"]}
+    assert imported_stage_files(module) <= deps, sorted(imported_stage_files(module) - deps)
