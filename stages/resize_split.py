@@ -167,6 +167,14 @@ def resize_split(
             raise DataError(f"{raw_dir}: no usable {class_name} image (need {class_name}.N.jpg files)")
     is_valid = validation_mask(names, labels, params.valid_fraction, params.seed)
     for split, rows in (("train", ~is_valid), ("valid", is_valid)):
+        for label, class_name in ((1, "cat"), (0, "dog")):
+            if not np.any(labels[rows] == label):
+                raise DataError(
+                    f"resize_split.valid_fraction = {params.valid_fraction} leaves no {class_name} image in the "
+                    f"{split} split ({int(np.sum(labels == label))} usable {class_name} images in all); "
+                    "choose a fraction that keeps both classes in both splits"
+                )
+    for split, rows in (("train", ~is_valid), ("valid", is_valid)):
         save_npz(
             Path(out_dir) / f"{split}.npz", X=X[rows], y=labels[rows], names=names[rows], draft=np.bool_(params.draft)
         )

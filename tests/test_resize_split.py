@@ -148,3 +148,13 @@ def test_resize_split_needs_both_classes(tmp_path):
     solid("RGB", (0, 0, 0)).save(raw / "cat.0.jpg")
     with pytest.raises(DataError, match="no usable dog image"):
         resize_split(ResizeSplitParams(8, 0.2, 0), raw, tmp_path / "prepared", progress=False)
+
+
+def test_resize_split_needs_both_classes_in_both_splits(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for i in range(3):
+        solid("RGB", (0, 0, 0)).save(raw / f"cat.{i}.jpg")
+    solid("RGB", (0, 0, 0)).save(raw / "dog.0.jpg")  # round(0.2 * 1) = 0: no dog to validate on
+    with pytest.raises(DataError, match=r"resize_split.valid_fraction = 0.2 leaves no dog image in the valid split"):
+        resize_split(ResizeSplitParams(8, 0.2, 0, True, 1), raw, tmp_path / "prepared", progress=False)
