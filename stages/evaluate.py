@@ -77,7 +77,8 @@ def classification_metrics(y: np.ndarray, z: np.ndarray, threshold: float = 0.5)
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     both_classes = 0 < y.sum() < len(y)
     # AUC = area under the ROC curve = P(score of a random cat > score of a random dog), ties count 1/2
-    roc_auc = float(np.trapezoid(*roc_curve(y, a)[::-1])) if both_classes else None
+    # ranked by z, not a = sigmoid(z): a rounds to exactly 1.0 for z > ~37 and would create false ties
+    roc_auc = float(np.trapezoid(*roc_curve(y, np.asarray(z, dtype=np.float64))[::-1])) if both_classes else None
     metrics = {
         "accuracy": (tp + tn) / len(y),
         "precision": precision,
@@ -139,7 +140,7 @@ def evaluate(params: EvaluateParams, features_dir: Path = FEATURES_DIR, plots_di
 
     plots_dir = Path(plots_dir)
     a = sigmoid(z)
-    fpr, tpr = roc_curve(valid["y"], a)
+    fpr, tpr = roc_curve(valid["y"], z)
     with atomic_path(plots_dir / "roc.csv") as tmp:
         pd.DataFrame({"fpr": fpr, "tpr": tpr}).to_csv(tmp, index=False, float_format="%.6g")
     names = np.array(CLASS_NAMES)

@@ -20,14 +20,15 @@ FEATURES_DIR = Path("data/features")
 PIXEL_SCALE = 255.0  # the article divides by 255
 
 
-def to_features(images: np.ndarray) -> np.ndarray:
-    """uint8 images (m, size, size, 3) -> float32 (m, size*size*3), each pixel value divided by 255.
+def to_features(images: np.ndarray, scale: float = PIXEL_SCALE) -> np.ndarray:
+    """uint8 images (m, size, size, 3) -> float32 (m, size*size*3), each pixel value divided by
+    `scale` (255, as in the article; predict passes the value stored with the weights).
 
     Flattening is row-major (row, column, channel), the order the article's reshape used.
     """
     images = np.asarray(images)
     X = images.reshape(images.shape[0], -1).astype(np.float32)
-    X /= np.float32(PIXEL_SCALE)  # in place: one float32 matrix in memory, not two
+    X /= np.float32(scale)  # in place: one float32 matrix in memory, not two
     return X
 
 

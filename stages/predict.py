@@ -22,10 +22,19 @@ from stages.train import WEIGHTS_FILE, sigmoid
 
 
 def predict_proba(paths: Sequence[Path], weights: dict[str, np.ndarray]) -> np.ndarray:
-    """P(cat) (k,) for k image files, given the arrays of models/weights.npz (image_size, draft, W, b)."""
+    """P(cat) (k,) for k image files, given the arrays of models/weights.npz (image_size, draft,
+    pixel_scale, W, b)."""
     size = int(weights["image_size"])
     images = np.stack([load_image(path, size, bool(weights["draft"])) for path in paths])
-    return sigmoid((to_features(images) @ weights["W"] + weights["b"]).astype(np.float64))
+    return sigmoid((to_features(images, float(weights["pixel_scale"])) @ weights["W"] + weights["b"]).astype(np.float64))
+
+
+def probability(text: str) -> float:
+    """argparse type: a number strictly between 0 and 1."""
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -35,9 +44,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, ...)")
     parser.add_argument("--weights", type=Path, default=WEIGHTS_FILE, help="trained weights (default: %(default)s)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="P(cat) above which to say cat (default: 0.5)")
+    parser.add_argument(
+        "--threshold", type=probability, default=0.5, help="P(cat) above which to say cat, 0 < t < 1 (default: 0.5)"
+    )
     args = parser.parse_args(argv)
-    weights = load_npz(args.weights, ("W", "b", "image_size", "draft"))
+    weights = load_npz(args.weights, ("W", "b", "image_size", "draft", "pixel_scale"))
     failed = 0
     for path in args.images:
         try:

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from PIL import Image
 
 from stages.common import save_npz
@@ -10,7 +11,7 @@ def test_predict_uses_the_pipelines_preprocessing(tmp_path, capsys):
     size = 8
     W = np.zeros(size * size * 3, np.float32)
     W[0] = 20.0
-    weights = dict(W=W, b=np.float32(-10.0), image_size=np.int64(size), draft=np.bool_(True))
+    weights = dict(W=W, b=np.float32(-10.0), image_size=np.int64(size), draft=np.bool_(True), pixel_scale=np.float32(255))
     Image.new("RGB", (300, 200), (255, 0, 0)).save(tmp_path / "red.jpg")
     Image.new("L", (50, 90), 0).save(tmp_path / "black.png")
     p = predict_proba([tmp_path / "red.jpg", tmp_path / "black.png"], weights)
@@ -20,3 +21,9 @@ def test_predict_uses_the_pipelines_preprocessing(tmp_path, capsys):
     main([str(tmp_path / "red.jpg"), str(tmp_path / "black.png"), "--weights", str(tmp_path / "weights.npz")])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith("\tcat") and lines[1].endswith("\tdog")
+
+
+def test_threshold_must_be_a_probability(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "x.jpg"), "--threshold", "1.5"])
+    assert "--threshold: 1.5 is not between 0 and 1" in capsys.readouterr().err
