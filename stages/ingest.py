@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -31,8 +30,9 @@ from stages.common import (
     check_number,
     load_section,
     run_cli,
-    stage_parser,
     save_json,
+    stage_parser,
+    usable_cores,
 )
 from stages.sources import REASONS, Outcome, check_image, open_source, ordered_map, plan, read_checked
 from stages.synthetic import write_synthetic_dataset
@@ -158,7 +158,7 @@ def ingest(params: IngestParams, out_dir: Path = RAW_DIR, progress: bool = True)
             paths = write_synthetic_dataset(staging, params.n_per_class, params.seed, progress=progress)
             report = IngestReport(SYNTHETIC, sorted(p.name for p in paths), [])
         else:
-            jobs = params.jobs or os.cpu_count() or 1
+            jobs = params.jobs or usable_cores()
             report = ingest_source(Path(params.source), staging, params.max_pixels, jobs, progress)
         usable = report.counts()["usable"]
         for name in LABELS:

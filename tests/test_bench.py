@@ -67,3 +67,13 @@ def test_run_all_writes_results(in_tmp, monkeypatch):
     run_all.main(["--quick", "--only", "epoch", "--out", "results.md"])
     text = (in_tmp / "results.md").read_text()
     assert "### B" in text and "### A" not in text and "Machine at the start" in text and "--quick" in text
+
+
+def test_make_kaggle_archive_writes_the_kaggle_layout(in_tmp):
+    import zipfile
+
+    from bench.make_kaggle_archive import main
+
+    main([str(in_tmp / "train.zip"), "--n-per-class", "2", "--jobs", "1"])
+    with zipfile.ZipFile(in_tmp / "train.zip") as archive:
+        assert sorted(archive.namelist()) == ["train/cat.0.jpg", "train/cat.1.jpg", "train/dog.0.jpg", "train/dog.1.jpg"]

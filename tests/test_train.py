@@ -140,6 +140,7 @@ def test_fused_fit_agrees_with_the_articles_plain_loop(monkeypatch, block_bytes)
 
 def test_fit_does_not_depend_on_the_number_of_threads(monkeypatch):
     monkeypatch.setattr(stages.train, "BLOCK_BYTES", 4 * 20 * 2)
+    monkeypatch.setattr(stages.train, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
     X, y, X_valid, y_valid = split_toy(m=90, m_train=70)
     runs = [fit(X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=20), progress=False, threads=t) for t in (1, 3)]
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
@@ -253,7 +254,8 @@ def test_dual_and_primal_agree(monkeypatch, changes):
     np.testing.assert_allclose(h_dual.to_numpy(), history.to_numpy(), rtol=1e-5)
 
 
-def test_dual_does_not_depend_on_the_number_of_threads():
+def test_dual_does_not_depend_on_the_number_of_threads(monkeypatch):
+    monkeypatch.setattr(stages.train, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
     X, y, X_valid, y_valid = wide_problem()
     runs = [fit(X, y, X_valid, y_valid, TrainParams(lr=0.05, epochs=20), progress=False, threads=t) for t in (1, 3)]
     np.testing.assert_array_equal(runs[0][0], runs[1][0])

@@ -1,8 +1,8 @@
 """Learning-rate sweep on DVC's experiment queue, in one command (`make sweep`).
 
 For each learning rate: `dvc exp run --queue -S train.lr=LR --name lr-LR`; then the queue runs one
-experiment at a time (`dvc exp run --run-all -j 1`: the machine's cores go to BLAS in turn, not to a
-fight); then
+experiment at a time (`dvc exp run --run-all -j 1`, so that runs do not compete for the
+cores); then
   - `dvc exp show`, sorted by validation accuracy, printed and saved to OUT/exp_show.txt;
   - `dvc plots diff lr-... -o OUT/dvc_plots`: every plot of dvc.yaml with the runs overlaid
     (open OUT/dvc_plots/index.html);
