@@ -23,10 +23,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from stages.common import CLASS_NAMES, atomic_path  # noqa: E402
 from stages.synthetic import CAT, DOG, synthetic_photo  # noqa: E402
-
-NAMES = {CAT: "cat", DOG: "dog"}
-
 
 def photo_bytes(job: tuple[int, int, int, int]) -> bytes:
     """JPEG bytes of the synthetic photo `(label, index, seed, quality)`."""
@@ -39,15 +37,12 @@ def photo_bytes(job: tuple[int, int, int, int]) -> bytes:
 def write_archive(path: Path, n_per_class: int, seed: int, quality: int, jobs: int, progress: bool = True) -> int:
     """Write the archive (cats then dogs, by index); return its size in bytes."""
     work = [(label, i, seed, quality) for label in (CAT, DOG) for i in range(n_per_class)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    with Pool(jobs) as pool, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+    with atomic_path(path) as tmp, Pool(jobs) as pool, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
         results = pool.imap(photo_bytes, work, chunksize=16)
         for (label, i, _, _), data in tqdm(zip(work, results), total=len(work), unit="img", disable=not progress):
-            info = zipfile.ZipInfo(f"train/{NAMES[label]}.{i}.jpg", date_time=(2013, 9, 25, 0, 0, 0))
+            info = zipfile.ZipInfo(f"train/{CLASS_NAMES[label]}.{i}.jpg", date_time=(2013, 9, 25, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, data)
-    tmp.replace(path)
     return path.stat().st_size
 
 

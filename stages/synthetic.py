@@ -41,22 +41,20 @@ The public API is :func:`synthetic_photo` (pure, returns a PIL image) and
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 from tqdm import tqdm
 
+from stages.common import CLASS_NAMES, LABELS, atomic_path
+
 __all__ = ["synthetic_photo", "write_synthetic_dataset", "CAT", "DOG"]
 
-CAT = 1
+CAT = LABELS["cat"]
 """Label of the cat class (the positive class)."""
-DOG = 0
+DOG = LABELS["dog"]
 """Label of the dog class."""
-
-_CLASS_NAMES = {CAT: "cat", DOG: "dog"}
 
 # --------------------------------------------------------------------------
 # Size distribution (identical for both classes)
@@ -421,21 +419,6 @@ def _encode_jpeg(image: Image.Image, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file in ``path``'s directory, then ``os.replace`` it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def write_synthetic_dataset(
     out_dir: Path,
     n_per_class: int,
@@ -478,7 +461,8 @@ def write_synthetic_dataset(
     jobs = [(label, i) for label in (CAT, DOG) for i in range(n_per_class)]
     written: list[Path] = []
     for label, i in tqdm(jobs, desc="ingest: synthetic", unit="img", disable=not progress):
-        path = out_dir / f"{_CLASS_NAMES[label]}.{i}.jpg"
-        _atomic_write_bytes(path, _encode_jpeg(synthetic_photo(label, i, seed), jpeg_quality))
+        path = out_dir / f"{CLASS_NAMES[label]}.{i}.jpg"
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(_encode_jpeg(synthetic_photo(label, i, seed), jpeg_quality))
         written.append(path)
     return sorted(written)

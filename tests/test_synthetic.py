@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import stages.common
+
 from stages import synthetic
 from stages.synthetic import CAT, DOG, synthetic_photo, write_synthetic_dataset
 
@@ -197,7 +199,7 @@ def test_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
     def boom(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(synthetic.os, "replace", boom)
+    monkeypatch.setattr(stages.common.os, "replace", boom)  # the rename of atomic_path
     with pytest.raises(OSError, match="disk full"):
         write_synthetic_dataset(tmp_path, 1, seed=0, progress=False)
     assert list(tmp_path.iterdir()) == []
