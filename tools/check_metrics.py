@@ -26,7 +26,8 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from tools.loss_curves import HISTORY_FILE, plot_loss_curves, read_history
+from stages.train import HISTORY_FILE
+from tools.loss_curves import plot_loss_curves, read_history
 
 CONFIG_FILE = Path("metrics_gate.yaml")
 PARAMS_FILE = "params.yaml"

@@ -13,7 +13,6 @@ import pandas as pd  # noqa: E402
 
 from stages.common import atomic_path  # noqa: E402
 
-HISTORY_FILE = "plots/train_history.csv"  # written by the train stage, committed to git (cache: false)
 HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss")
 
 

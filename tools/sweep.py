@@ -22,7 +22,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tools.loss_curves import HISTORY_FILE, plot_loss_curves, read_history
+from stages.train import HISTORY_FILE
+from tools.loss_curves import plot_loss_curves, read_history
 
 DEFAULT_LRS = (0.001, 0.003, 0.01, 0.03)
 SORT_BY = "metrics/evaluate.json:accuracy"
