@@ -13,8 +13,10 @@ import os
 import sys
 import tempfile
 import zipfile
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import yaml
@@ -187,6 +189,26 @@ def save_json(path: Path | str, data: Any) -> None:
     """Write `data` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def ordered_map(function: Callable, items: Iterable, jobs: int, window: int = 64) -> Iterator[tuple]:
+    """Yield `(item, function(item))` for each item, in order, computed on `jobs` processes with at most
+    `window` items in flight, so memory stays bounded however many items there are. `jobs == 1` runs
+    in this process."""
+    if jobs == 1:
+        for item in items:
+            yield item, function(item)
+        return
+    with ProcessPoolExecutor(jobs) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append((item, pool.submit(function, item)))
+            if len(pending) >= window:
+                item, future = pending.popleft()
+                yield item, future.result()
+        while pending:
+            item, future = pending.popleft()
+            yield item, future.result()
 
 
 # --------------------------------------------------------------------------- command line

@@ -29,12 +29,13 @@ from stages.common import (
     atomic_path,
     check_number,
     load_section,
+    ordered_map,
     run_cli,
     save_json,
     stage_parser,
     usable_cores,
 )
-from stages.sources import REASONS, Outcome, check_image, open_source, ordered_map, plan, read_checked
+from stages.sources import REASONS, Outcome, check_image, open_source, plan, read_checked
 from stages.synthetic import write_synthetic_dataset
 
 RAW_DIR = Path("data/raw")

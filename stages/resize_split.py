@@ -10,13 +10,13 @@ own, so the output does not depend on `jobs`.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -29,6 +29,7 @@ from stages.common import (
     ParamError,
     check_number,
     load_section,
+    ordered_map,
     run_cli,
     stage_parser,
     save_npz,
@@ -126,16 +127,6 @@ def _decode_chunk(paths: Sequence[Path], size: int, draft: bool) -> tuple[np.nda
     return X, ok, skipped
 
 
-def _decoded_chunks(chunks: list[list[Path]], size: int, draft: bool, jobs: int) -> Iterator[tuple]:
-    """_decode_chunk of each chunk, in order: in this process when jobs = 1, else in `jobs` processes."""
-    args = (chunks, [size] * len(chunks), [draft] * len(chunks))
-    if jobs == 1 or len(chunks) <= 1:
-        yield from map(_decode_chunk, *args)
-        return
-    with ProcessPoolExecutor(min(jobs, len(chunks))) as pool:
-        yield from pool.map(_decode_chunk, *args)
-
-
 def decode_all(
     paths: Sequence[Path], size: int, progress: bool = True, draft: bool = True, jobs: int = 1
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
@@ -145,7 +136,8 @@ def decode_all(
     chunks = [list(paths[start : start + CHUNK]) for start in range(0, len(paths), CHUNK)]
     parts = [_decode_chunk([], size, draft)]  # makes m = 0 work
     with tqdm(total=len(paths), desc="resize_split", unit="img", disable=not progress) as bar:
-        for chunk, part in zip(chunks, _decoded_chunks(chunks, size, draft, jobs or usable_cores())):
+        decode_chunk = functools.partial(_decode_chunk, size=size, draft=draft)
+        for chunk, part in ordered_map(decode_chunk, chunks, min(jobs or usable_cores(), max(len(chunks), 1))):
             parts.append(part)
             bar.update(len(chunk))
     X, ok, skipped = zip(*parts)

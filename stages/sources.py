@@ -19,11 +19,9 @@ import re
 import stat
 import zipfile
 import zlib
-from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -289,23 +287,3 @@ def read_checked(source: FolderSource | ZipSource, entry: Entry) -> tuple[bytes 
         return source.read(entry), None
     except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, OSError) as err:
         return None, ("unreadable_entry", f"{type(err).__name__}: {err}")
-
-
-def ordered_map(function: Callable, items: Iterable, jobs: int, window: int = 64) -> Iterator[tuple]:
-    """Yield `(item, function(item))` for each item, in order, computed on `jobs` processes with at most
-    `window` items in flight, so memory stays bounded however many items there are. `jobs == 1` runs
-    in this process."""
-    if jobs == 1:
-        for item in items:
-            yield item, function(item)
-        return
-    with ProcessPoolExecutor(jobs) as pool:
-        pending: deque = deque()
-        for item in items:
-            pending.append((item, pool.submit(function, item)))
-            if len(pending) >= window:
-                item, future = pending.popleft()
-                yield item, future.result()
-        while pending:
-            item, future = pending.popleft()
-            yield item, future.result()

@@ -17,7 +17,8 @@ from stages import sources
 from stages.common import DataError, ParamError
 from stages.ingest import IngestParams, check_source, ingest, main, read_params, write_report
 from stages.resize_split import load_image
-from stages.sources import REASONS, detect_layout, kaggle_name, name_problem, ordered_map, unsafe_name
+from stages.common import ordered_map
+from stages.sources import REASONS, detect_layout, kaggle_name, name_problem, unsafe_name
 from stages.synthetic import write_synthetic_dataset
 from tests.conftest import write_params
 from tests.ingest_cases import (
