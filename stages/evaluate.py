@@ -6,7 +6,6 @@ image it looks at).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -19,15 +18,13 @@ import pandas as pd  # noqa: E402
 
 from stages.common import (  # noqa: E402
     CLASS_NAMES,
-    PARAMS_FILE,
     atomic_path,
-    check_number,
     load_npz,
-    load_section,
     run_cli,
     stage_parser,
     save_json,
 )
+from stages.params import Number, param, stage_params  # noqa: E402
 from stages.flatten_normalize import FEATURES_DIR  # noqa: E402
 from stages.train import HISTORY_FILE, WEIGHTS_FILE, loss_value, sigmoid  # noqa: E402
 
@@ -35,18 +32,10 @@ METRICS_FILE = Path("metrics/evaluate.json")
 PLOTS_DIR = Path("plots")
 
 
-@dataclass(frozen=True)
+@stage_params("evaluate")
 class EvaluateParams:
-    threshold: float = 0.5
-
-
-def read_params(path: Path = PARAMS_FILE) -> EvaluateParams:
-    """Checked `evaluate` group of params.yaml."""
-    group = load_section("evaluate", ("threshold",), path)
-    return EvaluateParams(
-        threshold=float(
-            check_number("evaluate.threshold", group["threshold"], low=0, high=1, low_open=True, high_open=True)
-        )
+    threshold: float = param(
+        0.5, Number(low=0, high=1, low_open=True, high_open=True), "P(cat) above which an image is called a cat"
     )
 
 
@@ -156,10 +145,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = stage_parser(
         "evaluate",
         "Score models/weights.npz on data/features/valid.npz: metrics/evaluate.json and the plots "
-        "in plots/ (ROC, confusion matrix, loss curves, weights image). Parameters: the `evaluate` group.",
+        "in plots/ (ROC, confusion matrix, loss curves, weights image).",
+        EvaluateParams,
     )
     args = parser.parse_args(argv)
-    params = read_params(args.params)
+    params = EvaluateParams.read(args.params)
     metrics = evaluate(params)
     print(
         f"evaluate: accuracy {metrics['accuracy']:.4f}, F1 {metrics['f1']:.4f}, ROC AUC {metrics['roc_auc']}, "
