@@ -6,23 +6,31 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import io
 import json
+import math
 import os
+import re
+import shutil
+import signal
 import sys
 import tempfile
 import zipfile
+import zlib
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
 import numpy as np
+import yaml
 
 from stages.params import PARAMS_FILE, ParamError, describe
 
 LABELS = {"cat": 1, "dog": 0}
 CLASS_NAMES = ("dog", "cat")  # CLASS_NAMES[label]
+WINDOW = 4  # ordered_map: tasks in flight per worker process
 
 
 class DataError(ValueError):
@@ -40,17 +48,61 @@ def usable_cores() -> int:
 # --------------------------------------------------------------------------- files
 
 
+# A temporary file or folder: `.tmp-<target name>.<pid of its writer>.<8 random characters>`; files
+# written before the pid was part of the name lack it.
+TEMP_NAME = re.compile(r"\.tmp-.+?\.(?:([0-9]+)\.)?[a-z0-9_]{8}")
+_swept: set[Path] = set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_temp(folder: Path) -> None:
+    """Remove from `folder` the temporary files and folders of writers that are gone (killed runs);
+    a live writer's (its pid is a running process) stays. Once per folder and process."""
+    folder = Path(folder).resolve()
+    if folder in _swept or not folder.is_dir():
+        return
+    _swept.add(folder)
+    for path in folder.iterdir():
+        match = TEMP_NAME.fullmatch(path.name)
+        if match and not (match.group(1) and _alive(int(match.group(1)))):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def temp_sibling(path: Path | str, folder: bool = False) -> Path:
+    """Create an empty temporary file (or folder) next to `path`, to be renamed to `path` when done.
+    Its name carries this process's pid, so that the next run removes it if this one is killed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_temp(path.parent)
+    prefix = f".tmp-{path.name}.{os.getpid()}."
+    if folder:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
+    descriptor, name = tempfile.mkstemp(prefix=prefix, dir=path.parent)
+    os.close(descriptor)
+    return Path(name)
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success rename it to `path` in one step.
 
-    A stage killed mid-write leaves only a `.tmp-*` file, never a half-written `path`.
+    A stage killed mid-write leaves only a `.tmp-*` file, never a half-written `path`; the next
+    write into that folder removes it (temp_sibling).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temp_sibling(path)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o644)
@@ -79,16 +131,77 @@ def save_npz(path: Path | str, **arrays: np.ndarray) -> None:
                 np.lib.format.write_array(member, array, allow_pickle=False)
 
 
-def load_npz(path: Path | str, keys: Sequence[str]) -> dict[str, np.ndarray]:
-    """Read `keys` from an .npz written by `save_npz`; a missing file or key is a DataError."""
+def restore_hint(path: Path | str, lock_file: Path = Path("dvc.lock")) -> str:
+    """How to get a good copy of `path` back. For an output recorded in dvc.lock, the copy DVC keeps in
+    its cache may be the damaged one (DVC names cache files by their hash and never checks them again,
+    so `dvc checkout` and even `dvc repro --force` bring the damage back): drop it, then rebuild."""
+    path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in keys if key not in archive.files]
+        stages = yaml.safe_load(lock_file.read_text())["stages"]
+        for stage, record in stages.items():
+            for out in record.get("outs", []):
+                if Path(out["path"]).resolve() == path.resolve() and "md5" in out:
+                    md5 = out["md5"]
+                    return (f"it is an output of stage {stage}: drop DVC's cached copy and rebuild it: "
+                            f"rm -f \"$(dvc cache dir)/files/md5/{md5[:2]}/{md5[2:]}\" && dvc repro")
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        pass
+    return "replace it with a good copy (README: Damaged files)"
+
+
+def _read_array(member: BinaryIO, size: int) -> np.ndarray:
+    """The array of one .npy member of `size` bytes, read only once its header agrees with that size;
+    ValueError when it does not, or when it holds Python objects."""
+    version = np.lib.format.read_magic(member)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"unsupported .npy version {version}")
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read_header(member)
+    if dtype.hasobject:
+        raise ValueError("holds Python objects, not numbers or text")
+    count = math.prod(shape)
+    if count * dtype.itemsize != size - member.tell():
+        raise ValueError(f"its header announces {count * dtype.itemsize} bytes of data, it holds {size - member.tell()}")
+    flat = np.empty(count, dtype)
+    view = memoryview(flat.view(np.uint8))
+    done = 0
+    while done < len(view):
+        got = member.readinto(view[done:])
+        if not got:
+            raise ValueError("ends early")
+        done += got
+    if member.read(1):  # also makes zipfile check the CRC-32 (at the member's end)
+        raise ValueError("extra bytes after the array")
+    return flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)
+
+
+def load_npz(path: Path | str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """Read `keys` from an .npz written by `save_npz`. A missing file, a missing key or a damaged
+    file (truncated, not a zip, bad CRC, an array whose header does not match its data, Python
+    objects) is a DataError naming the file and how to get it back (restore_hint)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            sizes = {info.filename: info.file_size for info in archive.infolist()}
+            for info in archive.infolist():  # the sizes are believed only if the file can hold them
+                stored = info.compress_type == zipfile.ZIP_STORED and info.file_size == info.compress_size
+                deflated = info.compress_type == zipfile.ZIP_DEFLATED and info.file_size <= 1100 * info.compress_size
+                if not (stored or deflated) or info.compress_size > os.path.getsize(path):
+                    raise ValueError(f"{info.filename}: sizes in its zip header that the file cannot hold")
+            missing = [key for key in keys if f"{key}.npy" not in sizes]
             if missing:
-                raise DataError(f"{path}: missing arrays {missing} (has {archive.files})")
-            return {key: archive[key] for key in keys}
+                raise ValueError(f"no array {', '.join(missing)} (it holds {', '.join(sorted(sizes)) or 'none'})")
+            arrays = {}
+            for key in keys:
+                with archive.open(f"{key}.npy") as member:
+                    try:
+                        arrays[key] = _read_array(member, sizes[f"{key}.npy"])
+                    except ValueError as err:
+                        raise ValueError(f"{key}: {err}") from None
+            return arrays
     except FileNotFoundError:
         raise DataError(f"{path}: not found (run the earlier stages: `dvc repro`)") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as err:
+        raise DataError(f"{path}: damaged ({err}); {restore_hint(path)}") from None
 
 
 def save_json(path: Path | str, data: Any) -> None:
@@ -97,15 +210,37 @@ def save_json(path: Path | str, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def ordered_map(function: Callable, items: Iterable, jobs: int, window: int = 64) -> Iterator[tuple]:
-    """Yield `(item, function(item))` for each item, in order, computed on `jobs` processes with at most
-    `window` items in flight, so memory stays bounded however many items there are. `jobs == 1` runs
-    in this process."""
-    if jobs == 1:
+def worker_count(jobs: int, tasks: int) -> int:
+    """Processes to start for `tasks` tasks when `jobs` were asked for (0: one per usable core): never
+    more than the usable cores nor the tasks, whatever `jobs` says, and at least one."""
+    cores = usable_cores()
+    return max(1, min(jobs or cores, cores, tasks))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: on Linux, have the kernel kill this worker when its parent dies, even by
+    kill -9 (prctl PR_SET_PDEATHSIG); exit at once if the parent is already gone."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def ordered_map(function: Callable, items: Sequence, jobs: int) -> Iterator[tuple]:
+    """Yield `(item, function(item))` for each item, in order, computed by `worker_count(jobs,
+    len(items))` processes (in this process when that is 1).
+
+    At most WINDOW tasks per worker are in flight, so memory holds at most 4 x workers items and
+    results besides what each worker holds, however many items there are. The workers die with
+    this process (kill -9 included, on Linux).
+    """
+    workers = worker_count(jobs, len(items))
+    if workers == 1:
         for item in items:
             yield item, function(item)
         return
-    with ProcessPoolExecutor(jobs) as pool:
+    window = WINDOW * workers
+    with ProcessPoolExecutor(workers, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         pending: deque = deque()
         for item in items:
             pending.append((item, pool.submit(function, item)))

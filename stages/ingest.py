@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import functools
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Sequence
@@ -29,10 +28,13 @@ from stages.common import (
     run_cli,
     save_json,
     stage_parser,
-    usable_cores,
+    temp_sibling,
 )
+from stages import sources
+from stages.archive import EntryError
+from stages.readers import Entry, FolderSource, ZipSource, open_source
+from stages.sources import REASONS, Outcome, check_image, plan
 from stages.params import Custom, Number, ParamError, param, stage_params
-from stages.sources import REASONS, Outcome, check_image, open_source, plan, read_checked
 from stages.synthetic import write_synthetic_dataset
 
 RAW_DIR = Path("data/raw")
@@ -86,74 +88,81 @@ class IngestReport:
     skipped: list[Outcome]
 
     def counts(self) -> dict:
-        """The content of metrics/ingest.json: usable images per class, skipped files per reason."""
+        """The content of metrics/ingest.json: usable images per class, and the number skipped (their
+        reasons are in SKIPPED_FILE and in the summary line, not metrics)."""
         usable = {name: sum(n.startswith(f"{name}.") for n in self.kept) for name in LABELS}
-        skipped = {reason: sum(o.reason == reason for o in self.skipped) for reason in REASONS}
-        return {
-            "usable": {**usable, "total": len(self.kept)},
-            "skipped": {**skipped, "total": len(self.skipped)},
-        }
+        return {"usable": {**usable, "total": len(self.kept)}, "skipped": len(self.skipped)}
+
+    def reasons(self) -> dict[str, int]:
+        """Skipped files per reason, in the order of REASONS (reasons with none left out)."""
+        counts = {reason: sum(o.reason == reason for o in self.skipped) for reason in REASONS}
+        return {reason: n for reason, n in counts.items() if n}
 
     def summary(self, source: str) -> str:
         """The one-line summary printed at the end of the stage (after "ingest: ")."""
-        counts = self.counts()
-        usable, skipped = counts["usable"], counts["skipped"]
-        reasons = ", ".join(f"{n} {r}" for r, n in skipped.items() if n and r != "total")
+        usable = self.counts()["usable"]
+        reasons = ", ".join(f"{n} {r}" for r, n in self.reasons().items())
         return (
             f"{usable['total']} usable images ({usable['cat']} cats, {usable['dog']} dogs), "
-            f"{skipped['total']} skipped{f' ({reasons})' if reasons else ''} from {source}"
+            f"{len(self.skipped)} skipped{f' ({reasons})' if reasons else ''} from {source}"
             f"{f' ({self.layout} layout)' if self.layout != SYNTHETIC else ''}; skipped files listed in {SKIPPED_FILE}"
         )
 
 
-def _verdict(item: tuple, max_pixels: int) -> tuple[str, str] | None:
-    """Skip reason of one (entry, name, bytes, read problem) item, or None if the image is usable."""
-    _, _, data, problem = item
-    return problem or check_image(data, max_pixels)
+def _copy_and_check(item: tuple[Entry, str], source: FolderSource | ZipSource, out_dir: Path,
+                    max_pixels: int) -> tuple[str, str] | None:
+    """Copy one entry to `out_dir`/<its Kaggle name> and decode that copy; remove it and return
+    (reason, detail) when it is not usable, else None. Runs in a worker process: what it holds is a
+    few CHUNKs of the file (bounded by MAX_FILE_BYTES on disk) and the decoded image (bounded by
+    max_pixels), never the archive's word for either."""
+    entry, name = item
+    path = out_dir / name
+    try:
+        with open(path, "xb") as out:  # "x": each Kaggle name belongs to one entry (plan)
+            size = source.copy(entry, out, sources.MAX_FILE_BYTES)
+        verdict = ("empty", "0 bytes") if size == 0 else check_image(path, max_pixels)
+    except EntryError as err:
+        verdict = (err.reason, err.detail)
+    if verdict:
+        path.unlink(missing_ok=True)
+    return verdict
 
 
 def ingest_source(source_path: Path, out_dir: Path, max_pixels: int, jobs: int, progress: bool = True) -> IngestReport:
     """Copy the usable images of a real source into `out_dir` (which must exist) under Kaggle names.
 
-    Reads and decodes one file at a time per process (at most `jobs` processes, a bounded number of
-    files in flight), so memory does not grow with the number of images. The result does not depend
-    on `jobs` nor on the order the source lists its files.
+    Each file is copied and decoded by one of at most `jobs` worker processes (common.ordered_map),
+    so memory does not grow with the number or the size of the files: see MEMORY. The result does
+    not depend on `jobs` nor on the order the source lists its files.
     """
     source = open_source(source_path)
-    try:
-        layout, skipped, to_check = plan(source.entries())
-        items = ((entry, name, *read_checked(source, entry)) for entry, name in to_check)
-        results = ordered_map(functools.partial(_verdict, max_pixels=max_pixels), items, jobs)
-        kept = []
-        for (entry, name, data, _), verdict in tqdm(
-            results, total=len(to_check), desc=f"ingest: {source_path}", unit="file", disable=not progress
-        ):
-            if verdict:
-                skipped.append(Outcome(entry.name, reason=verdict[0], detail=verdict[1]))
-            else:
-                (out_dir / name).write_bytes(data)
-                kept.append(name)
-    finally:
-        source.close()
-    return IngestReport(layout, sorted(kept), sorted(skipped, key=lambda o: o.entry))
+    layout, skipped, to_check = plan(source.entries())
+    check = functools.partial(_copy_and_check, source=source, out_dir=out_dir, max_pixels=max_pixels)
+    kept = []
+    for (entry, name), verdict in tqdm(ordered_map(check, to_check, jobs), total=len(to_check),
+                                       desc=f"ingest: {source_path}", unit="file", disable=not progress):
+        if verdict:
+            skipped.append(Outcome(entry.name, *verdict, index=entry.index))
+        else:
+            kept.append(name)
+    return IngestReport(layout, sorted(kept), sorted(skipped, key=Outcome.key))
 
 
 def ingest(params: IngestParams, out_dir: Path = RAW_DIR, progress: bool = True) -> IngestReport:
     """Fill `out_dir` with the photo set (synthetic or from `params.source`); return the report.
 
     Builds the set in a temporary sibling folder and swaps it in at the end, so an interrupted run or
-    a source with no usable image of a class never leaves a partial `out_dir` behind.
+    a source with no usable image of a class never leaves a partial `out_dir` behind (a killed run's
+    folder is removed by the next run: common.temp_sibling).
     """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}.", dir=out_dir.parent))
+    staging = temp_sibling(out_dir, folder=True)
     try:
         if params.source == SYNTHETIC:
             paths = write_synthetic_dataset(staging, params.n_per_class, params.seed, progress=progress)
             report = IngestReport(SYNTHETIC, sorted(p.name for p in paths), [])
         else:
-            jobs = params.jobs or usable_cores()
-            report = ingest_source(Path(params.source), staging, params.max_pixels, jobs, progress)
+            report = ingest_source(Path(params.source), staging, params.max_pixels, params.jobs, progress)
         usable = report.counts()["usable"]
         for name in LABELS:
             if usable[name] == 0:
@@ -166,13 +175,42 @@ def ingest(params: IngestParams, out_dir: Path = RAW_DIR, progress: bool = True)
     return report
 
 
+def escape(text: str) -> str:
+    r"""`text` as one printable line that maps back to it: `\\` for a backslash, `\xNN` for a byte
+    that was not UTF-8 (kept as a lone surrogate), `\uNNNN` / `\UNNNNNNNN` for any other character
+    that is not printable (NUL, tab, newline, ...). Printable text is left as it is."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char == "\\":
+            out.append("\\\\")
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif char.isprintable():
+            out.append(char)
+        else:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    return "".join(out)
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """`cell` with a leading apostrophe when a spreadsheet would run it as a formula (it starts with
+    = + - @, tab or CR: OWASP's CSV injection rule) or when it starts with an apostrophe itself, so
+    that stripping one leading apostrophe always gives the cell back."""
+    return f"'{cell}" if cell[:1] in ("=", "+", "-", "@", "\t", "\r", "'") else cell
+
+
 def write_report(report: IngestReport, metrics_file: Path = METRICS_FILE, skipped_file: Path = SKIPPED_FILE) -> None:
-    """Write the counts (JSON) and the per-file list of skipped files (CSV: entry, reason, detail)."""
+    """Write the counts (JSON) and the list of skipped files (CSV: entry, index, reason, detail; names
+    and details through `escape` and `spreadsheet_safe`; index: the entry's position in a zip archive,
+    empty for a folder)."""
     save_json(metrics_file, report.counts())
-    with atomic_path(skipped_file) as tmp, open(tmp, "w", newline="") as handle:
+    with atomic_path(skipped_file) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(("entry", "reason", "detail"))
-        writer.writerows((o.entry, o.reason, o.detail) for o in report.skipped)
+        writer.writerow(("entry", "index", "reason", "detail"))
+        for o in report.skipped:
+            index = "" if o.index is None else o.index
+            writer.writerow((spreadsheet_safe(escape(o.entry)), index, o.reason, spreadsheet_safe(escape(o.detail))))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

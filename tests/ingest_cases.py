@@ -123,9 +123,19 @@ def junk_entries(layout: str) -> dict[str, tuple[bytes, str]]:
         f"__MACOSX/{folder}/._{Path(first).name}": (b"\x00\x05\x16\x07 AppleDouble", "macos_metadata"),
         f"{folder}/._{Path(first).name}": (b"\x00\x05\x16\x07 AppleDouble", "macos_metadata"),
         f"{folder}/notes.txt": (b"hello", "no_label"),
-        # the same cat/dog name a second time, later in name order
-        f"zz-copy/{first}": (jpeg(BLUE), "duplicate"),
+        # two names that give the same Kaggle name cat.20.jpg (case, extension): neither is kept
+        **duplicate_pair(layout),
     }
+
+
+def duplicate_pair(layout: str) -> dict[str, tuple[bytes, str]]:
+    """Two entries whose names differ only in case and extension, hence give the same Kaggle name
+    (cat.20.jpg), with different content: both are skipped."""
+    if layout == "kaggle":
+        names = ("train/cat.20.jpg", "train/CAT.20.JPEG")
+    else:
+        names = ("PetImages/Cat/20.jpg", "PetImages/CAT/20.jpeg")
+    return {names[0]: (jpeg(RED), "duplicate"), names[1]: (jpeg(BLUE), "duplicate")}
 
 
 def expected(layout: str) -> tuple[dict[str, Case], dict[str, str]]:
