@@ -128,20 +128,21 @@ def kaggle_name(layout: str, name: str) -> str | None:
 
 
 def detect_layout(names: Iterable[str]) -> str:
-    """The layout whose pattern matches the names; a DataError listing the accepted layouts when
-    none or both match."""
+    """The layout whose pattern matches the most names (the others' names are then skipped as
+    no_label, so one odd name cannot stop ingest); a DataError listing the accepted layouts when
+    no name matches, or both layouts match as many names."""
     names = list(names)
     counts = {layout: sum(kaggle_name(layout, n) is not None for n in names) for layout in LAYOUTS}
-    found = [layout for layout, count in counts.items() if count]
-    if len(found) == 1:
-        return found[0]
+    (best, most), (_, second) = sorted(counts.items(), key=lambda item: -item[1])
+    if most > second:
+        return best
     sample = ", ".join(names[:5]) or "no files"
-    if not found:
+    if not most:
         hint = " (a zip inside the source? extract the inner train.zip first)" if any(
             n.lower().endswith(".zip") for n in names) else ""
         raise DataError(f"no cat/dog image names found{hint}; {LAYOUT_HELP}. First files seen: {sample}")
     raise DataError(
-        f"both layouts found ({counts['kaggle']} Kaggle-style and {counts['microsoft']} Microsoft-style "
+        f"both layouts found, as often ({counts['kaggle']} Kaggle-style and {counts['microsoft']} Microsoft-style "
         f"names): point ingest.source at one of them; {LAYOUT_HELP}"
     )
 

@@ -84,8 +84,10 @@ def test_kaggle_name_takes_the_label_from_the_name(layout, name, out):
 def test_detect_layout():
     assert detect_layout(["train/cat.1.jpg", "train/Thumbs.db"]) == "kaggle"
     assert detect_layout(["PetImages/Dog/3.jpg", "readme.txt"]) == "microsoft"
-    with pytest.raises(DataError, match="both layouts found"):
+    with pytest.raises(DataError, match="both layouts found, as often"):
         detect_layout(["train/cat.1.jpg", "PetImages/Dog/3.jpg"])
+    # one odd name does not stop ingest: the layout of most names wins, the other names get no_label
+    assert detect_layout(["train/cat.1.jpg", "train/dog.1.jpg", "PetImages/Dog/3.jpg"]) == "kaggle"
     with pytest.raises(DataError, match="accepted layouts: Kaggle's train.zip .* Microsoft's") as err:
         detect_layout(["photos/a.jpg", "photos/b.jpg"])
     assert "photos/a.jpg" in str(err.value)
