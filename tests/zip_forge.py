@@ -5,6 +5,7 @@ The compressed bytes come from Python's zipfile (an independent writer), so only
 """
 from __future__ import annotations
 
+import bz2
 import io
 import struct
 import zipfile
@@ -28,6 +29,7 @@ class Raw:
     compress_size: int | None = None
     crc: int | None = None
     stated_method: int | None = None
+    body: bytes | None = None  # the compressed bytes, when `data` is not given (a bomb built in pieces)
     mode: int = 0o100644
     same_data_as: int | None = None  # its directory record points at an earlier entry's local header
 
@@ -45,23 +47,34 @@ def payload(method: int, data: bytes) -> bytes:
 def forge(entries: list[Raw], prefix: bytes = b"") -> bytes:
     """A zip archive of `entries`, in that order, after `prefix` (bytes before the archive)."""
     out = bytearray(prefix)
-    records, offsets, bodies = [], [], []
+    records, offsets, stated = [], [], []
     for raw in entries:
-        body = payload(raw.method, raw.data) if raw.same_data_as is None else bodies[raw.same_data_as]
-        bodies.append(body)
-        crc = zlib.crc32(raw.data) if raw.crc is None else raw.crc
-        usize = len(raw.data) if raw.file_size is None else raw.file_size
-        csize = len(body) if raw.compress_size is None else raw.compress_size
-        method = raw.method if raw.stated_method is None else raw.stated_method
-        fields = (20, raw.flags, method, 0, 0x21, crc, csize, usize, len(raw.name), 0)
-        if raw.same_data_as is None:
-            offsets.append(len(out) - len(prefix))
-            out += LOCAL.pack(b"PK\x03\x04", *fields) + raw.name + body
-        else:
+        if raw.same_data_as is not None:  # the same local header, sizes and CRC-32 under another name
             offsets.append(offsets[raw.same_data_as])
-        records.append(CENTRAL.pack(b"PK\x01\x02", 3 << 8 | 20, *fields, 0, 0, 0, raw.mode << 16, offsets[-1])
-                       + raw.name)
+            stated.append(stated[raw.same_data_as])
+        else:
+            body = payload(raw.method, raw.data) if raw.body is None else raw.body
+            crc = zlib.crc32(raw.data) if raw.crc is None else raw.crc
+            usize = len(raw.data) if raw.file_size is None else raw.file_size
+            csize = len(body) if raw.compress_size is None else raw.compress_size
+            method = raw.method if raw.stated_method is None else raw.stated_method
+            stated.append((raw.flags, method, 0, 0x21, crc, csize, usize))
+            offsets.append(len(out) - len(prefix))
+            out += LOCAL.pack(b"PK\x03\x04", 20, *stated[-1], len(raw.name), 0) + raw.name + body
+        records.append(CENTRAL.pack(b"PK\x01\x02", 3 << 8 | 20, 20, *stated[-1], len(raw.name), 0, 0, 0, 0,
+                                    raw.mode << 16, offsets[-1]) + raw.name)
     start = len(out) - len(prefix)
     directory = b"".join(records)
     out += directory + END.pack(b"PK\x05\x06", 0, 0, len(entries), len(entries), len(directory), start, 0)
     return bytes(out)
+
+
+def zeros(method: int, size: int) -> tuple[bytes, int]:
+    """(compressed bytes, CRC-32) of `size` zero bytes, compressed piece by piece (deflate or bzip2)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15) if method == zipfile.ZIP_DEFLATED else bz2.BZ2Compressor(9)
+    piece, parts, crc = bytes(2**20), [], 0
+    for start in range(0, size, len(piece)):
+        block = piece[: min(len(piece), size - start)]
+        parts.append(compressor.compress(block))
+        crc = zlib.crc32(block, crc)
+    return b"".join(parts) + compressor.flush(), crc
