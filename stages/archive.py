@@ -21,7 +21,8 @@ import bz2
 import lzma
 import struct
 import zlib
-from dataclasses import dataclass, replace
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
@@ -127,15 +128,15 @@ def list_zip(path: Path | str) -> list[Member]:
     A DataError when the file is no zip, is damaged before its first entry, or lists too much.
     """
     path = Path(path)
+    records, read = [], 0
     with open(path, "rb") as handle:
         size = handle.seek(0, 2)
         start, length, shift = _directory(handle, size, path)
         handle.seek(start)
-        members, read = [], 0
         while read < length:
             fixed = handle.read(_CENTRAL.size)
-            if len(fixed) < _CENTRAL.size or fixed[:4] != b"PK\x01\x02" or len(members) >= MAX_ENTRIES:
-                raise DataError(f"{path}: damaged zip directory at entry {len(members)} (byte {start + read})")
+            if len(fixed) < _CENTRAL.size or fixed[:4] != b"PK\x01\x02" or len(records) >= MAX_ENTRIES:
+                raise DataError(f"{path}: damaged zip directory at entry {len(records)} (byte {start + read})")
             (_, _, _, flags, method, _, _, crc, compress_size, file_size,
              name_length, extra_length, comment_length, _, _, attributes, offset) = _CENTRAL.unpack(fixed)
             raw = handle.read(name_length)
@@ -145,28 +146,20 @@ def list_zip(path: Path | str) -> list[Member]:
             sizes = [file_size, compress_size, offset]
             problem = _zip64(extra, sizes)
             name = raw.decode("utf-8", "surrogateescape") if flags & UTF8_NAME else raw.decode("cp437")
-            members.append(Member(len(members), name, flags, method, crc, sizes[1], sizes[0],
-                                  sizes[2] + shift, attributes >> 16, problem=problem))
-    return _bound(members, start)
-
-
-def _bound(members: list[Member], directory: int) -> list[Member]:
-    """Each member with `end` (the next local header after its own, or the directory), and a problem
-    when its data is shared with another entry or lies outside the archive's data."""
-    offsets = sorted({m.offset for m in members} | {directory})
+            records.append((name, flags, method, crc, sizes[1], sizes[0], sizes[2] + shift, attributes >> 16, problem))
+    # Where each entry's data must end (the next local header, or the directory), and which entries
+    # share or misplace their data: offsets, as stated, are checked against each other.
+    offsets = sorted({record[6] for record in records} | {start})
     following = dict(zip(offsets, offsets[1:]))
-    counts: dict[int, int] = {}
-    for member in members:
-        counts[member.offset] = counts.get(member.offset, 0) + 1
-    bounded = []
-    for m in members:
-        problem = m.problem
-        if m.offset >= directory:
+    sharing = Counter(record[6] for record in records)
+    members = []
+    for index, (*fields, offset, mode, problem) in enumerate(records):
+        if offset >= start:
             problem = problem or "local header offset outside the archive's data"
-        elif counts[m.offset] > 1:
-            problem = problem or f"shares its data with {counts[m.offset] - 1} other entries (overlapping entries)"
-        bounded.append(replace(m, end=following.get(m.offset, directory), problem=problem))
-    return bounded
+        elif sharing[offset] > 1:
+            problem = problem or f"shares its data with {sharing[offset] - 1} other entries (overlapping entries)"
+        members.append(Member(index, *fields, offset, mode, following.get(offset, start), problem))
+    return members
 
 
 def _reader(handle: BinaryIO, size: int) -> Callable[[int], bytes]:

@@ -10,6 +10,7 @@ import ctypes
 import io
 import json
 import math
+import multiprocessing
 import os
 import re
 import shutil
@@ -180,12 +181,17 @@ def load_npz(path: Path | str, keys: Sequence[str]) -> dict[str, np.ndarray]:
     file (truncated, not a zip, bad CRC, an array whose header does not match its data, Python
     objects) is a DataError naming the file and how to get it back (restore_hint)."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        try:
+            archive = zipfile.ZipFile(path)
+        except zipfile.BadZipFile:
+            raise ValueError("not a zip archive, as an .npz is: truncated or overwritten?") from None
+        with archive:
             sizes = {info.filename: info.file_size for info in archive.infolist()}
             for info in archive.infolist():  # the sizes are believed only if the file can hold them
-                stored = info.compress_type == zipfile.ZIP_STORED and info.file_size == info.compress_size
-                deflated = info.compress_type == zipfile.ZIP_DEFLATED and info.file_size <= 1100 * info.compress_size
-                if not (stored or deflated) or info.compress_size > os.path.getsize(path):
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise ValueError(f"{info.filename}: compression method {info.compress_type}, not stored or deflate")
+                ratio = 1 if info.compress_type == zipfile.ZIP_STORED else 1032  # deflate's largest
+                if info.file_size > ratio * info.compress_size or info.compress_size > os.path.getsize(path):
                     raise ValueError(f"{info.filename}: sizes in its zip header that the file cannot hold")
             missing = [key for key in keys if f"{key}.npy" not in sizes]
             if missing:
@@ -240,7 +246,8 @@ def ordered_map(function: Callable, items: Sequence, jobs: int) -> Iterator[tupl
             yield item, function(item)
         return
     window = WINDOW * workers
-    with ProcessPoolExecutor(workers, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+    spawn = multiprocessing.get_context("spawn")  # fresh processes: none inherits this one's memory
+    with ProcessPoolExecutor(workers, spawn, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         pending: deque = deque()
         for item in items:
             pending.append((item, pool.submit(function, item)))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import functools
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Sequence
@@ -95,8 +96,8 @@ class IngestReport:
 
     def reasons(self) -> dict[str, int]:
         """Skipped files per reason, in the order of REASONS (reasons with none left out)."""
-        counts = {reason: sum(o.reason == reason for o in self.skipped) for reason in REASONS}
-        return {reason: n for reason, n in counts.items() if n}
+        counts = Counter(o.reason for o in self.skipped)
+        return {reason: counts[reason] for reason in REASONS if counts[reason]}
 
     def summary(self, source: str) -> str:
         """The one-line summary printed at the end of the stage (after "ingest: ")."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,13 +45,15 @@ REASONS = {
 # Bound on the bytes of one file, counted while it is copied (Kaggle's largest photo is about 0.5 MB).
 MAX_FILE_BYTES = 64 * 2**20
 NAME_MAX, PATH_MAX = 255, 4096  # Linux: bytes of one path component, of a whole path with its NUL
+SURROGATE = re.compile("[\ud800-\udfff]")  # how an undecodable byte of a name is kept
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode's category Cc
 SYSTEM_FILES = {"thumbs.db", ".ds_store", "desktop.ini"}
 
 LAYOUTS = {
-    # Kaggle: the class is in the file name, e.g. train/cat.12.jpg.
-    "kaggle": re.compile(r"(?:^|/)(cat|dog)\.([0-9]+)\.jpe?g$", re.IGNORECASE | re.ASCII),
-    # Microsoft: the class is the folder, e.g. PetImages/Cat/12.jpg.
-    "microsoft": re.compile(r"(?:^|/)(cat|dog)/([0-9]+)\.jpe?g$", re.IGNORECASE | re.ASCII),
+    # Kaggle: the class is in the file name, e.g. train/cat.12.jpg (matched against the last component).
+    "kaggle": re.compile(r"(cat|dog)\.([0-9]+)\.jpe?g", re.IGNORECASE | re.ASCII),
+    # Microsoft: the class is the folder, e.g. PetImages/Cat/12.jpg (against the last two components).
+    "microsoft": re.compile(r"(cat|dog)/([0-9]+)\.jpe?g", re.IGNORECASE | re.ASCII),
 }
 LAYOUT_HELP = (
     "accepted layouts: Kaggle's train.zip or its folder (train/cat.N.jpg, train/dog.N.jpg), or "
@@ -93,9 +94,9 @@ def unsafe_name(name: str) -> bool:
 def bad_name(name: str) -> str | None:
     """Why `name` is no usable file name, or None: not valid UTF-8 (kept as lone surrogates), a control
     character, longer than NAME_MAX bytes in a component or PATH_MAX - 1 in all."""
-    if any("\ud800" <= char <= "\udfff" for char in name):
+    if SURROGATE.search(name):
         return "not valid UTF-8"
-    if any(unicodedata.category(char) == "Cc" for char in name):
+    if CONTROL.search(name):
         return "holds a control character"
     if len(name.encode()) >= PATH_MAX:
         return f"longer than {PATH_MAX - 1} bytes"
@@ -123,7 +124,8 @@ def kaggle_name(layout: str, name: str) -> str | None:
     """The Kaggle name (`cat.N.jpg` / `dog.N.jpg`) of an entry in `layout`, or None when its name
     carries no label: ("kaggle", "train/Cat.7.JPG") -> "cat.7.jpg", ("microsoft", "PetImages/Dog/7.jpg")
     -> "dog.7.jpg"."""
-    match = LAYOUTS[layout].search(as_path(name))
+    tail = as_path(name).rsplit("/", 2)[-1 if layout == "kaggle" else -2:]
+    match = LAYOUTS[layout].fullmatch("/".join(tail))
     return f"{match.group(1).lower()}.{match.group(2)}.jpg" if match else None
 
 
@@ -188,8 +190,8 @@ def check_image(path: Path | str, max_pixels: int) -> tuple[str, str] | None:
 
     Decodes every pixel (not just the header), applies the EXIF orientation and converts to RGB, as
     resize_split will. A file whose width x height exceeds `max_pixels` is refused from its header,
-    before any pixel is decoded, so decoding takes at most about 8 bytes per allowed pixel (a 4-byte
-    mode and its transposed copy). Warnings (e.g. libjpeg's "extraneous bytes before marker") are
+    before any pixel is decoded, so decoding takes at most about 12 bytes per allowed pixel (measured:
+    a progressive CMYK JPEG, 8 bytes of DCT coefficients and 4 of pixels; RGBA 8). Warnings (e.g. libjpeg's "extraneous bytes before marker") are
     tolerated: the pixels are there.
     """
     try:
