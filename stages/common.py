@@ -214,10 +214,12 @@ def ordered_map(function: Callable, items: Iterable, jobs: int, window: int = 64
 # --------------------------------------------------------------------------- command line
 
 
-def stage_parser(stage: str, description: str) -> argparse.ArgumentParser:
-    """Command line of `python -m stages.<stage>`: the description, and --params to read another file."""
+def stage_parser(stage: str, description: str, params: bool = True) -> argparse.ArgumentParser:
+    """Command line of `python -m stages.<stage>`: the description, and (a stage with `params`) --params
+    to read another file. The stage adds one option per file it reads or writes."""
     parser = argparse.ArgumentParser(prog=f"python -m stages.{stage}", description=description)
-    parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (default: %(default)s)")
+    if params:
+        parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (default: %(default)s)")
     return parser
 
 

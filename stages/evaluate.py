@@ -28,8 +28,7 @@ from stages.common import (  # noqa: E402
     stage_parser,
     save_json,
 )
-from stages.flatten_normalize import FEATURES_DIR  # noqa: E402
-from stages.train import HISTORY_FILE, WEIGHTS_FILE, loss_value, sigmoid  # noqa: E402
+from stages.train import FEATURES_DIR, HISTORY_FILE, WEIGHTS_FILE, loss_value, sigmoid  # noqa: E402
 
 METRICS_FILE = Path("metrics/evaluate.json")
 PLOTS_DIR = Path("plots")

@@ -32,3 +32,14 @@ def write_params(path: Path, **groups) -> Path:
         params.setdefault(group, {}).update(values)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
+
+
+def photo_like(path, width, height, seed):
+    """A JPEG with detail at every scale (smooth gradients plus noise), like a photo."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx * 255 / width, yy * 255 / height, (xx + yy) * 127 / (width + height)], axis=-1)
+    Image.fromarray(np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)).save(path, quality=90)
