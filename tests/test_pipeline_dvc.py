@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.common import copy_pipeline
-from tests.conftest import ROOT
+from tests.conftest import ROOT, copy_pipeline
 
 BIN = Path(sys.executable).parent
 SMALL = {"ingest": {"n_per_class": 30}, "train": {"epochs": 60}}
