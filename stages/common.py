@@ -16,7 +16,7 @@ import zipfile
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import yaml
@@ -214,10 +214,15 @@ def ordered_map(function: Callable, items: Iterable, jobs: int, window: int = 64
 # --------------------------------------------------------------------------- command line
 
 
-def stage_parser(stage: str, description: str, params: bool = True) -> argparse.ArgumentParser:
-    """Command line of `python -m stages.<stage>`: the description, and (a stage with `params`) --params
-    to read another file. The stage adds one option per file it reads or writes."""
+def stage_parser(
+    stage: str, description: str, paths: Mapping[str, str] | None = None, params: bool = True
+) -> argparse.ArgumentParser:
+    """Command line of `python -m stages.<stage>`: the description; one required option per file the
+    stage reads or writes, `paths` = {"--raw": "folder of the photos (in)", ...} (dvc.yaml's `cmd:`
+    names every one: the code has no default path); and, for a stage with `params`, --params."""
     parser = argparse.ArgumentParser(prog=f"python -m stages.{stage}", description=description)
+    for option, help_text in (paths or {}).items():
+        parser.add_argument(option, type=Path, required=True, help=help_text)
     if params:
         parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (default: %(default)s)")
     return parser

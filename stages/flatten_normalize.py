@@ -32,13 +32,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         "Flatten --train-images and --valid-images (uint8 .npz) to one row of size*size*3 features per "
         "image, divided by the pixel_scale of --preprocessing (255: features in [0, 1]), into "
         "--train-features and --valid-features (float32 .npz). No parameters.",
+        {
+            "--preprocessing": "preprocessing record .json (in)",
+            "--train-images": "training images .npz (in)",
+            "--valid-images": "validation images .npz (in)",
+            "--train-features": "training features .npz (out)",
+            "--valid-features": "validation features .npz (out)",
+        },
         params=False,
     )
-    parser.add_argument("--preprocessing", type=Path, required=True, help="preprocessing record .json (in)")
-    parser.add_argument("--train-images", type=Path, required=True, help="training images .npz (in)")
-    parser.add_argument("--valid-images", type=Path, required=True, help="validation images .npz (in)")
-    parser.add_argument("--train-features", type=Path, required=True, help="training features .npz (out)")
-    parser.add_argument("--valid-features", type=Path, required=True, help="validation features .npz (out)")
     args = parser.parse_args(argv)
     preprocessing = Preprocessing.load(args.preprocessing)
     shapes = {

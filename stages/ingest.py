@@ -1,9 +1,8 @@
-"""Stage 1, ingest: put the raw photo set in data/raw/, in the Kaggle layout (cat.N.jpg, dog.N.jpg).
+"""Stage 1, ingest: put the raw photo set in the --raw folder, in the Kaggle layout (cat.N.jpg, dog.N.jpg).
 
 `ingest.source: synthetic` (the default) generates the embedded synthetic photo set, so the pipeline
 runs with no download. A path inside the --external folder (data/external/) reads a real source
-instead: Kaggle's `train.zip` or Microsoft's `kagglecatsanddogs_*.zip`, or either one extracted
-(layouts in stages/sources.py). Every file of a real source is decoded completely; the usable ones are
+instead: a zip archive or a folder in one of the layouts of stages/sources.py. Every file of a real source is decoded completely; the usable ones are
 copied byte for byte to the --raw folder under their Kaggle name (resize_split turns any mode or format
 into RGB and applies the EXIF orientation), the others are skipped and listed with their reason in the
 --skipped CSV. Counts go to the --metrics JSON. Every path comes from the command line (dvc.yaml's `cmd:`).
@@ -185,11 +184,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "Write the raw cat/dog photo set (Kaggle layout: cat.N.jpg, dog.N.jpg) to --raw, generated "
         "(ingest.source: synthetic) or read from a zip or folder inside --external; counts to --metrics, "
         "skipped files with their reason to --skipped. Parameters: the `ingest` group of params.yaml.",
+        {
+            "--external": "folder of real sources, ingest.source's (in)",
+            "--raw": "folder of the photo set (out)",
+            "--metrics": "counts .json (out)",
+            "--skipped": "skipped files .csv (out)",
+        },
     )
-    parser.add_argument("--external", type=Path, required=True, help="folder of real sources, ingest.source's (in)")
-    parser.add_argument("--raw", type=Path, required=True, help="folder of the photo set (out)")
-    parser.add_argument("--metrics", type=Path, required=True, help="counts .json (out)")
-    parser.add_argument("--skipped", type=Path, required=True, help="skipped files .csv (out)")
     args = parser.parse_args(argv)
     params = read_params(args.params)
     check_source(params.source, args.external)

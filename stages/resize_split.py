@@ -161,11 +161,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "Decode the photos of --raw (cat.N.jpg, dog.N.jpg), resize to size x size RGB (bilinear), split "
         "stratified into --train-images and --valid-images (uint8 .npz), with `jobs` processes; write the "
         "preprocessing a new photo needs to --preprocessing. Parameters: the `resize_split` group of params.yaml.",
+        {
+            "--raw": "folder of the photos (in)",
+            "--train-images": "training images .npz (out)",
+            "--valid-images": "validation images .npz (out)",
+            "--preprocessing": "preprocessing record .json (out)",
+        },
     )
-    parser.add_argument("--raw", type=Path, required=True, help="folder of the photos (in)")
-    parser.add_argument("--train-images", type=Path, required=True, help="training images .npz (out)")
-    parser.add_argument("--valid-images", type=Path, required=True, help="validation images .npz (out)")
-    parser.add_argument("--preprocessing", type=Path, required=True, help="preprocessing record .json (out)")
     args = parser.parse_args(argv)
     params = read_params(args.params)
     counts = resize_split(params, args.raw, args.train_images, args.valid_images, args.preprocessing)

@@ -382,8 +382,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "Train the single neuron on data/features/train.npz (gradient descent, full-batch by "
         "default), tracking data/features/valid.npz every epoch. Writes models/weights.npz, plots/train_history.csv "
         "and metrics/train.json. Parameters: the `train` group of params.yaml.",
+        {
+            "--preprocessing": "preprocessing record .json (in)",
+        },
     )
-    parser.add_argument("--preprocessing", type=Path, required=True, help="preprocessing record .json (in)")
     args = parser.parse_args(argv)
     params = read_params(args.params)
     history = train(params, args.preprocessing)
