@@ -25,6 +25,7 @@ from bench.epoch import plain_fit
 from bench.images import kaggle_layout
 from stages.common import load_npz
 from stages.flatten_normalize import flatten_normalize
+from stages.images import Preprocessing
 from stages.resize_split import ResizeSplitParams, resize_split
 from stages.train import TrainParams, fit, kept_row
 
@@ -40,8 +41,11 @@ def pipeline_features(n_images: int) -> tuple[dict, dict]:
     folder = CACHE_DIR / f"features-{n_images}"
     if not (folder / "features/valid.npz").exists():
         paths = kaggle_layout(n_images)
-        resize_split(ResizeSplitParams(64, 0.2, 42), paths[0].parent, folder / "prepared", progress=False)
-        flatten_normalize(folder / "prepared", folder / "features")
+        prepared = [folder / "prepared" / name for name in ("train.npz", "valid.npz", "preprocessing.json")]
+        resize_split(ResizeSplitParams(64, 0.2, 42), paths[0].parent, *prepared, progress=False)
+        for split in ("train", "valid"):
+            flatten_normalize(folder / f"prepared/{split}.npz", folder / f"features/{split}.npz",
+                              Preprocessing.load(prepared[2]))
     return tuple(load_npz(folder / f"features/{split}.npz", ("X", "y")) for split in ("train", "valid"))
 
 

@@ -15,7 +15,7 @@ import zipfile
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -120,15 +120,21 @@ def ordered_map(function: Callable, items: Iterable, jobs: int, window: int = 64
 # --------------------------------------------------------------------------- command line
 
 
-def stage_parser(stage: str, description: str, params: type | None = None) -> argparse.ArgumentParser:
-    """Command line of `python -m stages.<stage>`: the description, the stage's parameters (declared with
-    stages.params) listed after the options, and --params to read another file than params.yaml."""
+def stage_parser(
+    stage: str, description: str, paths: Mapping[str, str] | None = None, params: type | None = None
+) -> argparse.ArgumentParser:
+    """Command line of `python -m stages.<stage>`: the description; one required option per file the
+    stage reads or writes, `paths` = {"--raw": "folder of the photos (in)", ...} (dvc.yaml's `cmd:`
+    names every one: the code has no default path); and, for a stage with `params` (its class declared
+    with stages.params), --params and the list of its parameters after the options."""
     parser = argparse.ArgumentParser(
         prog=f"python -m stages.{stage}",
         description=description,
         epilog=describe(params) if params else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    for option, help_text in (paths or {}).items():
+        parser.add_argument(option, type=Path, required=True, help=help_text)
     if params:
         parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (default: %(default)s)")
     return parser

@@ -25,8 +25,7 @@ from stages.common import (  # noqa: E402
     save_json,
 )
 from stages.params import Number, param, stage_params  # noqa: E402
-from stages.flatten_normalize import FEATURES_DIR  # noqa: E402
-from stages.train import HISTORY_FILE, WEIGHTS_FILE, loss_value, sigmoid  # noqa: E402
+from stages.train import FEATURES_DIR, HISTORY_FILE, WEIGHTS_FILE, loss_value, sigmoid  # noqa: E402
 
 METRICS_FILE = Path("metrics/evaluate.json")
 PLOTS_DIR = Path("plots")
@@ -146,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "evaluate",
         "Score models/weights.npz on data/features/valid.npz: metrics/evaluate.json and the plots "
         "in plots/ (ROC, confusion matrix, loss curves, weights image).",
-        EvaluateParams,
+        params=EvaluateParams,
     )
     args = parser.parse_args(argv)
     params = EvaluateParams.read(args.params)

@@ -1,32 +1,53 @@
 """Classify your own photos with the trained neuron: "is my own photo a cat?".
 
-Uses exactly the pipeline's preprocessing (resize_split.load_image, then flatten_normalize.to_features)
-with the image size stored in the weights file. Not a DVC stage: run it after `dvc repro`:
+Prepares each photo exactly as the pipeline prepared the training photos (images.Preprocessing: the
+image size, draft decoding and pixel scale stored in the model file), then P(cat) = sigmoid(x W + b).
+Not a DVC stage: run it after `dvc repro`, from the project root:
 
     python -m stages.predict my_cat.jpg other.png
+
+The model file is, unless --weights names another, the train stage's .npz output in dvc.yaml.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import yaml
 from PIL import Image
 
-from stages.common import CLASS_NAMES, load_npz, run_cli
-from stages.flatten_normalize import to_features
-from stages.resize_split import load_image
-from stages.train import WEIGHTS_FILE, sigmoid
+from stages.common import CLASS_NAMES, DataError, load_npz, run_cli
+from stages.images import Preprocessing
+from stages.train import sigmoid
+
+DVC_FILE = Path("dvc.yaml")
 
 
-def predict_proba(paths: Sequence[Path], weights: dict[str, np.ndarray]) -> np.ndarray:
-    """P(cat) (k,) for k image files, given the arrays of models/weights.npz (image_size, draft,
-    pixel_scale, W, b)."""
-    size = int(weights["image_size"])
-    images = np.stack([load_image(path, size, bool(weights["draft"])) for path in paths])
-    return sigmoid((to_features(images, float(weights["pixel_scale"])) @ weights["W"] + weights["b"]).astype(np.float64))
+def load_model(path: Path) -> tuple[np.ndarray, np.ndarray, Preprocessing]:
+    """W (n,), b and the preprocessing stored in a model file written by train."""
+    fields = tuple(field.name for field in dataclasses.fields(Preprocessing))
+    arrays = load_npz(path, ("W", "b", *fields))
+    return arrays["W"], arrays["b"], Preprocessing.from_mapping(arrays, str(path))
+
+
+def predict_proba(paths: Sequence[Path], W: np.ndarray, b: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
+    """P(cat) = sigmoid(x W + b) (k,) of k image files, prepared by `preprocessing`."""
+    return sigmoid((preprocessing.features(paths) @ W + b).astype(np.float64))
+
+
+def trained_weights(dvc_file: Path = DVC_FILE) -> Path:
+    """The model file as dvc.yaml names it: the train stage's .npz output."""
+    try:
+        stage = yaml.safe_load(Path(dvc_file).read_text())["stages"]["train"]
+        outs = [out if isinstance(out, str) else next(iter(out)) for out in stage["outs"]]
+        return Path(next(out for out in outs if out.endswith(".npz")))
+    except (OSError, yaml.YAMLError, TypeError, KeyError, StopIteration):
+        raise DataError(f"{dvc_file}: no train stage with an .npz output (run from the project root, or give "
+                        "--weights)") from None
 
 
 def probability(text: str) -> float:
@@ -43,16 +64,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         description="Print P(cat) and the label (cat if P(cat) > threshold) for each image file.",
     )
     parser.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, ...)")
-    parser.add_argument("--weights", type=Path, default=WEIGHTS_FILE, help="trained weights (default: %(default)s)")
+    parser.add_argument(
+        "--weights", type=Path, help=f"model file (default: the train stage's .npz output in {DVC_FILE})"
+    )
     parser.add_argument(
         "--threshold", type=probability, default=0.5, help="P(cat) above which to say cat, 0 < t < 1 (default: 0.5)"
     )
     args = parser.parse_args(argv)
-    weights = load_npz(args.weights, ("W", "b", "image_size", "draft", "pixel_scale"))
+    model = load_model(args.weights or trained_weights())
     failed = 0
     for path in args.images:
         try:
-            (p_cat,) = predict_proba([path], weights)
+            (p_cat,) = predict_proba([path], *model)
         except (OSError, ValueError, Image.DecompressionBombError) as err:
             print(f"{path}\terror: {err}", file=sys.stderr)
             failed += 1

@@ -42,8 +42,9 @@ from stages.common import (
     usable_cores,
 )
 from stages.params import Choice, Number, ParamError, param, stage_params
-from stages.flatten_normalize import FEATURES_DIR, PIXEL_SCALE
+from stages.images import Preprocessing
 
+FEATURES_DIR = Path("data/features")
 WEIGHTS_FILE = Path("models/weights.npz")
 HISTORY_FILE = Path("plots/train_history.csv")
 METRICS_FILE = Path("metrics/train.json")
@@ -326,14 +327,16 @@ def _minibatch_epoch(X, y, W, b, optimizer: Optimizer, rng: np.random.Generator,
     return b
 
 
-def train(params: TrainParams, features_dir: Path = FEATURES_DIR, progress: bool = True) -> pd.DataFrame:
-    """Run the stage: read the features, fit, write weights, history and metrics. Returns the history."""
-    data = load_npz(Path(features_dir) / "train.npz", ("X", "y", "image_size", "draft"))
+def train(
+    params: TrainParams, preprocessing_file: Path, features_dir: Path = FEATURES_DIR, progress: bool = True
+) -> pd.DataFrame:
+    """Run the stage: read the features, fit, write weights (with the preprocessing record of
+    `preprocessing_file`, unchanged), history and metrics. Returns the history."""
+    preprocessing = Preprocessing.load(preprocessing_file)
+    data = load_npz(Path(features_dir) / "train.npz", ("X", "y"))
     valid = load_npz(Path(features_dir) / "valid.npz", ("X", "y"))
     W, b, history = fit(data["X"], data["y"], valid["X"], valid["y"], params, progress)
-    save_npz(
-        WEIGHTS_FILE, W=W, b=b, image_size=data["image_size"], draft=data["draft"], pixel_scale=np.float32(PIXEL_SCALE)
-    )
+    save_npz(WEIGHTS_FILE, W=W, b=b, **preprocessing.arrays())
     with atomic_path(HISTORY_FILE) as tmp:
         history.to_csv(tmp, index=False, float_format="%.8g")
     kept = kept_row(history, params)
@@ -359,11 +362,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "Train the single neuron on data/features/train.npz (gradient descent, full-batch by "
         "default), tracking data/features/valid.npz every epoch. Writes models/weights.npz, plots/train_history.csv "
         "and metrics/train.json.",
-        TrainParams,
+        {
+            "--preprocessing": "preprocessing record .json (in)",
+        },
+        params=TrainParams,
     )
     args = parser.parse_args(argv)
     params = TrainParams.read(args.params)
-    history = train(params)
+    history = train(params, args.preprocessing)
     final = kept_row(history, params)
     print(
         f"train: {len(history) - 1} epochs, kept epoch {int(final.epoch)}, train loss {final.train_loss:.6f} accuracy {final.train_accuracy:.4f}, "

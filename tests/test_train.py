@@ -3,7 +3,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from stages.common import save_npz
+from stages.common import load_npz, save_npz
+from stages.images import Preprocessing
 from stages.params import ParamError
 import stages.train
 from bench.epoch import plain_fit
@@ -78,12 +79,15 @@ def test_one_step_of_gradient_descent_by_hand():
 def test_train_stage_writes_bit_identical_weights(in_tmp):
     X, y = toy_problem()
     for split, rows in (("train", slice(0, 40)), ("valid", slice(40, None))):
-        save_npz(f"data/features/{split}.npz", X=X[rows], y=y[rows], image_size=np.int64(2), draft=np.bool_(True))
+        save_npz(f"data/features/{split}.npz", X=X[rows], y=y[rows])
+    Preprocessing(image_size=2, draft=True, pixel_scale=255.0).save("preprocessing.json")
     digests = []
     for _ in range(2):
-        train(TrainParams(lr=0.5, epochs=50), progress=False)
+        train(TrainParams(lr=0.5, epochs=50), "preprocessing.json", progress=False)
         digests.append(hashlib.sha256(open("models/weights.npz", "rb").read()).hexdigest())
     assert digests[0] == digests[1]
+    weights = load_npz("models/weights.npz", ("image_size", "draft", "pixel_scale"))
+    assert Preprocessing.from_mapping(weights, "weights") == Preprocessing(2, True, 255.0)  # stored unchanged
     assert open("plots/train_history.csv").readline().strip() == "epoch,train_loss,valid_loss,train_accuracy,valid_accuracy"
 
 
