@@ -29,7 +29,8 @@ from stages.common import (  # noqa: E402
     save_json,
 )
 from stages.flatten_normalize import FEATURES_DIR  # noqa: E402
-from stages.train import HISTORY_FILE, WEIGHTS_FILE, loss_value, sigmoid  # noqa: E402
+from stages.neuron import loss_value, sigmoid  # noqa: E402
+from stages.train import HISTORY_FILE, WEIGHTS_FILE  # noqa: E402
 
 METRICS_FILE = Path("metrics/evaluate.json")
 PLOTS_DIR = Path("plots")

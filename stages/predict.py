@@ -17,8 +17,9 @@ from PIL import Image
 
 from stages.common import CLASS_NAMES, load_npz, run_cli
 from stages.flatten_normalize import to_features
+from stages.neuron import sigmoid
 from stages.resize_split import load_image
-from stages.train import WEIGHTS_FILE, sigmoid
+from stages.train import WEIGHTS_FILE
 
 
 def predict_proba(paths: Sequence[Path], weights: dict[str, np.ndarray]) -> np.ndarray:
