@@ -16,7 +16,7 @@ import zipfile
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import yaml
@@ -214,10 +214,14 @@ def ordered_map(function: Callable, items: Iterable, jobs: int, window: int = 64
 # --------------------------------------------------------------------------- command line
 
 
-def stage_parser(stage: str, description: str) -> argparse.ArgumentParser:
-    """Command line of `python -m stages.<stage>`: the description, and --params to read another file."""
+def stage_parser(stage: str, description: str, paths: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    """Command line of `python -m stages.<stage>`: the description, --params to read another file, and
+    one required `--name PATH` option per file the stage reads or writes (`paths`: option -> help), so
+    that the stage's cmd in dvc.yaml names every one of its files."""
     parser = argparse.ArgumentParser(prog=f"python -m stages.{stage}", description=description)
     parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (default: %(default)s)")
+    for option, text in (paths or {}).items():
+        parser.add_argument(option, type=Path, required=True, metavar="PATH", help=text)
     return parser
 
 

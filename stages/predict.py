@@ -18,8 +18,8 @@ from PIL import Image
 from stages.common import CLASS_NAMES, load_npz, run_cli
 from stages.flatten_normalize import to_features
 from stages.neuron import sigmoid
+from stages.pipeline import stage_path
 from stages.resize_split import load_image
-from stages.train import WEIGHTS_FILE
 
 
 def predict_proba(paths: Sequence[Path], weights: dict[str, np.ndarray]) -> np.ndarray:
@@ -44,12 +44,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         description="Print P(cat) and the label (cat if P(cat) > threshold) for each image file.",
     )
     parser.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, ...)")
-    parser.add_argument("--weights", type=Path, default=WEIGHTS_FILE, help="trained weights (default: %(default)s)")
+    parser.add_argument(
+        "--weights", type=Path, help="trained weights (default: the --model file of train's cmd in dvc.yaml)"
+    )
     parser.add_argument(
         "--threshold", type=probability, default=0.5, help="P(cat) above which to say cat, 0 < t < 1 (default: 0.5)"
     )
     args = parser.parse_args(argv)
-    weights = load_npz(args.weights, ("W", "b", "image_size", "draft", "pixel_scale"))
+    weights = load_npz(args.weights or stage_path("train", "--model"), ("W", "b", "image_size", "draft", "pixel_scale"))
     failed = 0
     for path in args.images:
         try:

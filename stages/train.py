@@ -3,9 +3,9 @@
 The defaults are the article's recipe: W = 0, b = 0, mean squared error, full-batch gradient descent.
 Faster recipes are parameters: cross-entropy, mini-batches, momentum or Adam, L2, early stopping.
 The math is in stages/neuron.py, the optimizers in stages/optimizers.py, the training loop in
-stages/fit.py and its fast passes in stages/passes.py; this script reads the features and writes
-models/weights.npz (W, b, and the preprocessing a new photo needs), the per-epoch history
-plots/train_history.csv and the final training metrics metrics/train.json.
+stages/fit.py and its fast passes in stages/passes.py. This script reads the training and validation
+features and writes the weights (W, b, and the preprocessing a new photo needs), the per-epoch history
+and the final training metrics. Every path is an argument: dvc.yaml's cmd names them.
 """
 from __future__ import annotations
 
@@ -30,13 +30,17 @@ from stages.common import (
     save_npz,
 )
 from stages.fit import fit, kept_row
-from stages.flatten_normalize import FEATURES_DIR, PIXEL_SCALE
+from stages.flatten_normalize import PIXEL_SCALE
 from stages.neuron import GRADIENTS, LOSSES
 from stages.optimizers import ADAM_BETAS, OPTIMIZERS
 
-WEIGHTS_FILE = Path("models/weights.npz")
-HISTORY_FILE = Path("plots/train_history.csv")
-METRICS_FILE = Path("metrics/train.json")
+PATHS = {  # the files train reads and writes: each one an option of its cmd in dvc.yaml
+    "--train-features": "training features to read (.npz written by flatten_normalize: X, y, image_size, draft)",
+    "--valid-features": "validation features to read (.npz: X, y), scored after every epoch",
+    "--model": "weights to write (.npz: W, b, and the preprocessing a new photo needs)",
+    "--history": "per-epoch history to write (.csv: epoch, train and validation loss and accuracy)",
+    "--metrics": "training metrics of the kept epoch to write (.json)",
+}
 PARAM_KEYS = (
     "lr", "epochs", "loss", "gradient", "optimizer", "momentum", "batch_size", "l2", "early_stopping", "seed"
 )
@@ -84,38 +88,49 @@ def read_params(path: Path = PARAMS_FILE) -> TrainParams:
     return params
 
 
-def train(params: TrainParams, features_dir: Path = FEATURES_DIR, progress: bool = True) -> pd.DataFrame:
-    """Run the stage: read the features, fit, write weights, history and metrics. Returns the history."""
-    data = load_npz(Path(features_dir) / "train.npz", ("X", "y", "image_size", "draft"))
-    valid = load_npz(Path(features_dir) / "valid.npz", ("X", "y"))
-    W, b, history = fit(data["X"], data["y"], valid["X"], valid["y"], params, progress)
+def train(
+    params: TrainParams,
+    *,
+    train_features: Path,
+    valid_features: Path,
+    model: Path,
+    history: Path,
+    metrics: Path,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run the stage: read the features, fit, write weights, history and metrics (the keyword arguments
+    are the files of PATHS). Returns the history."""
+    data = load_npz(train_features, ("X", "y", "image_size", "draft"))
+    valid = load_npz(valid_features, ("X", "y"))
+    W, b, frame = fit(data["X"], data["y"], valid["X"], valid["y"], params, progress)
     save_npz(
-        WEIGHTS_FILE, W=W, b=b, image_size=data["image_size"], draft=data["draft"], pixel_scale=np.float32(PIXEL_SCALE)
+        model, W=W, b=b, image_size=data["image_size"], draft=data["draft"], pixel_scale=np.float32(PIXEL_SCALE)
     )
-    with atomic_path(HISTORY_FILE) as tmp:
-        history.to_csv(tmp, index=False, float_format="%.8g")
-    kept = kept_row(history, params)
+    with atomic_path(history) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.8g")
+    kept = kept_row(frame, params)
     save_json(
-        METRICS_FILE,
+        metrics,
         {
             "train_loss": round(float(kept.train_loss), 8),
             "train_accuracy": round(float(kept.train_accuracy), 6),
             "epoch": int(kept.epoch),
         },
     )
-    return history
+    return frame
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = stage_parser(
         "train",
-        "Train the single neuron on data/features/train.npz (gradient descent, full-batch by "
-        "default), tracking data/features/valid.npz every epoch. Writes models/weights.npz, plots/train_history.csv "
-        "and metrics/train.json. Parameters: the `train` group of params.yaml.",
+        "Train the single neuron on the training features (gradient descent, full-batch by default), "
+        "scoring the validation features every epoch. Writes the weights, the per-epoch history and the "
+        "training metrics. Parameters: the `train` group of params.yaml.",
+        PATHS,
     )
-    args = parser.parse_args(argv)
-    params = read_params(args.params)
-    history = train(params)
+    args = vars(parser.parse_args(argv))
+    params = read_params(args.pop("params"))
+    history = train(params, **args)
     final = kept_row(history, params)
     print(
         f"train: {len(history) - 1} epochs, kept epoch {int(final.epoch)}, train loss {final.train_loss:.6f} accuracy {final.train_accuracy:.4f}, "

@@ -27,3 +27,12 @@ def test_threshold_must_be_a_probability(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path / "x.jpg"), "--threshold", "1.5"])
     assert "--threshold: 1.5 is not between 0 and 1" in capsys.readouterr().err
+
+
+def test_default_weights_are_the_model_file_of_trains_cmd(in_tmp, capsys):
+    W = np.zeros(8 * 8 * 3, np.float32)
+    save_npz("elsewhere/w.npz", W=W, b=np.float32(3.0), image_size=np.int64(8), draft=np.bool_(True), pixel_scale=np.float32(255))
+    (in_tmp / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python -m stages.train --model elsewhere/w.npz\n")
+    Image.new("RGB", (20, 20), (0, 0, 0)).save("black.png")
+    main(["black.png"])
+    assert capsys.readouterr().out.strip().endswith("\tcat")  # b = 3: P(cat) = sigmoid(3) whatever the photo

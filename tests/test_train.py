@@ -1,24 +1,47 @@
 import hashlib
+import json
 
 import numpy as np
 import pytest
 
 from stages.common import ParamError, save_npz
-from stages.train import TrainParams, read_params, train
+from stages.train import TrainParams, main, read_params, train
 from tests.conftest import write_params
 from tests.test_fit import toy_problem
 
 
-def test_train_stage_writes_bit_identical_weights(in_tmp):
+PATHS = dict(
+    train_features="in/train.npz", valid_features="in/valid.npz", model="out/w.npz", history="out/h.csv", metrics="out/m.json"
+)
+
+
+def write_features():
     X, y = toy_problem()
     for split, rows in (("train", slice(0, 40)), ("valid", slice(40, None))):
-        save_npz(f"data/features/{split}.npz", X=X[rows], y=y[rows], image_size=np.int64(2), draft=np.bool_(True))
+        save_npz(f"in/{split}.npz", X=X[rows], y=y[rows], image_size=np.int64(2), draft=np.bool_(True))
+
+
+def test_train_stage_writes_bit_identical_weights(in_tmp):
+    write_features()
     digests = []
     for _ in range(2):
-        train(TrainParams(lr=0.5, epochs=50), progress=False)
-        digests.append(hashlib.sha256(open("models/weights.npz", "rb").read()).hexdigest())
+        train(TrainParams(lr=0.5, epochs=50), progress=False, **PATHS)
+        digests.append(hashlib.sha256(open("out/w.npz", "rb").read()).hexdigest())
     assert digests[0] == digests[1]
-    assert open("plots/train_history.csv").readline().strip() == "epoch,train_loss,valid_loss,train_accuracy,valid_accuracy"
+    assert open("out/h.csv").readline().strip() == "epoch,train_loss,valid_loss,train_accuracy,valid_accuracy"
+
+
+def test_the_command_line_names_every_file(in_tmp, capsys):
+    write_features()
+    write_params(in_tmp / "other.yaml", train={"epochs": 3, "lr": 0.5})
+    arguments = [word for key, path in PATHS.items() for word in (f"--{key.replace('_', '-')}", path)]
+    main(["--params", "other.yaml", *arguments])
+    assert "train: 3 epochs" in capsys.readouterr().out
+    assert json.loads(open("out/m.json").read())["epoch"] == 3
+    assert set(np.load("out/w.npz").files) == {"W", "b", "image_size", "draft", "pixel_scale"}
+    with pytest.raises(SystemExit):
+        main(["--params", "other.yaml", *arguments[:-2]])  # without --metrics PATH
+    assert "the following arguments are required: --metrics" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
