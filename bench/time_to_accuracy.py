@@ -88,7 +88,9 @@ def run_one(n_images: int) -> list[list[str]]:
     target = article["accuracy"]
     article_hit = np.flatnonzero(article["curve"] >= target)[0]
     stamps = []
-    reference_fit(train["X"], train["y"], valid["X"], valid["y"], 0.003, 20, on_epoch=lambda *_: stamps.append(time.perf_counter()))
+    reference_fit(
+        train["X"], train["y"], valid["X"], valid["y"], 0.003, 20, on_epoch=lambda *_: stamps.append(time.perf_counter())
+    )
     plain_epoch = np.median(np.diff(stamps))
     ours = timed_fit(train, valid, RECIPE)
     ours_hits = np.flatnonzero(ours["curve"] >= target)

@@ -63,7 +63,8 @@ class FullBatch:
 
     def forward(self, last):
         # one read of X: z = X W + b and, when a step follows, (dJ/dW, dJ/db) = (X^T dz, sum dz)
-        self.grad = self.passes(self.X, self.y, self.W, self.b, self.z, None if last else self.dz_of, self.X_valid, self.z_valid)
+        dz_of = None if last else self.dz_of
+        self.grad = self.passes(self.X, self.y, self.W, self.b, self.z, dz_of, self.X_valid, self.z_valid)
         return self.z, self.z_valid
 
     def step(self, a):
@@ -136,6 +137,7 @@ def uses_gram(params: TrainParams, shape: tuple[int, int]) -> bool:
 
 
 def solver_for(params: TrainParams, X, y, X_valid, pool: ThreadPoolExecutor) -> Solver:
+    """The solver that trains with `params` on X (m, n), y (m,), scoring X_valid (m_valid, n) each epoch."""
     passes = ShardedPass(pool)
     if uses_gram(params, X.shape):  # fast path: far fewer rows than features, train in the dual
         return Dual(X, y, X_valid, params, passes, pool)

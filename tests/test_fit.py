@@ -66,7 +66,8 @@ def test_full_batch_fit_equals_the_reference_loop(monkeypatch, recipe, block_byt
     X, y, X_valid, y_valid = split_toy()
     params = TrainParams(lr=0.5, epochs=40, **recipe)
     assert isinstance(stages.fit.solver_for(params, X, y, X_valid, None), stages.fit.FullBatch)
-    assert_equals_reference(fit(X, y, X_valid, y_valid, params, progress=False), reference(X, y, X_valid, y_valid, params))
+    result = fit(X, y, X_valid, y_valid, params, progress=False)
+    assert_equals_reference(result, reference(X, y, X_valid, y_valid, params))
 
 
 def reference_minibatch_fit(X, y, params):
@@ -189,7 +190,8 @@ def test_dual_fit_equals_the_reference_loop(recipe):
     X, y, X_valid, y_valid = wide_problem()
     params = TrainParams(lr=0.05, epochs=60, **recipe)
     assert stages.fit.uses_gram(params, X.shape)
-    assert_equals_reference(fit(X, y, X_valid, y_valid, params, progress=False), reference(X, y, X_valid, y_valid, params))
+    result = fit(X, y, X_valid, y_valid, params, progress=False)
+    assert_equals_reference(result, reference(X, y, X_valid, y_valid, params))
 
 
 @pytest.mark.parametrize("changes", [{"momentum": 0.9, "l2": 0.01}, {"loss": "cross_entropy", "early_stopping": 3}])

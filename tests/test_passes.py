@@ -64,7 +64,8 @@ def test_sharded_pass_does_not_depend_on_the_number_of_threads(monkeypatch):
     grads = []
     for threads in (1, 3):
         with ThreadPoolExecutor(threads) as pool:
-            grads.append(ShardedPass(pool)(X, y, W, b, np.empty(90, np.float32), partial(loss_gradient, "mse", "exact")))
+            z = np.empty(90, np.float32)
+            grads.append(ShardedPass(pool)(X, y, W, b, z, partial(loss_gradient, "mse", "exact")))
     np.testing.assert_array_equal(grads[0][0], grads[1][0])
     assert grads[0][1] == grads[1][1]
 

@@ -148,7 +148,8 @@ def test_missing_key_is_named(clean):
     path = repo / "params.yaml"
     path.write_text(re.sub(r"^  epochs: .*\n", "", path.read_text(), flags=re.M))
     before = (repo / "models/weights.npz").read_bytes()
-    result = run(repo, str(BIN / "python"), "-m", "stages.train", *stage_arguments("train", repo / "dvc.yaml"), check=False)
+    arguments = stage_arguments("train", repo / "dvc.yaml")
+    result = run(repo, str(BIN / "python"), "-m", "stages.train", *arguments, check=False)
     assert result.returncode == 2
     assert "missing key train.epochs" in result.stderr
     assert (repo / "models/weights.npz").read_bytes() == before  # stopped before any work

@@ -11,7 +11,8 @@ from tests.test_fit import toy_problem
 
 
 PATHS = dict(
-    train_features="in/train.npz", valid_features="in/valid.npz", model="out/w.npz", history="out/h.csv", metrics="out/m.json"
+    train_features="in/train.npz", valid_features="in/valid.npz",
+    model="out/w.npz", history="out/h.csv", metrics="out/m.json",
 )
 
 
