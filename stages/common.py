@@ -1,4 +1,4 @@
-"""What every stage shares: checked parameters, atomic and reproducible file writes, the CLI wrapper.
+"""What every stage shares: atomic and reproducible file writes, bounded process pools, the CLI wrapper.
 
 Label convention of the whole project (the article's): cat = 1, dog = 0.
 """
@@ -8,7 +8,6 @@ import argparse
 import contextlib
 import io
 import json
-import math
 import os
 import sys
 import tempfile
@@ -19,111 +18,18 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
-import yaml
 
-PARAMS_FILE = Path("params.yaml")
+from stages.params import PARAMS_FILE, ParamError, describe
+
 LABELS = {"cat": 1, "dog": 0}
 CLASS_NAMES = ("dog", "cat")  # CLASS_NAMES[label]
-
-
-class ParamError(ValueError):
-    """A value in params.yaml that a stage cannot use; the message names the key and what is allowed."""
 
 
 class DataError(ValueError):
     """Input data a stage cannot use (e.g. no usable image of one class)."""
 
 
-# --------------------------------------------------------------------------- parameters
-
-
-def load_section(section: str, keys: Sequence[str], path: Path = PARAMS_FILE) -> dict[str, Any]:
-    """Return params.yaml's `section` as a dict, after checking that it has exactly `keys`."""
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise ParamError(f"{path}: file not found (run from the project root)") from None
-    try:
-        document = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise ParamError(f"{path}: not valid YAML: {err}") from None
-    group = document.get(section) if isinstance(document, dict) else None
-    if not isinstance(group, dict):
-        raise ParamError(f"{path}: missing group `{section}:` with keys {', '.join(keys)}")
-    missing = [key for key in keys if key not in group]
-    if missing:
-        raise ParamError(
-            f"{path}: missing key {', '.join(f'{section}.{k}' for k in missing)} "
-            f"(group `{section}` needs {', '.join(keys)})"
-        )
-    unknown = [key for key in group if key not in keys]
-    if unknown:
-        raise ParamError(
-            f"{path}: unknown key {', '.join(f'{section}.{k}' for k in unknown)} "
-            f"(allowed keys: {', '.join(keys)})"
-        )
-    return dict(group)
-
-
-def _describe_range(low, high, low_open, high_open) -> str:
-    parts = []
-    if low is not None:
-        parts.append(f"{'>' if low_open else '>='} {low}")
-    if high is not None:
-        parts.append(f"{'<' if high_open else '<='} {high}")
-    return " and ".join(parts)
-
-
-def check_number(
-    key: str,
-    value: Any,
-    *,
-    integer: bool = False,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float | int:
-    """Return `value` if it is a finite number (an int if `integer`) in the range, else raise ParamError.
-
-    `key` is the dotted name shown to the user, e.g. "train.lr".
-    """
-    kind = "an integer" if integer else "a number"
-    bounds = _describe_range(low, high, low_open, high_open)
-    allowed = f"{kind}{' ' + bounds if bounds else ''}"
-    if isinstance(value, str):
-        hint = ""
-        try:
-            float(value)
-            hint = (
-                " (YAML read it as text: PyYAML needs a dot in the mantissa, e.g. 1.0e-3, or write 0.001)"
-            )
-        except ValueError:
-            pass
-        raise ParamError(f"params.yaml: {key} = {value!r} is text, expected {allowed}{hint}")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ParamError(f"params.yaml: {key} = {value!r} is not allowed, expected {allowed}")
-    if integer and not isinstance(value, int):
-        if float(value).is_integer():
-            value = int(value)
-        else:
-            raise ParamError(f"params.yaml: {key} = {value!r} is not allowed, expected {allowed}")
-    if not math.isfinite(value):
-        raise ParamError(f"params.yaml: {key} = {value!r} is not allowed, expected {allowed}")
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high:
-        raise ParamError(f"params.yaml: {key} = {value!r} is out of range, expected {allowed}")
-    return value
-
-
-def check_choice(key: str, value: Any, choices: Sequence[str]) -> str:
-    """Return `value` if it is one of `choices`, else raise ParamError listing them."""
-    if value not in choices:
-        raise ParamError(
-            f"params.yaml: {key} = {value!r} is not allowed, expected one of: {', '.join(choices)}"
-        )
-    return value
+# --------------------------------------------------------------------------- processes
 
 
 def usable_cores() -> int:
@@ -214,12 +120,21 @@ def ordered_map(function: Callable, items: Iterable, jobs: int, window: int = 64
 # --------------------------------------------------------------------------- command line
 
 
-def stage_parser(stage: str, description: str, paths: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
-    """Command line of `python -m stages.<stage>`: the description, --params to read another file, and
-    one required `--name PATH` option per file the stage reads or writes (`paths`: option -> help), so
-    that the stage's cmd in dvc.yaml names every one of its files."""
-    parser = argparse.ArgumentParser(prog=f"python -m stages.{stage}", description=description)
-    parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (default: %(default)s)")
+def stage_parser(
+    stage: str, description: str, params: type | None = None, paths: Mapping[str, str] | None = None
+) -> argparse.ArgumentParser:
+    """Command line of `python -m stages.<stage>`: the description; the stage's parameters (declared with
+    stages.params) listed after the options, and --params to read another file than params.yaml; one
+    required `--name PATH` option per file the stage reads or writes (`paths`: option -> help), so that
+    the stage's cmd in dvc.yaml names every one of its files."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m stages.{stage}",
+        description=description,
+        epilog=describe(params) if params else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if params:
+        parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (default: %(default)s)")
     for option, text in (paths or {}).items():
         parser.add_argument(option, type=Path, required=True, metavar="PATH", help=text)
     return parser

@@ -7,7 +7,6 @@ an argument: dvc.yaml's cmd names them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -20,17 +19,15 @@ import pandas as pd  # noqa: E402
 
 from stages.common import (  # noqa: E402
     CLASS_NAMES,
-    PARAMS_FILE,
     atomic_path,
-    check_number,
     load_npz,
-    load_section,
     run_cli,
     stage_parser,
     save_json,
 )
 from stages.metrics import classification_metrics, roc_curve  # noqa: E402
 from stages.neuron import forward, predict, sigmoid  # noqa: E402
+from stages.params import Number, param, stage_params  # noqa: E402
 
 PATHS = {  # the files evaluate reads and writes: each one an option of its cmd in dvc.yaml
     "--model": "trained weights to read (.npz written by train: W, b, image_size)",
@@ -44,18 +41,10 @@ PATHS = {  # the files evaluate reads and writes: each one an option of its cmd 
 }
 
 
-@dataclass(frozen=True)
+@stage_params("evaluate")
 class EvaluateParams:
-    threshold: float = 0.5
-
-
-def read_params(path: Path = PARAMS_FILE) -> EvaluateParams:
-    """Checked `evaluate` group of params.yaml."""
-    group = load_section("evaluate", ("threshold",), path)
-    return EvaluateParams(
-        threshold=float(
-            check_number("evaluate.threshold", group["threshold"], low=0, high=1, low_open=True, high_open=True)
-        )
+    threshold: float = param(
+        0.5, Number(low=0, high=1, low_open=True, high_open=True), "P(cat) above which an image is called a cat"
     )
 
 
@@ -133,11 +122,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = stage_parser(
         "evaluate",
         "Score the trained weights on the validation features: metrics (JSON) and the plots dvc.yaml "
-        "shows (ROC, confusion matrix, loss curves, weights image). Parameters: the `evaluate` group.",
+        "shows (ROC, confusion matrix, loss curves, weights image).",
+        EvaluateParams,
         PATHS,
     )
     args = vars(parser.parse_args(argv))
-    params = read_params(args.pop("params"))
+    params = EvaluateParams.read(args.pop("params"))
     metrics = evaluate(params, **args)
     print(
         f"evaluate: accuracy {metrics['accuracy']:.4f}, F1 {metrics['f1']:.4f}, ROC AUC {metrics['roc_auc']}, "

@@ -23,18 +23,15 @@ from tqdm import tqdm
 
 from stages.common import (
     LABELS,
-    PARAMS_FILE,
     DataError,
-    ParamError,
     atomic_path,
-    check_number,
-    load_section,
     ordered_map,
     run_cli,
     save_json,
     stage_parser,
     usable_cores,
 )
+from stages.params import Custom, Number, ParamError, param, stage_params
 from stages.sources import REASONS, Outcome, check_image, open_source, plan, read_checked
 from stages.synthetic import write_synthetic_dataset
 
@@ -43,16 +40,40 @@ EXTERNAL_DIR = PurePosixPath("data/external")
 METRICS_FILE = Path("metrics/ingest.json")
 SKIPPED_FILE = Path("metrics/ingest_skipped.csv")
 SYNTHETIC = "synthetic"
-KEYS = ("source", "n_per_class", "seed", "max_pixels", "jobs")
 
 
-@dataclass(frozen=True)
+def check_source(value) -> str:
+    """`synthetic`, or a relative path inside data/external/ (the folder dvc.yaml tracks, so that DVC
+    reruns ingest when the archive changes); else a ParamError."""
+    allowed = f"expected `{SYNTHETIC}` or a path under {EXTERNAL_DIR}/ (e.g. {EXTERNAL_DIR}/train.zip)"
+    if value == SYNTHETIC:
+        return value
+    if not isinstance(value, str) or not value:
+        raise ParamError(f"params.yaml: ingest.source = {value!r} is not allowed, {allowed}")
+    parts = PurePosixPath(value.replace("\\", "/")).parts
+    if ".." in parts or len(parts) <= len(EXTERNAL_DIR.parts) or parts[:2] != EXTERNAL_DIR.parts:
+        raise ParamError(f"params.yaml: ingest.source = {value!r} is not allowed, {allowed}")
+    return value
+
+
+def is_text(key: str, value) -> str:
+    if not isinstance(value, str) or not value:
+        raise ParamError(f"params.yaml: {key} = {value!r} is not allowed, expected `{SYNTHETIC}` or a path")
+    return value
+
+
+@stage_params("ingest")
 class IngestParams:
-    source: str
-    n_per_class: int
-    seed: int
-    max_pixels: int
-    jobs: int
+    source: str = param(
+        SYNTHETIC, Custom(is_text, f"`{SYNTHETIC}` or a path under {EXTERNAL_DIR}/"), "where the photos come from"
+    )
+    n_per_class: int = param(1000, Number(low=1, high=1_000_000, integer=True), "synthetic images per class")
+    seed: int = param(0, Number(low=0, integer=True), "seed of the synthetic set")
+    # resize_split opens the kept files with Pillow's default bound: stay within it.
+    max_pixels: int = param(
+        25_000_000, Number(low=1, high=Image.MAX_IMAGE_PIXELS, integer=True), "real sources: pixel cap per image"
+    )
+    jobs: int = param(0, Number(low=0, integer=True), "real sources: decoding processes; 0 = all cores", tracked=False)
 
 
 @dataclass(frozen=True)
@@ -83,34 +104,6 @@ class IngestReport:
             f"{skipped['total']} skipped{f' ({reasons})' if reasons else ''} from {source}"
             f"{f' ({self.layout} layout)' if self.layout != SYNTHETIC else ''}; skipped files listed in {SKIPPED_FILE}"
         )
-
-
-def check_source(value) -> str:
-    """`synthetic`, or a relative path inside data/external/ (the folder dvc.yaml tracks, so that DVC
-    reruns ingest when the archive changes); else a ParamError."""
-    allowed = f"expected `{SYNTHETIC}` or a path under {EXTERNAL_DIR}/ (e.g. {EXTERNAL_DIR}/train.zip)"
-    if value == SYNTHETIC:
-        return value
-    if not isinstance(value, str) or not value:
-        raise ParamError(f"params.yaml: ingest.source = {value!r} is not allowed, {allowed}")
-    parts = PurePosixPath(value.replace("\\", "/")).parts
-    if ".." in parts or len(parts) <= len(EXTERNAL_DIR.parts) or parts[:2] != EXTERNAL_DIR.parts:
-        raise ParamError(f"params.yaml: ingest.source = {value!r} is not allowed, {allowed}")
-    return value
-
-
-def read_params(path: Path = PARAMS_FILE) -> IngestParams:
-    """Checked `ingest` group of params.yaml."""
-    group = load_section("ingest", KEYS, path)
-    return IngestParams(
-        source=check_source(group["source"]),
-        n_per_class=check_number("ingest.n_per_class", group["n_per_class"], integer=True, low=1),
-        seed=check_number("ingest.seed", group["seed"], integer=True, low=0),
-        # resize_split opens the kept files with Pillow's default bound: stay within it.
-        max_pixels=check_number("ingest.max_pixels", group["max_pixels"], integer=True, low=1,
-                                high=Image.MAX_IMAGE_PIXELS),
-        jobs=check_number("ingest.jobs", group["jobs"], integer=True, low=0),
-    )
 
 
 def _verdict(item: tuple, max_pixels: int) -> tuple[str, str] | None:
@@ -187,12 +180,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "ingest",
         "Write the raw cat/dog photo set (Kaggle layout: cat.N.jpg, dog.N.jpg) to data/raw/, "
         f"generated (ingest.source: synthetic) or read from a zip or folder under {EXTERNAL_DIR}/; "
-        f"counts to {METRICS_FILE}, skipped files with their reason to {SKIPPED_FILE}. "
-        "Parameters: the `ingest` group of params.yaml.",
+        f"counts to {METRICS_FILE}, skipped files with their reason to {SKIPPED_FILE}.",
+        IngestParams,
     )
     parser.add_argument("--out", type=Path, default=RAW_DIR, help="output folder (default: %(default)s)")
     args = parser.parse_args(argv)
-    params = read_params(args.params)
+    params = IngestParams.read(args.params)
+    check_source(params.source)
     report = ingest(params, args.out)
     write_report(report)
     print(f"ingest: {report.summary(params.source)}")

@@ -14,7 +14,6 @@ import functools
 import hashlib
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -22,13 +21,10 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
+from stages.params import Flag, Number, param, stage_params
 from stages.common import (
     LABELS,
-    PARAMS_FILE,
     DataError,
-    ParamError,
-    check_number,
-    load_section,
     ordered_map,
     run_cli,
     stage_parser,
@@ -42,28 +38,16 @@ KAGGLE_NAME = re.compile(r"^(cat|dog)\.(\d+)\.jpe?g$", re.IGNORECASE)
 CHUNK = 64  # images per task sent to a worker process
 
 
-@dataclass(frozen=True)
+@stage_params("resize_split")
 class ResizeSplitParams:
-    size: int
-    valid_fraction: float
-    seed: int
-    draft: bool = True
-    jobs: int = 0
-
-
-def read_params(path: Path = PARAMS_FILE) -> ResizeSplitParams:
-    """Checked `resize_split` group of params.yaml."""
-    group = load_section("resize_split", ("size", "valid_fraction", "seed", "draft", "jobs"), path)
-    if not isinstance(group["draft"], bool):
-        raise ParamError(f"params.yaml: resize_split.draft = {group['draft']!r} is not allowed, expected true or false")
-    return ResizeSplitParams(
-        size=check_number("resize_split.size", group["size"], integer=True, low=1, high=1024),
-        valid_fraction=check_number(
-            "resize_split.valid_fraction", group["valid_fraction"], low=0, high=1, low_open=True, high_open=True
-        ),
-        seed=check_number("resize_split.seed", group["seed"], integer=True, low=0),
-        draft=group["draft"],
-        jobs=check_number("resize_split.jobs", group["jobs"], integer=True, low=0, high=1024),
+    size: int = param(64, Number(low=1, high=1024, integer=True), "side of the square images, in pixels")
+    valid_fraction: float = param(
+        0.2, Number(low=0, high=1, low_open=True, high_open=True), "fraction of each class held out for validation"
+    )
+    seed: int = param(42, Number(low=0, integer=True), "seed of the split")
+    draft: bool = param(True, Flag(), "let libjpeg decode at 1/2, 1/4 or 1/8 scale before the resize")
+    jobs: int = param(
+        0, Number(low=0, high=1024, integer=True), "worker processes decoding images; 0 = all cores", tracked=False
     )
 
 
@@ -177,10 +161,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = stage_parser(
         "resize_split",
         "Decode data/raw/*.jpg, resize to size x size RGB (bilinear), split stratified into "
-        "data/prepared/train.npz and valid.npz (uint8), with `jobs` processes. Parameters: the `resize_split` group of params.yaml.",
+        "data/prepared/train.npz and valid.npz (uint8), with `jobs` processes.",
+        ResizeSplitParams,
     )
     args = parser.parse_args(argv)
-    params = read_params(args.params)
+    params = ResizeSplitParams.read(args.params)
     counts = resize_split(params)
     print(f"resize_split: {counts['train']} train, {counts['valid']} valid, {counts['skipped']} skipped")
 

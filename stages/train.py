@@ -9,30 +9,18 @@ and the final training metrics. Every path is an argument: dvc.yaml's cmd names 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from stages.common import (
-    PARAMS_FILE,
-    ParamError,
-    atomic_path,
-    check_choice,
-    check_number,
-    load_npz,
-    load_section,
-    run_cli,
-    stage_parser,
-    save_json,
-    save_npz,
-)
+from stages.common import atomic_path, load_npz, run_cli, save_json, save_npz, stage_parser
 from stages.fit import fit, kept_row
 from stages.flatten_normalize import PIXEL_SCALE
 from stages.neuron import GRADIENTS, LOSSES
 from stages.optimizers import ADAM_BETAS, OPTIMIZERS
+from stages.params import Choice, Number, ParamError, param, stage_params
 
 PATHS = {  # the files train reads and writes: each one an option of its cmd in dvc.yaml
     "--train-features": "training features to read (.npz written by flatten_normalize: X, y, image_size, draft)",
@@ -41,51 +29,36 @@ PATHS = {  # the files train reads and writes: each one an option of its cmd in 
     "--history": "per-epoch history to write (.csv: epoch, train and validation loss and accuracy)",
     "--metrics": "training metrics of the kept epoch to write (.json)",
 }
-PARAM_KEYS = (
-    "lr", "epochs", "loss", "gradient", "optimizer", "momentum", "batch_size", "l2", "early_stopping", "seed"
-)
 
 
-@dataclass(frozen=True)
+@stage_params("train")
 class TrainParams:
-    lr: float
-    epochs: int
-    loss: str = "mse"
-    gradient: str = "exact"
-    optimizer: str = "gd"
-    momentum: float = 0.0
-    batch_size: int = 0
-    l2: float = 0.0
-    early_stopping: int = 0
-    seed: int = 0
-
-
-def read_params(path: Path = PARAMS_FILE) -> TrainParams:
-    """Checked `train` group of params.yaml."""
-    group = load_section("train", PARAM_KEYS, path)
-    params = TrainParams(
-        lr=float(check_number("train.lr", group["lr"], low=0, low_open=True)),
-        epochs=check_number("train.epochs", group["epochs"], integer=True, low=1, high=10_000_000),
-        loss=check_choice("train.loss", group["loss"], LOSSES),
-        gradient=check_choice("train.gradient", group["gradient"], GRADIENTS),
-        optimizer=check_choice("train.optimizer", group["optimizer"], OPTIMIZERS),
-        momentum=float(check_number("train.momentum", group["momentum"], low=0, high=1, high_open=True)),
-        batch_size=check_number("train.batch_size", group["batch_size"], integer=True, low=0),
-        l2=float(check_number("train.l2", group["l2"], low=0)),
-        early_stopping=check_number("train.early_stopping", group["early_stopping"], integer=True, low=0),
-        seed=check_number("train.seed", group["seed"], integer=True, low=0),
+    lr: float = param(0.003, Number(low=0, high=1e6, low_open=True), "learning rate")
+    epochs: int = param(5000, Number(low=1, high=10_000_000, integer=True), "passes over the training set")
+    loss: str = param("mse", Choice(LOSSES), "mse: 1/(2m) sum (a - y)^2; cross_entropy: log loss")
+    gradient: str = param(
+        "exact", Choice(GRADIENTS), "exact dJ/dz, or the notebook's double sigmoid (loss mse only)"
     )
-    if params.gradient == "notebook" and params.loss != "mse":
-        raise ParamError(
-            f"params.yaml: train.gradient = 'notebook' is only defined for train.loss = 'mse' "
-            f"(got train.loss = {params.loss!r}); use train.gradient = 'exact'"
-        )
-    if params.optimizer == "adam" and params.momentum != 0:
-        raise ParamError(
-            f"params.yaml: train.momentum = {params.momentum!r} is only used by train.optimizer = 'gd' "
-            f"(Adam has its own, beta1 = {ADAM_BETAS[0]}); set train.momentum to 0.0"
-        )
-    return params
+    optimizer: str = param("gd", Choice(OPTIMIZERS), "gd: gradient descent (with momentum if > 0); adam")
+    momentum: float = param(0.0, Number(low=0, high=1, high_open=True), "heavy-ball momentum (gd only)")
+    batch_size: int = param(0, Number(low=0, integer=True), "rows per update; 0 = full batch")
+    l2: float = param(0.0, Number(low=0, high=1e6), "L2 penalty: minimise J + l2/2 |W|^2")
+    early_stopping: int = param(
+        0, Number(low=0, integer=True), "stop after this many epochs without a lower validation loss; 0 = off"
+    )
+    seed: int = param(0, Number(low=0, integer=True), "seed of the mini-batch order")
+
+    def check_together(self) -> None:
+        if self.gradient == "notebook" and self.loss != "mse":
+            raise ParamError(
+                f"params.yaml: train.gradient = 'notebook' is only defined for train.loss = 'mse' "
+                f"(got train.loss = {self.loss!r}); use train.gradient = 'exact'"
+            )
+        if self.optimizer == "adam" and self.momentum != 0:
+            raise ParamError(
+                f"params.yaml: train.momentum = {self.momentum!r} is only used by train.optimizer = 'gd' "
+                f"(Adam has its own, beta1 = {ADAM_BETAS[0]}); set train.momentum to 0.0"
+            )
 
 
 def train(
@@ -125,11 +98,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "train",
         "Train the single neuron on the training features (gradient descent, full-batch by default), "
         "scoring the validation features every epoch. Writes the weights, the per-epoch history and the "
-        "training metrics. Parameters: the `train` group of params.yaml.",
+        "training metrics.",
+        TrainParams,
         PATHS,
     )
     args = vars(parser.parse_args(argv))
-    params = read_params(args.pop("params"))
+    params = TrainParams.read(args.pop("params"))
     history = train(params, **args)
     final = kept_row(history, params)
     print(

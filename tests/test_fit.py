@@ -162,11 +162,11 @@ def test_l2_shrinks_the_weights():
 
 
 def test_early_stopping_keeps_the_weights_of_the_best_validation_loss():
-    X, y = toy_problem(m=60, n=200, seed=3)  # more features than examples: overfits quickly
-    X_valid, y_valid = toy_problem(m=60, n=200, seed=4)
-    params = TrainParams(lr=0.5, epochs=400, loss="cross_entropy", optimizer="adam", early_stopping=5)
+    X, y, X_valid, y_valid = split_toy(m=120, n=200, seed=3, m_train=60)  # n > m: overfits after a while
+    params = TrainParams(lr=0.05, epochs=400, loss="cross_entropy", optimizer="adam", early_stopping=5)
     W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
     best = int(history.valid_loss.idxmin())
+    assert best > 0  # the kept weights are trained ones, not the zeros of epoch 0
     assert len(history) == best + 6 < 401  # stopped 5 epochs after the best one
     W_best, b_best, _ = fit(X, y, X_valid, y_valid, TrainParams(**{**params.__dict__, "epochs": best, "early_stopping": 0}), progress=False)
     np.testing.assert_array_equal(W, W_best)

@@ -14,8 +14,9 @@ import pytest
 from PIL import Image
 
 from stages import sources
-from stages.common import DataError, ParamError
-from stages.ingest import IngestParams, check_source, ingest, main, read_params, write_report
+from stages.common import DataError
+from stages.params import ParamError
+from stages.ingest import IngestParams, check_source, ingest, main, write_report
 from stages.resize_split import load_image
 from stages.common import ordered_map
 from stages.sources import REASONS, detect_layout, kaggle_name, name_problem, unsafe_name
@@ -128,11 +129,11 @@ def test_source_refuses_anything_else(value):
 
 
 def test_read_params_checks_each_key(tmp_path):
-    assert read_params(write_params(tmp_path / "p.yaml")).source == "synthetic"
+    assert IngestParams.read(write_params(tmp_path / "p.yaml")).source == "synthetic"
     with pytest.raises(ParamError, match=r"ingest.max_pixels = 0 is out of range"):
-        read_params(write_params(tmp_path / "p.yaml", ingest={"max_pixels": 0}))
+        IngestParams.read(write_params(tmp_path / "p.yaml", ingest={"max_pixels": 0}))
     with pytest.raises(ParamError, match=r"ingest.jobs = -1 is out of range"):
-        read_params(write_params(tmp_path / "p.yaml", ingest={"jobs": -1}))
+        IngestParams.read(write_params(tmp_path / "p.yaml", ingest={"jobs": -1}))
 
 
 # --------------------------------------------------------------------------- synthetic default

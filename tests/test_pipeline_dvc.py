@@ -130,7 +130,7 @@ def test_plots_show_writes_every_plot(clean):
     "group, key, value, message",
     [
         ("train", "lr", "-0.01", "train.lr = -0.01 is out of range, expected a number > 0"),
-        ("train", "lr", "1e-3", "train.lr = '1e-3' is text"),
+        ("train", "lr", "'0.1'", "train.lr = '0.1' is text"),
         ("train", "loss", "hinge", "train.loss = 'hinge' is not allowed, expected one of: mse, cross_entropy"),
         ("resize_split", "valid_fraction", "1.5", "resize_split.valid_fraction = 1.5 is out of range"),
     ],

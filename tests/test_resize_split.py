@@ -8,7 +8,6 @@ from stages.resize_split import (
     decode_all,
     label_of,
     load_image,
-    read_params,
     resize_split,
     validation_mask,
 )
@@ -81,7 +80,7 @@ def test_validation_mask_is_stratified_seeded_and_order_independent():
 )
 def test_read_params_rejects_bad_values(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):
-        read_params(write_params(tmp_path / "params.yaml", resize_split=changes))
+        ResizeSplitParams.read(write_params(tmp_path / "params.yaml", resize_split=changes))
 
 
 def photo_like(path, width, height, seed):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import yaml
+from ruamel.yaml import YAML, YAMLError
 
 from stages.pipeline import stage_path
 from tools.loss_curves import plot_loss_curves, read_history
@@ -297,18 +297,18 @@ def load_metrics(commit: str | None, label: str, files: Sequence[str]) -> dict[s
 def load_params(commit: str | None, label: str) -> dict[str, Any]:
     text = read_at(commit, PARAMS_FILE)
     try:
-        document = yaml.safe_load(text) if text is not None else {}
-    except yaml.YAMLError as err:
+        document = YAML(typ="safe").load(text) if text is not None else {}
+    except YAMLError as err:
         raise GateError(f"{label}:{PARAMS_FILE}: not valid YAML ({err})") from None
     return document if isinstance(document, dict) else {}
 
 
 def load_rules(path: Path) -> dict[str, dict[str, Rule]]:
     try:
-        document = yaml.safe_load(path.read_text())
+        document = YAML(typ="safe").load(path.read_text())
     except FileNotFoundError:
         raise GateError(f"{path}: file not found (run from the project root)") from None
-    except yaml.YAMLError as err:
+    except YAMLError as err:
         raise GateError(f"{path}: not valid YAML ({err})") from None
     return parse_rules(document, str(path))
 

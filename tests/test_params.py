@@ -1,0 +1,136 @@
+"""stages.params: each stage's parameters declared once; checks, messages, dvc.yaml keys follow from it."""
+
+import dataclasses
+
+import pytest
+import yaml
+
+from stages.evaluate import EvaluateParams
+from stages.ingest import IngestParams
+from stages.params import Choice, Flag, Number, ParamError, describe, keys, load_section, tracked_keys
+from stages.resize_split import ResizeSplitParams
+from stages.train import TrainParams
+from tests.conftest import ROOT
+
+STAGE_PARAMS = {
+    "ingest": IngestParams,
+    "resize_split": ResizeSplitParams,
+    "train": TrainParams,
+    "evaluate": EvaluateParams,
+}
+
+
+def test_number_accepts_values_in_range_and_normalises_integers():
+    assert Number(low=0, low_open=True).check("train.lr", 0.003) == 0.003
+    assert Number(low=0, low_open=True).check("train.lr", 1) == 1.0
+    assert isinstance(Number(low=0, low_open=True).check("train.lr", 1), float)
+    assert Number(low=1, integer=True).check("train.epochs", 10.0) == 10
+    assert isinstance(Number(low=1, integer=True).check("train.epochs", 10.0), int)
+
+
+@pytest.mark.parametrize(
+    "value, rule, fragment",
+    [
+        (-0.1, Number(low=0, low_open=True), "-0.1 is out of range, expected a number > 0"),
+        (0, Number(low=0, low_open=True), "out of range, expected a number > 0"),
+        (1.5, Number(low=0, high=1, low_open=True, high_open=True), "expected a number > 0 and < 1"),
+        (1, Number(low=0, high=1, high_open=True), "1.0 is out of range, expected a number >= 0 and < 1"),
+        (2.5, Number(integer=True), "2.5 is not allowed, expected an integer"),
+        (True, Number(), "True is not allowed, expected a number"),
+        (None, Number(), "None is not allowed"),
+        (float("nan"), Number(), "nan is not allowed"),
+        (float("inf"), Number(low=0), "inf is not allowed"),
+        ("fast", Number(), "'fast' is text, expected a number"),
+        ("hinge", Choice(("mse", "cross_entropy")), "'hinge' is not allowed, expected one of: mse, cross_entropy"),
+        ("yes", Flag(), "'yes' is not allowed, expected true or false"),
+        (1, Flag(), "1 is not allowed, expected true or false"),
+    ],
+)
+def test_rules_reject_with_key_value_and_what_is_allowed(value, rule, fragment):
+    with pytest.raises(ParamError) as err:
+        rule.check("group.key", value)
+    assert str(err.value).startswith("params.yaml: group.key = ")
+    assert fragment in str(err.value)
+
+
+def test_load_section_reports_missing_and_unknown_keys(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  lr: 0.1\n  epochs: 3\n")
+    assert load_section("train", ("lr", "epochs"), path) == {"lr": 0.1, "epochs": 3}
+    with pytest.raises(ParamError, match=r"missing key train.loss"):
+        load_section("train", ("lr", "epochs", "loss"), path)
+    with pytest.raises(ParamError, match=r"unknown key train.epochs \(allowed keys: lr\)"):
+        load_section("train", ("lr",), path)
+    with pytest.raises(ParamError, match=r"missing group `evaluate:`"):
+        load_section("evaluate", ("threshold",), path)
+    with pytest.raises(ParamError, match="file not found"):
+        load_section("train", ("lr",), tmp_path / "nope.yaml")
+    path.write_text("train: [unclosed\n")
+    with pytest.raises(ParamError, match="not valid YAML"):
+        load_section("train", ("lr",), path)
+
+
+@pytest.mark.parametrize(
+    "written, value",
+    [
+        ("1e-05", 1e-05),  # what `dvc exp run -S train.lr=0.00001` writes (YAML 1.2); PyYAML reads text
+        ("1e-3", 0.001),
+        ("1.0e6", 1e6),
+        ("1E+2", 100.0),
+        ("0.003", 0.003),
+        ("3", 3.0),
+    ],
+)
+def test_params_yaml_is_read_as_dvc_reads_it(tmp_path, written, value):
+    text = (ROOT / "params.yaml").read_text()
+    assert "  lr: 0.003\n" in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace("  lr: 0.003\n", f"  lr: {written}\n"))
+    assert TrainParams.read(path).lr == value
+
+
+def test_yaml_1_1_booleans_are_not_booleans(tmp_path):
+    text = (ROOT / "params.yaml").read_text()
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace("  draft: true\n", "  draft: yes\n"))
+    with pytest.raises(ParamError, match="resize_split.draft = 'yes' is not allowed, expected true or false"):
+        ResizeSplitParams.read(path)
+
+
+@pytest.mark.parametrize("stage", STAGE_PARAMS)
+def test_params_yaml_has_exactly_the_declared_keys_with_the_declared_defaults(stage):
+    """The shipped params.yaml is the declared defaults: what a user reads there is what code assumes."""
+    cls = STAGE_PARAMS[stage]
+    assert cls.read(ROOT / "params.yaml") == cls()
+    document = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert tuple(document[stage]) == keys(cls)
+
+
+def test_every_group_of_params_yaml_belongs_to_a_stage():
+    document = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert set(document) == set(STAGE_PARAMS)
+
+
+@pytest.mark.parametrize("stage", STAGE_PARAMS)
+def test_dvc_yaml_lists_exactly_the_tracked_keys(stage):
+    """DVC reruns a stage when a listed key changes: every key the output depends on must be listed,
+    and keys that do not change the output (worker counts) must not be."""
+    definition = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
+    assert definition.get("params", []) == tracked_keys(STAGE_PARAMS[stage])
+
+
+def test_objects_built_in_code_are_checked_too():
+    with pytest.raises(ParamError, match="train.lr = -1.0 is out of range"):
+        TrainParams(lr=-1)
+    with pytest.raises(ParamError, match="train.gradient = 'notebook' is only defined for train.loss = 'mse'"):
+        TrainParams(loss="cross_entropy", gradient="notebook")
+    assert dataclasses.replace(TrainParams(), epochs=7.0).epochs == 7
+
+
+@pytest.mark.parametrize("stage", STAGE_PARAMS)
+def test_help_lists_every_parameter_with_what_is_allowed(stage):
+    cls = STAGE_PARAMS[stage]
+    text = describe(cls)
+    for spec in dataclasses.fields(cls):
+        assert f"  {spec.name}: " in text
+        assert spec.metadata["allowed"].describe() in text
