@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -22,24 +21,23 @@ import yaml
 
 from bench.common import CACHE_DIR, ROOT, table, verdict
 from bench.images import kaggle_layout
+from stages.pipeline import stage_arguments
 
 STAGES = ("resize_split", "flatten_normalize", "train", "evaluate")
 TRAIN_TARGET = 1.5  # train's peak RSS within 1.5x its float32 training matrix
 # VmHWM: peak RSS of this process image (getrusage's ru_maxrss would carry over the parent's peak
 # across fork + exec on Linux)
 CHILD = (
-    "import sys; from stages.common import run_cli; from stages.{stage} import main; run_cli(main, {argv!r}); "
+    "import sys; from stages.common import run_cli; from stages.{stage} import main; run_cli(main, {arguments!r}); "
     "print('peak_rss_kib', next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')), file=sys.stderr)"
 )
 
 
 def run_stage(project: Path, stage: str) -> int:
-    """Run one stage in `project`, with the arguments of its `cmd:` in dvc.yaml; return its peak RSS in bytes."""
+    """Run one stage in `project`, with the paths of its cmd in dvc.yaml; return its peak RSS in bytes."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    argv = shlex.split(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["cmd"])[3:]  # after python -m stages.X
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD.format(stage=stage, argv=argv)], cwd=project, env=env, capture_output=True, text=True
-    )
+    child = CHILD.format(stage=stage, arguments=stage_arguments(stage, ROOT / "dvc.yaml"))
+    result = subprocess.run([sys.executable, "-c", child], cwd=project, env=env, capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(f"{stage} failed:\n{result.stderr[-2000:]}")
     return int(result.stderr.rsplit("peak_rss_kib", 1)[1].split()[0]) * 1024

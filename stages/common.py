@@ -121,22 +121,23 @@ def ordered_map(function: Callable, items: Iterable, jobs: int, window: int = 64
 
 
 def stage_parser(
-    stage: str, description: str, paths: Mapping[str, str] | None = None, params: type | None = None
+    stage: str, description: str, *, params: type | None = None, paths: Mapping[str, str] | None = None
 ) -> argparse.ArgumentParser:
-    """Command line of `python -m stages.<stage>`: the description; one required option per file the
-    stage reads or writes, `paths` = {"--raw": "folder of the photos (in)", ...} (dvc.yaml's `cmd:`
-    names every one: the code has no default path); and, for a stage with `params` (its class declared
-    with stages.params), --params and the list of its parameters after the options."""
+    """Command line of `python -m stages.<stage>`: the description; for a stage with `params` (its class
+    declared with stages.params), --params to read another file than params.yaml and the list of its
+    parameters after the options; one required `--name PATH` option per file the stage reads or writes
+    (`paths`: option -> help), so that the stage's cmd in dvc.yaml names every one of its files and the
+    code has no default path."""
     parser = argparse.ArgumentParser(
         prog=f"python -m stages.{stage}",
         description=description,
         epilog=describe(params) if params else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for option, help_text in (paths or {}).items():
-        parser.add_argument(option, type=Path, required=True, help=help_text)
     if params:
         parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (default: %(default)s)")
+    for option, text in (paths or {}).items():
+        parser.add_argument(option, type=Path, required=True, metavar="PATH", help=text)
     return parser
 
 

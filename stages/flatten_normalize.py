@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "Flatten --train-images and --valid-images (uint8 .npz) to one row of size*size*3 features per "
         "image, divided by the pixel_scale of --preprocessing (255: features in [0, 1]), into "
         "--train-features and --valid-features (float32 .npz). No parameters.",
-        {
+        paths={
             "--preprocessing": "preprocessing record .json (in)",
             "--train-images": "training images .npz (in)",
             "--valid-images": "validation images .npz (in)",

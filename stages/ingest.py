@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "Write the raw cat/dog photo set (Kaggle layout: cat.N.jpg, dog.N.jpg) to --raw, generated "
         "(ingest.source: synthetic) or read from a zip or folder inside --external; counts to --metrics, "
         "skipped files with their reason to --skipped.",
-        {
+        paths={
             "--external": "folder of real sources, ingest.source's (in)",
             "--raw": "folder of the photo set (out)",
             "--metrics": "counts .json (out)",

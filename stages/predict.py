@@ -6,7 +6,7 @@ Not a DVC stage: run it after `dvc repro`, from the project root:
 
     python -m stages.predict my_cat.jpg other.png
 
-The model file is, unless --weights names another, the train stage's .npz output in dvc.yaml.
+The model file is, unless --weights names another, the --model file of the train stage's cmd in dvc.yaml.
 """
 from __future__ import annotations
 
@@ -17,14 +17,12 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import yaml
 from PIL import Image
 
-from stages.common import CLASS_NAMES, DataError, load_npz, run_cli
+from stages.common import CLASS_NAMES, load_npz, run_cli
 from stages.images import Preprocessing
-from stages.train import sigmoid
-
-DVC_FILE = Path("dvc.yaml")
+from stages.neuron import sigmoid
+from stages.pipeline import stage_path
 
 
 def load_model(path: Path) -> tuple[np.ndarray, np.ndarray, Preprocessing]:
@@ -37,17 +35,6 @@ def load_model(path: Path) -> tuple[np.ndarray, np.ndarray, Preprocessing]:
 def predict_proba(paths: Sequence[Path], W: np.ndarray, b: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
     """P(cat) = sigmoid(x W + b) (k,) of k image files, prepared by `preprocessing`."""
     return sigmoid((preprocessing.features(paths) @ W + b).astype(np.float64))
-
-
-def trained_weights(dvc_file: Path = DVC_FILE) -> Path:
-    """The model file as dvc.yaml names it: the train stage's .npz output."""
-    try:
-        stage = yaml.safe_load(Path(dvc_file).read_text())["stages"]["train"]
-        outs = [out if isinstance(out, str) else next(iter(out)) for out in stage["outs"]]
-        return Path(next(out for out in outs if out.endswith(".npz")))
-    except (OSError, yaml.YAMLError, TypeError, KeyError, StopIteration):
-        raise DataError(f"{dvc_file}: no train stage with an .npz output (run from the project root, or give "
-                        "--weights)") from None
 
 
 def probability(text: str) -> float:
@@ -65,13 +52,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, ...)")
     parser.add_argument(
-        "--weights", type=Path, help=f"model file (default: the train stage's .npz output in {DVC_FILE})"
+        "--weights", type=Path, help="model file (default: the --model file of train's cmd in dvc.yaml)"
     )
     parser.add_argument(
         "--threshold", type=probability, default=0.5, help="P(cat) above which to say cat, 0 < t < 1 (default: 0.5)"
     )
     args = parser.parse_args(argv)
-    model = load_model(args.weights or trained_weights())
+    model = load_model(args.weights or stage_path("train", "--model"))
     failed = 0
     for path in args.images:
         try:

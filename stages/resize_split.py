@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "Decode the photos of --raw (cat.N.jpg, dog.N.jpg), resize to size x size RGB (bilinear), split "
         "stratified into --train-images and --valid-images (uint8 .npz), with `jobs` processes; write the "
         "preprocessing a new photo needs to --preprocessing.",
-        {
+        paths={
             "--raw": "folder of the photos (in)",
             "--train-images": "training images .npz (out)",
             "--valid-images": "validation images .npz (out)",

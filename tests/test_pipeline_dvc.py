@@ -6,7 +6,6 @@ found it: the commit made after the first run, with its outputs checked out.
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stages.common import DataError
+from stages.pipeline import stage_arguments, stage_path
 from tests.conftest import ROOT, copy_pipeline
 
 BIN = Path(sys.executable).parent
@@ -169,7 +170,8 @@ def test_missing_key_is_named(clean):
     path = repo / "params.yaml"
     path.write_text(re.sub(r"^  epochs: .*\n", "", path.read_text(), flags=re.M))
     before = (repo / "models/weights.npz").read_bytes()
-    result = run(repo, *stage_command("train"), check=False)
+    arguments = stage_arguments("train", repo / "dvc.yaml")
+    result = run(repo, str(BIN / "python"), "-m", "stages.train", *arguments, check=False)
     assert result.returncode == 2
     assert "missing key train.epochs" in result.stderr
     assert (repo / "models/weights.npz").read_bytes() == before  # stopped before any work
@@ -196,11 +198,6 @@ def stage_definition(stage: str) -> dict:
     return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
 
 
-def stage_command(stage: str) -> list[str]:
-    """The stage's `cmd:` in dvc.yaml, as an argument list (its python is this venv's)."""
-    return [str(BIN / "python"), *shlex.split(stage_definition(stage)["cmd"])[1:]]
-
-
 def paths_of(entries) -> set[str]:
     return {entry if isinstance(entry, str) else next(iter(entry)) for entry in entries}
 
@@ -214,13 +211,28 @@ def test_every_stage_depends_on_exactly_the_code_it_runs(stage):
     assert code == imported_stage_files(module)
 
 
-@pytest.mark.parametrize("stage", ("ingest", "resize_split", "flatten_normalize"))
+@pytest.mark.parametrize("stage", STAGES)
 def test_every_data_dep_and_out_is_named_in_the_stages_cmd(stage):
     """dvc.yaml is the one map of files: the stage reads and writes exactly the paths its `cmd:` names,
-    each given by an option, and the code has no default path."""
+    each given by an option (`--option path`), and the code has no default path."""
     definition = stage_definition(stage)
     files = {path for path in paths_of(definition["deps"]) if not path.startswith("stages/")}
     files |= paths_of(definition.get("outs", [])) | paths_of(definition.get("metrics", []))
-    words = shlex.split(definition["cmd"])
-    named = {value for option, value in zip(words, words[1:]) if option.startswith("--")}
-    assert named == files
+    words = stage_arguments(stage, ROOT / "dvc.yaml")
+    options, paths = words[::2], words[1::2]
+    assert len(options) == len(paths) and all(option.startswith("--") for option in options), words
+    assert set(paths) == files
+
+
+def test_stage_path_reads_the_cmd(tmp_path):
+    assert stage_path("train", "--model", ROOT / "dvc.yaml") == Path("models/weights.npz")
+    assert stage_path("evaluate", "--model", ROOT / "dvc.yaml") == Path("models/weights.npz")
+    dvc_file = tmp_path / "dvc.yaml"
+    dvc_file.write_text("stages:\n  train:\n    cmd: python -m stages.train --history 'my runs/h.csv'\n")
+    assert stage_path("train", "--history", dvc_file) == Path("my runs/h.csv")
+    with pytest.raises(DataError, match=r"stage `train`'s cmd has no `--model PATH`"):
+        stage_path("train", "--model", dvc_file)
+    with pytest.raises(DataError, match=r"no stage `evaluate` with a `cmd:`"):
+        stage_path("evaluate", "--model", dvc_file)
+    with pytest.raises(DataError, match=r"not found \(run from the project root\)"):
+        stage_path("train", "--model", tmp_path / "missing.yaml")

@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,8 +5,8 @@ from PIL import Image
 
 from stages.common import DataError, save_npz
 from stages.images import Preprocessing
-from stages.predict import load_model, main, predict_proba, trained_weights
-from tests.conftest import ROOT, photo_like
+from stages.predict import load_model, main, predict_proba
+from tests.conftest import photo_like
 
 
 def test_predict_uses_the_pipelines_preprocessing(tmp_path, capsys):
@@ -42,12 +41,6 @@ def test_predict_prepares_a_photo_as_the_model_file_says(tmp_path, record):
     assert 0.01 < p < 0.99  # not saturated: a wrong scale or decode would show
 
 
-def test_the_default_model_file_is_the_train_stages_npz_output_in_dvc_yaml(in_tmp):
-    assert trained_weights(ROOT / "dvc.yaml") == Path("models/weights.npz")
-    with pytest.raises(DataError, match="dvc.yaml: no train stage with an .npz output .*give --weights"):
-        trained_weights(in_tmp / "dvc.yaml")
-
-
 def test_a_model_file_without_the_preprocessing_is_refused(tmp_path):
     save_npz(tmp_path / "weights.npz", W=np.zeros(3, np.float32), b=np.float32(0))
     with pytest.raises(DataError, match=r"weights.npz: missing arrays \['image_size', 'draft', 'pixel_scale'\]"):
@@ -58,3 +51,12 @@ def test_threshold_must_be_a_probability(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path / "x.jpg"), "--threshold", "1.5"])
     assert "--threshold: 1.5 is not between 0 and 1" in capsys.readouterr().err
+
+
+def test_default_weights_are_the_model_file_of_trains_cmd(in_tmp, capsys):
+    W = np.zeros(8 * 8 * 3, np.float32)
+    save_npz("elsewhere/w.npz", W=W, b=np.float32(3.0), image_size=np.int64(8), draft=np.bool_(True), pixel_scale=np.float32(255))
+    (in_tmp / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python -m stages.train --model elsewhere/w.npz\n")
+    Image.new("RGB", (20, 20), (0, 0, 0)).save("black.png")
+    main(["black.png"])
+    assert capsys.readouterr().out.strip().endswith("\tcat")  # b = 3: P(cat) = sigmoid(3) whatever the photo
