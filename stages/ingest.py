@@ -1,12 +1,11 @@
-"""Stage 1, ingest: put the raw photo set in data/raw/, in the Kaggle layout (cat.N.jpg, dog.N.jpg).
+"""Stage 1, ingest: put the raw photo set in the --raw folder, in the Kaggle layout (cat.N.jpg, dog.N.jpg).
 
 `ingest.source: synthetic` (the default) generates the embedded synthetic photo set, so the pipeline
-runs with no download. A path under data/external/ reads a real source instead: Kaggle's `train.zip`
-or Microsoft's `kagglecatsanddogs_*.zip`, or either one extracted (layouts in stages/sources.py).
-Every file of a real source is decoded completely; the usable ones are copied byte for byte to
-data/raw/ under their Kaggle name (resize_split turns any mode or format into RGB and applies the
-EXIF orientation), the others are skipped and listed with their reason in SKIPPED_FILE. Counts go to
-METRICS_FILE.
+runs with no download. A path inside the --external folder (data/external/) reads a real source
+instead: a zip archive or a folder in one of the layouts of stages/sources.py. Every file of a real source is decoded completely; the usable ones are
+copied byte for byte to the --raw folder under their Kaggle name (resize_split turns any mode or format
+into RGB and applies the EXIF orientation), the others are skipped and listed with their reason in the
+--skipped CSV. Counts go to the --metrics JSON. Every path comes from the command line (dvc.yaml's `cmd:`).
 
 Memory, whatever the source holds (no header is believed; bytes are counted as they are inflated):
 the main process holds the listing, about 1 KB an entry (at most archive.MAX_ENTRIES = 200,000 entries
@@ -27,12 +26,14 @@ import functools
 import shutil
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Sequence
 
 from PIL import Image
 from tqdm import tqdm
 
+from stages import sources
+from stages.archive import EntryError
 from stages.common import (
     LABELS,
     DataError,
@@ -43,32 +44,12 @@ from stages.common import (
     stage_parser,
     temp_sibling,
 )
-from stages import sources
-from stages.archive import EntryError
+from stages.params import Custom, Number, ParamError, param, stage_params
 from stages.readers import Entry, FolderSource, ZipSource, open_source
 from stages.sources import REASONS, Outcome, check_image, plan
-from stages.params import Custom, Number, ParamError, param, stage_params
 from stages.synthetic import write_synthetic_dataset
 
-RAW_DIR = Path("data/raw")
-EXTERNAL_DIR = PurePosixPath("data/external")
-METRICS_FILE = Path("metrics/ingest.json")
-SKIPPED_FILE = Path("metrics/ingest_skipped.csv")
 SYNTHETIC = "synthetic"
-
-
-def check_source(value) -> str:
-    """`synthetic`, or a relative path inside data/external/ (the folder dvc.yaml tracks, so that DVC
-    reruns ingest when the archive changes); else a ParamError."""
-    allowed = f"expected `{SYNTHETIC}` or a path under {EXTERNAL_DIR}/ (e.g. {EXTERNAL_DIR}/train.zip)"
-    if value == SYNTHETIC:
-        return value
-    if not isinstance(value, str) or not value:
-        raise ParamError(f"params.yaml: ingest.source = {value!r} is not allowed, {allowed}")
-    parts = PurePosixPath(value.replace("\\", "/")).parts
-    if ".." in parts or len(parts) <= len(EXTERNAL_DIR.parts) or parts[:2] != EXTERNAL_DIR.parts:
-        raise ParamError(f"params.yaml: ingest.source = {value!r} is not allowed, {allowed}")
-    return value
 
 
 def is_text(key: str, value) -> str:
@@ -80,7 +61,7 @@ def is_text(key: str, value) -> str:
 @stage_params("ingest")
 class IngestParams:
     source: str = param(
-        SYNTHETIC, Custom(is_text, f"`{SYNTHETIC}` or a path under {EXTERNAL_DIR}/"), "where the photos come from"
+        SYNTHETIC, Custom(is_text, f"`{SYNTHETIC}` or a path under the --external folder"), "where the photos come from"
     )
     n_per_class: int = param(1000, Number(low=1, high=1_000_000, integer=True), "synthetic images per class")
     seed: int = param(0, Number(low=0, integer=True), "seed of the synthetic set")
@@ -101,8 +82,8 @@ class IngestReport:
     skipped: list[Outcome]
 
     def counts(self) -> dict:
-        """The content of metrics/ingest.json: usable images per class, and the number skipped (their
-        reasons are in SKIPPED_FILE and in the summary line, not metrics)."""
+        """The content of the --metrics JSON: usable images per class, and the number skipped (their
+        reasons are in the --skipped CSV and the summary line, not metrics)."""
         usable = {name: sum(n.startswith(f"{name}.") for n in self.kept) for name in LABELS}
         return {"usable": {**usable, "total": len(self.kept)}, "skipped": len(self.skipped)}
 
@@ -118,8 +99,23 @@ class IngestReport:
         return (
             f"{usable['total']} usable images ({usable['cat']} cats, {usable['dog']} dogs), "
             f"{len(self.skipped)} skipped{f' ({reasons})' if reasons else ''} from {source}"
-            f"{f' ({self.layout} layout)' if self.layout != SYNTHETIC else ''}; skipped files listed in {SKIPPED_FILE}"
+            f"{f' ({self.layout} layout)' if self.layout != SYNTHETIC else ''}"
         )
+
+
+def check_source(value, external: PurePath) -> str:
+    """`synthetic`, or a relative path inside the folder `external` (data/external/, which dvc.yaml
+    tracks, so that DVC reruns ingest when the archive changes); else a ParamError."""
+    external = PurePosixPath(PurePath(external).as_posix())
+    allowed = f"expected `{SYNTHETIC}` or a path under {external}/ (e.g. {external}/train.zip)"
+    if value == SYNTHETIC:
+        return value
+    if not isinstance(value, str) or not value:
+        raise ParamError(f"params.yaml: ingest.source = {value!r} is not allowed, {allowed}")
+    parts = PurePosixPath(value.replace("\\", "/")).parts
+    if ".." in parts or len(parts) <= len(external.parts) or parts[: len(external.parts)] != external.parts:
+        raise ParamError(f"params.yaml: ingest.source = {value!r} is not allowed, {allowed}")
+    return value
 
 
 def _copy_and_check(item: tuple[Entry, str], source: FolderSource | ZipSource, out_dir: Path,
@@ -161,7 +157,7 @@ def ingest_source(source_path: Path, out_dir: Path, max_pixels: int, jobs: int, 
     return IngestReport(layout, sorted(kept), sorted(skipped, key=Outcome.key))
 
 
-def ingest(params: IngestParams, out_dir: Path = RAW_DIR, progress: bool = True) -> IngestReport:
+def ingest(params: IngestParams, out_dir: Path, progress: bool = True) -> IngestReport:
     """Fill `out_dir` with the photo set (synthetic or from `params.source`); return the report.
 
     Builds the set in a temporary sibling folder and swaps it in at the end, so an interrupted run or
@@ -213,7 +209,7 @@ def spreadsheet_safe(cell: str) -> str:
     return f"'{cell}" if cell[:1] in ("=", "+", "-", "@", "\t", "\r", "'") else cell
 
 
-def write_report(report: IngestReport, metrics_file: Path = METRICS_FILE, skipped_file: Path = SKIPPED_FILE) -> None:
+def write_report(report: IngestReport, metrics_file: Path, skipped_file: Path) -> None:
     """Write the counts (JSON) and the list of skipped files (CSV: entry, index, reason, detail; names
     and details through `escape` and `spreadsheet_safe`; index: the entry's position in a zip archive,
     empty for a folder)."""
@@ -229,18 +225,23 @@ def write_report(report: IngestReport, metrics_file: Path = METRICS_FILE, skippe
 def main(argv: Sequence[str] | None = None) -> None:
     parser = stage_parser(
         "ingest",
-        "Write the raw cat/dog photo set (Kaggle layout: cat.N.jpg, dog.N.jpg) to data/raw/, "
-        f"generated (ingest.source: synthetic) or read from a zip or folder under {EXTERNAL_DIR}/; "
-        f"counts to {METRICS_FILE}, skipped files with their reason to {SKIPPED_FILE}.",
-        IngestParams,
+        "Write the raw cat/dog photo set (Kaggle layout: cat.N.jpg, dog.N.jpg) to --raw, generated "
+        "(ingest.source: synthetic) or read from a zip or folder inside --external; counts to --metrics, "
+        "skipped files with their reason to --skipped.",
+        paths={
+            "--external": "folder of real sources, ingest.source's (in)",
+            "--raw": "folder of the photo set (out)",
+            "--metrics": "counts .json (out)",
+            "--skipped": "skipped files .csv (out)",
+        },
+        params=IngestParams,
     )
-    parser.add_argument("--out", type=Path, default=RAW_DIR, help="output folder (default: %(default)s)")
     args = parser.parse_args(argv)
     params = IngestParams.read(args.params)
-    check_source(params.source)
-    report = ingest(params, args.out)
-    write_report(report)
-    print(f"ingest: {report.summary(params.source)}")
+    check_source(params.source, args.external)
+    report = ingest(params, args.raw)
+    write_report(report, args.metrics, args.skipped)
+    print(f"ingest: {report.summary(params.source)}; skipped files listed in {args.skipped}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from typing import Iterable, Sequence
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from stages.common import DataError
+from stages.common import LABELS, DataError
+from stages.images import KAGGLE_NAME, kaggle_file_name
 from stages.readers import Entry
 
 # Skip reasons, in the order they are checked; metrics/ingest_skipped.csv gives each skipped file's.
@@ -51,9 +52,9 @@ SYSTEM_FILES = {"thumbs.db", ".ds_store", "desktop.ini"}
 
 LAYOUTS = {
     # Kaggle: the class is in the file name, e.g. train/cat.12.jpg (matched against the last component).
-    "kaggle": re.compile(r"(cat|dog)\.([0-9]+)\.jpe?g", re.IGNORECASE | re.ASCII),
+    "kaggle": re.compile(KAGGLE_NAME.pattern, re.IGNORECASE | re.ASCII),
     # Microsoft: the class is the folder, e.g. PetImages/Cat/12.jpg (against the last two components).
-    "microsoft": re.compile(r"(cat|dog)/([0-9]+)\.jpe?g", re.IGNORECASE | re.ASCII),
+    "microsoft": re.compile(r"(cat|dog)/(\d+)\.jpe?g", re.IGNORECASE | re.ASCII),
 }
 LAYOUT_HELP = (
     "accepted layouts: Kaggle's train.zip or its folder (train/cat.N.jpg, train/dog.N.jpg), or "
@@ -126,7 +127,7 @@ def kaggle_name(layout: str, name: str) -> str | None:
     -> "dog.7.jpg"."""
     tail = as_path(name).rsplit("/", 2)[-1 if layout == "kaggle" else -2:]
     match = LAYOUTS[layout].fullmatch("/".join(tail))
-    return f"{match.group(1).lower()}.{match.group(2)}.jpg" if match else None
+    return kaggle_file_name(LABELS[match.group(1).lower()], match.group(2)) if match else None
 
 
 def detect_layout(names: Iterable[str]) -> str:

@@ -73,7 +73,9 @@ def test_make_kaggle_archive_writes_the_kaggle_layout(in_tmp):
     import zipfile
 
     from bench.make_kaggle_archive import main
+    from stages.synthetic import photo_jpeg
 
     main([str(in_tmp / "train.zip"), "--n-per-class", "2", "--jobs", "1"])
     with zipfile.ZipFile(in_tmp / "train.zip") as archive:
         assert sorted(archive.namelist()) == ["train/cat.0.jpg", "train/cat.1.jpg", "train/dog.0.jpg", "train/dog.1.jpg"]
+        assert archive.read("train/dog.1.jpg") == photo_jpeg(0, 1, 0)  # the one encoder of synthetic photos

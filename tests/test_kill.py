@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from stages.common import usable_cores
+from stages.pipeline import stage_arguments
 from tests.conftest import ROOT, write_params
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
@@ -55,6 +56,11 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def command(stage: str) -> list[str]:
+    """The stage's command line, with the paths the project's dvc.yaml gives it."""
+    return [sys.executable, "-m", f"stages.{stage}", *stage_arguments(stage, ROOT / "dvc.yaml")]
+
+
 def kill_mid_work(command: list[str], cwd: Path, ready) -> tuple[int, set[int]]:
     """Start `command`, wait until it has worker processes and `ready()` holds, kill -9 it; return its
     pid and its workers' pids."""
@@ -91,7 +97,7 @@ def test_kill_9_of_resize_split_leaves_no_worker_and_the_next_run_clears_its_lef
         (raw / f"cat.{i}.jpg").write_bytes(photo)
         (raw / f"dog.{i}.jpg").write_bytes(photo)
     write_params(in_tmp / "params.yaml", resize_split={"draft": False, "jobs": 2})
-    pid, workers = kill_mid_work([sys.executable, "-m", "stages.resize_split"], in_tmp, lambda: True)
+    pid, workers = kill_mid_work(command("resize_split"), in_tmp, lambda: True)
     assert_all_gone(workers)
 
     prepared = in_tmp / "data/prepared"
@@ -101,9 +107,10 @@ def test_kill_9_of_resize_split_leaves_no_worker_and_the_next_run_clears_its_lef
     for path in [*leftovers, live]:
         path.write_bytes(b"half-written")
     write_params(in_tmp / "params.yaml", resize_split={"draft": True, "jobs": 2})  # the quick way this time
-    subprocess.run([sys.executable, "-m", "stages.resize_split"], cwd=in_tmp, check=True, capture_output=True,
+    subprocess.run(command("resize_split"), cwd=in_tmp, check=True, capture_output=True,
                    env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    assert sorted(p.name for p in prepared.iterdir()) == sorted(["train.npz", "valid.npz", live.name])
+    assert sorted(p.name for p in prepared.iterdir()) == sorted(
+        ["train.npz", "valid.npz", "preprocessing.json", live.name])
 
 
 @needs_two_cores
@@ -118,12 +125,12 @@ def test_kill_9_of_ingest_on_a_real_source_leaves_no_worker_and_the_next_run_cle
     write_params(in_tmp / "params.yaml", ingest={"source": "data/external/train.zip", "jobs": 2})
     data = in_tmp / "data"
     staging = lambda: [p for p in data.iterdir() if p.name.startswith(".tmp-raw.")]  # noqa: E731
-    pid, workers = kill_mid_work([sys.executable, "-m", "stages.ingest"], in_tmp, lambda: bool(staging()))
+    pid, workers = kill_mid_work(command("ingest"), in_tmp, lambda: bool(staging()))
     assert_all_gone(workers)
     (left,) = staging()
     assert left.name.startswith(f".tmp-raw.{pid}.")  # the killed run's folder, named after it
 
-    subprocess.run([sys.executable, "-m", "stages.ingest"], cwd=in_tmp, check=True, capture_output=True,
+    subprocess.run(command("ingest"), cwd=in_tmp, check=True, capture_output=True,
                    env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert staging() == []
     assert len(list((data / "raw").iterdir())) == 80
