@@ -177,7 +177,7 @@ def _read_array(member: BinaryIO, size: int) -> np.ndarray:
 
 
 def load_npz(path: Path | str, keys: Sequence[str]) -> dict[str, np.ndarray]:
-    """Read `keys` from an .npz written by `save_npz`. A missing file, a missing key or a damaged
+    """Read `keys` from an .npz written by `save_npz`. A missing file, missing arrays or a damaged
     file (truncated, not a zip, bad CRC, an array whose header does not match its data, Python
     objects) is a DataError naming the file and how to get it back (restore_hint)."""
     try:
@@ -195,7 +195,8 @@ def load_npz(path: Path | str, keys: Sequence[str]) -> dict[str, np.ndarray]:
                     raise ValueError(f"{info.filename}: sizes in its zip header that the file cannot hold")
             missing = [key for key in keys if f"{key}.npy" not in sizes]
             if missing:
-                raise ValueError(f"no array {', '.join(missing)} (it holds {', '.join(sorted(sizes)) or 'none'})")
+                has = [name.removesuffix(".npy") for name in sizes]
+                raise DataError(f"{path}: missing arrays {missing} (has {has}); {restore_hint(path)}")
             arrays = {}
             for key in keys:
                 with archive.open(f"{key}.npy") as member:
@@ -206,6 +207,8 @@ def load_npz(path: Path | str, keys: Sequence[str]) -> dict[str, np.ndarray]:
             return arrays
     except FileNotFoundError:
         raise DataError(f"{path}: not found (run the earlier stages: `dvc repro`)") from None
+    except DataError:
+        raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as err:
         raise DataError(f"{path}: damaged ({err}); {restore_hint(path)}") from None
 

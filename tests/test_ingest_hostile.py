@@ -23,7 +23,7 @@ from stages.sources import REASONS, kaggle_name
 from tests.ingest_cases import BLUE, MAX_PIXELS, RED, jpeg
 from tests.zip_forge import Raw, forge
 
-FEW = settings(max_examples=40, deadline=None, derandomize=True,
+FEW = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 CAT, DOG = jpeg(RED), jpeg(BLUE)
 ANCHORS = [Raw(b"train/cat.0.jpg", CAT), Raw(b"train/dog.0.jpg", DOG)]  # so that a layout is found
