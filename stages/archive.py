@@ -15,6 +15,7 @@ and cuts names at a NUL byte. Here:
   few CHUNKs (plus the decompressor's state: 32 KiB for deflate, about 4 MiB for bzip2, for LZMA a
   dictionary of at most the entry's size).
 """
+
 from __future__ import annotations
 
 import bz2
@@ -22,9 +23,10 @@ import lzma
 import struct
 import zlib
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 from stages.common import DataError
 
@@ -79,7 +81,9 @@ def _directory(handle: BinaryIO, size: int, path: Path) -> tuple[int, int, int]:
     tail = handle.read(tail_length)
     at = tail.rfind(b"PK\x05\x06")
     if at < 0 or len(tail) - at < _END.size:
-        raise DataError(f"{path}: neither a folder nor a zip archive (no zip directory at its end: a partial download?)")
+        raise DataError(
+            f"{path}: neither a folder nor a zip archive (no zip directory at its end: a partial download?)"
+        )
     _, disk, start_disk, _, count, length, offset, _ = _END.unpack_from(tail, at)
     end = size - tail_length + at
     extra = 0
@@ -137,8 +141,25 @@ def list_zip(path: Path | str) -> list[Member]:
             fixed = handle.read(_CENTRAL.size)
             if len(fixed) < _CENTRAL.size or fixed[:4] != b"PK\x01\x02" or len(records) >= MAX_ENTRIES:
                 raise DataError(f"{path}: damaged zip directory at entry {len(records)} (byte {start + read})")
-            (_, _, _, flags, method, _, _, crc, compress_size, file_size,
-             name_length, extra_length, comment_length, _, _, attributes, offset) = _CENTRAL.unpack(fixed)
+            (
+                _,
+                _,
+                _,
+                flags,
+                method,
+                _,
+                _,
+                crc,
+                compress_size,
+                file_size,
+                name_length,
+                extra_length,
+                comment_length,
+                _,
+                _,
+                attributes,
+                offset,
+            ) = _CENTRAL.unpack(fixed)
             raw = handle.read(name_length)
             extra = handle.read(extra_length)
             handle.seek(comment_length, 1)
@@ -150,7 +171,7 @@ def list_zip(path: Path | str) -> list[Member]:
     # Where each entry's data must end (the next local header, or the directory), and which entries
     # share or misplace their data: offsets, as stated, are checked against each other.
     offsets = sorted({record[6] for record in records} | {start})
-    following = dict(zip(offsets, offsets[1:]))
+    following = dict(zip(offsets, offsets[1:], strict=False))
     sharing = Counter(record[6] for record in records)
     members = []
     for index, (*fields, offset, mode, problem) in enumerate(records):
@@ -183,8 +204,15 @@ def _lzma(read: Callable[[int], bytes], limit: int) -> lzma.LZMADecompressor:
     if len(properties) != 5:
         raise lzma.LZMAError("bad LZMA properties")
     lc_lp_pb, dictionary = properties[0], struct.unpack("<L", properties[1:])[0]
-    filters = [{"id": lzma.FILTER_LZMA1, "dict_size": max(4096, min(dictionary, limit)),
-                "lc": lc_lp_pb % 9, "lp": lc_lp_pb // 9 % 5, "pb": lc_lp_pb // 45}]
+    filters = [
+        {
+            "id": lzma.FILTER_LZMA1,
+            "dict_size": max(4096, min(dictionary, limit)),
+            "lc": lc_lp_pb % 9,
+            "lp": lc_lp_pb // 9 % 5,
+            "pb": lc_lp_pb // 45,
+        }
+    ]
     return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters)
 
 
@@ -250,7 +278,9 @@ def extract(path: Path | str, member: Member, out: BinaryIO, cap: int) -> int:
                 break
             written += len(piece)
             if written > member.file_size:
-                raise EntryError("unreadable_entry", f"inflates to more than the {member.file_size} bytes its header says")
+                raise EntryError(
+                    "unreadable_entry", f"inflates to more than the {member.file_size} bytes its header says"
+                )
             crc = zlib.crc32(piece, crc)
             out.write(piece)  # a write error (disk full) is not the entry's fault: it propagates
     if written < member.file_size:

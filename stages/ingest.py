@@ -25,9 +25,9 @@ import csv
 import functools
 import shutil
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
-from typing import Sequence
 
 from PIL import Image
 from tqdm import tqdm

@@ -3,6 +3,7 @@
 out, cap)` writes one file's bytes to `out`, counting them (at most `cap`), or raises EntryError with a
 skip reason. Nothing is ever written but `out`, and no path is built from an archive entry's name.
 """
+
 from __future__ import annotations
 
 import os

@@ -15,9 +15,9 @@ from __future__ import annotations
 import posixpath
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -160,10 +160,10 @@ def plan(entries: Sequence[Entry]) -> tuple[str, list[Outcome], list[tuple[Entry
     depends on the order of the listing.
     """
     early = [(e.problem, e.detail) if e.problem else name_problem(e.name) for e in entries]
-    layout = detect_layout(e.name for e, problem in zip(entries, early) if problem is None)
+    layout = detect_layout(e.name for e, problem in zip(entries, early, strict=True) if problem is None)
     skipped: list[Outcome] = []
     claims: dict[str, list[Entry]] = defaultdict(list)
-    for entry, problem in zip(entries, early):
+    for entry, problem in zip(entries, early, strict=True):
         out = None if problem else kaggle_name(layout, entry.name)
         if problem:
             skipped.append(Outcome(entry.name, *problem, index=entry.index))
@@ -208,7 +208,7 @@ def check_image(path: Path | str, max_pixels: int) -> tuple[str, str] | None:
         return "not_an_image", "Pillow cannot identify the format"
     except Image.DecompressionBombError as err:
         return "too_many_pixels", str(err)
-    except Exception as err:  # noqa: BLE001 - Pillow's decoders raise many types on malformed input
+    except Exception as err:
         reason = "truncated" if "truncated" in str(err).lower() else "corrupt"
         return reason, f"{type(err).__name__}: {err}"
     return None

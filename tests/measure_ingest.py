@@ -8,6 +8,7 @@ hand). `build` writes the hostile archive those tests use; `measure` prints JSON
 main: the peak resident set of the ingest process itself (VmHWM); workers: the largest peak resident
 set of any worker process it started (getrusage RUSAGE_CHILDREN ru_maxrss, once they were joined).
 """
+
 import argparse
 import io
 import json
@@ -33,7 +34,8 @@ def hostile_entries(bomb: int) -> list[Raw]:
     png = io.BytesIO()
     Image.new("RGBA", (PNG_SIDE, PNG_SIDE), (*RED, 200)).save(png, "PNG")
     return [
-        Raw(b"train/cat.0.jpg", jpeg(RED)), Raw(b"train/dog.0.jpg", jpeg(BLUE)),
+        Raw(b"train/cat.0.jpg", jpeg(RED)),
+        Raw(b"train/dog.0.jpg", jpeg(BLUE)),
         Raw(b"train/cat.1.jpg", body=deflated, crc=deflated_crc, file_size=1000, method=zipfile.ZIP_DEFLATED),
         Raw(b"train/cat.2.jpg", body=bzipped, crc=bzipped_crc, file_size=1000, method=zipfile.ZIP_BZIP2),
         Raw(b"train/cat.3.jpg", jpeg(RED), file_size=2**32 - 1),
@@ -74,8 +76,16 @@ def main() -> None:
         return
     args.out.mkdir(parents=True)
     report = ingest_source(args.source, args.out, args.max_pixels, args.jobs, progress=False)
-    print(json.dumps({"main": peak_kb(), "workers": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-                      "kept": len(report.kept), "skipped": report.reasons()}))
+    print(
+        json.dumps(
+            {
+                "main": peak_kb(),
+                "workers": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+                "kept": len(report.kept),
+                "skipped": report.reasons(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Damaged .npz files (issue 9): every way a file can be broken gives one DataError naming it and how to
 get it back; never a traceback, never numpy's "pickled data" message. Also: the temporary files of
 killed writers (common.temp_sibling)."""
+
 from __future__ import annotations
 
 import io
@@ -56,12 +57,18 @@ DAMAGES = {
     "a flipped bit in the data": lambda b: flip(b, b.index(b"\x00\x00\x80?") + 2),
     "a flipped bit in a header": lambda b: flip(b, b.index(b"'shape'") + 3),
     "Python objects (a pickle)": lambda b: object_array(),
-    "an .npy whose header promises more data": lambda b: zip_of({
-        "X.npy": npy({"descr": "<f4", "fortran_order": False, "shape": (10**9,)}, b"\0" * 16),
-        "y.npy": npy({"descr": "|u1", "fortran_order": False, "shape": (2,)}, b"\0\1")}),
-    "extra bytes after an array": lambda b: zip_of({
-        "X.npy": npy({"descr": "|u1", "fortran_order": False, "shape": (2,)}, b"\0\1\2"),
-        "y.npy": npy({"descr": "|u1", "fortran_order": False, "shape": (2,)}, b"\0\1")}),
+    "an .npy whose header promises more data": lambda b: zip_of(
+        {
+            "X.npy": npy({"descr": "<f4", "fortran_order": False, "shape": (10**9,)}, b"\0" * 16),
+            "y.npy": npy({"descr": "|u1", "fortran_order": False, "shape": (2,)}, b"\0\1"),
+        }
+    ),
+    "extra bytes after an array": lambda b: zip_of(
+        {
+            "X.npy": npy({"descr": "|u1", "fortran_order": False, "shape": (2,)}, b"\0\1\2"),
+            "y.npy": npy({"descr": "|u1", "fortran_order": False, "shape": (2,)}, b"\0\1"),
+        }
+    ),
     "a member that is no .npy": lambda b: zip_of({"X.npy": b"hello", "y.npy": b"world"}),
     "another compression": lambda b: zip_of({"X.npy": b"hello", "y.npy": b"world"}, zipfile.ZIP_BZIP2),
     "a zip of something else": lambda b: zip_of({"readme.txt": b"hello"}),
@@ -89,10 +96,12 @@ def test_a_good_file_still_loads_and_a_missing_one_says_so(tmp_path):
 def test_the_hint_for_a_pipeline_output_names_its_cache_file_and_the_rebuild(in_tmp):
     (in_tmp / "dvc.lock").write_text(
         "schema: '2.0'\nstages:\n  flatten_normalize:\n    cmd: x\n    outs:\n"
-        "    - path: data/features/train.npz\n      hash: md5\n      md5: 0123456789abcdef0123456789abcdef\n")
+        "    - path: data/features/train.npz\n      hash: md5\n      md5: 0123456789abcdef0123456789abcdef\n"
+    )
     assert restore_hint("data/features/train.npz") == (
         "it is an output of stage flatten_normalize: drop DVC's cached copy and rebuild it: "
-        'rm -f "$(dvc cache dir)/files/md5/01/23456789abcdef0123456789abcdef" && dvc repro')
+        'rm -f "$(dvc cache dir)/files/md5/01/23456789abcdef0123456789abcdef" && dvc repro'
+    )
     assert "README: Damaged files" in restore_hint("elsewhere.npz")
     (in_tmp / "dvc.lock").write_text(": not yaml [")
     assert "README: Damaged files" in restore_hint("data/features/train.npz")
@@ -101,8 +110,12 @@ def test_the_hint_for_a_pipeline_output_names_its_cache_file_and_the_rebuild(in_
 def test_predict_with_a_damaged_weights_file_says_so_in_one_line(tmp_path):
     Image.new("RGB", (20, 20), (255, 0, 0)).save(tmp_path / "red.jpg")
     (tmp_path / "weights.npz").write_bytes(b"PK\x03\x04 not really a zip")
-    result = subprocess.run([sys.executable, "-m", "stages.predict", str(tmp_path / "red.jpg"), "--weights",
-                             str(tmp_path / "weights.npz")], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.predict", str(tmp_path / "red.jpg"), "--weights", str(tmp_path / "weights.npz")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert f"{tmp_path / 'weights.npz'}: damaged (" in result.stderr
@@ -121,7 +134,11 @@ def test_temporary_files_of_dead_writers_are_removed_and_live_ones_kept(tmp_path
     folder = tmp_path / "out"
     folder.mkdir()
     dead = dead_pid()
-    stale = [folder / f".tmp-a.npz.{dead}.abcd_123", folder / ".tmp-b.json.q1w2e3r4", folder / f".tmp-raw.{dead}.zzzzzzzz"]
+    stale = [
+        folder / f".tmp-a.npz.{dead}.abcd_123",
+        folder / ".tmp-b.json.q1w2e3r4",
+        folder / f".tmp-raw.{dead}.zzzzzzzz",
+    ]
     stale[0].write_bytes(b"half")
     stale[1].write_bytes(b"half, written before pids were in the names")
     stale[2].mkdir()
@@ -143,6 +160,10 @@ def test_a_folder_is_swept_once_per_process(tmp_path):
     stale.write_bytes(b"")
     sweep_temp(tmp_path)  # already swept by temp_sibling: left for the next process
     assert stale.exists() and first.is_dir()
-    result = subprocess.run([sys.executable, "-c", f"from stages.common import sweep_temp; sweep_temp({str(tmp_path)!r})"],
-                            cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", f"from stages.common import sweep_temp; sweep_temp({str(tmp_path)!r})"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0 and not stale.exists() and first.is_dir()  # this process is alive

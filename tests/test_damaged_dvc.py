@@ -2,6 +2,7 @@
 their hash and does not check them again, so `dvc checkout` restores the damage and even `dvc repro
 --force` keeps it; the stage reading the file says so in one line with the command that repairs it,
 and that command (README "Damaged files") does."""
+
 import os
 import re
 
@@ -41,4 +42,3 @@ def test_a_corrupt_cache_file_is_named_with_the_command_that_repairs_it(tmp_path
     assert "flatten_normalize" in stages_run(repaired.stdout)
     assert (repo / target).read_bytes() == good and cached.read_bytes() == good
     assert "up to date" in dvc(repo, "status").stdout
-

@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 
 from stages import sources
-from stages.common import DataError
-from stages.params import ParamError
-from stages.common import ordered_map
+from stages.common import DataError, ordered_map
 from stages.images import load_image
 from stages.ingest import IngestParams, check_source, ingest, main, write_report
-from stages.sources import REASONS, detect_layout, kaggle_name, name_problem, unsafe_name
+from stages.params import ParamError
+from stages.sources import detect_layout, kaggle_name, name_problem, unsafe_name
 from stages.synthetic import write_synthetic_dataset
 from tests.conftest import write_params
 from tests.ingest_cases import (

@@ -1,6 +1,7 @@
 """Hostile archives (issue 9): headers that lie, entries that share data, duplicated names, names no file
 system takes; the skip report; the number of worker processes. Archives are forged byte by byte
 (tests/zip_forge.py) or written by zipfile, the independent oracle of what a valid archive holds."""
+
 from __future__ import annotations
 
 import csv
@@ -23,8 +24,13 @@ from stages.sources import REASONS, kaggle_name
 from tests.ingest_cases import BLUE, MAX_PIXELS, RED, jpeg
 from tests.zip_forge import Raw, forge
 
-FEW = settings(max_examples=40, deadline=None, derandomize=True, database=None,
-               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FEW = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 CAT, DOG = jpeg(RED), jpeg(BLUE)
 ANCHORS = [Raw(b"train/cat.0.jpg", CAT), Raw(b"train/dog.0.jpg", DOG)]  # so that a layout is found
 
@@ -45,8 +51,11 @@ def outcome(report, index: int) -> str:
 
 
 @FEW
-@given(st.lists(st.tuples(st.sampled_from([0, 8, 12, 14]), st.binary(max_size=3000)), min_size=1, max_size=6),
-       st.binary(max_size=40), st.booleans())
+@given(
+    st.lists(st.tuples(st.sampled_from([0, 8, 12, 14]), st.binary(max_size=3000)), min_size=1, max_size=6),
+    st.binary(max_size=40),
+    st.booleans(),
+)
 def test_reader_gives_the_bytes_zipfile_gives(tmp_path, files, prefix, zip64):
     path = tmp_path / "a.zip"
     with open(path, "wb") as handle:
@@ -60,7 +69,7 @@ def test_reader_gives_the_bytes_zipfile_gives(tmp_path, files, prefix, zip64):
     members = list_zip(path)
     with zipfile.ZipFile(path) as archive:
         assert [m.name for m in members] == archive.namelist()
-        for member, info in zip(members, archive.infolist()):
+        for member, info in zip(members, archive.infolist(), strict=True):
             out = io.BytesIO()
             assert extract(path, member, out, 10**6) == info.file_size
             assert out.getvalue() == archive.read(info)
@@ -89,14 +98,17 @@ def test_an_entry_inflating_past_its_header_is_stopped_there(tmp_path, method):
     assert sorted(p.name for p in out.iterdir()) == report.kept == ["cat.0.jpg", "dog.0.jpg"]
 
 
-@pytest.mark.parametrize("lie, reason, detail", [
-    (dict(file_size=len(CAT) + 10), "unreadable_entry", "ends after"),
-    (dict(crc=12345), "unreadable_entry", "bad CRC-32"),
-    (dict(file_size=2**32 - 2), "too_large", "by its header"),
-    (dict(compress_size=10**6), "unreadable_entry", "overlaps the next entry"),
-    (dict(flags=1), "unreadable_entry", "encrypted"),
-    (dict(stated_method=99), "unreadable_entry", "compression method 99"),
-])
+@pytest.mark.parametrize(
+    "lie, reason, detail",
+    [
+        (dict(file_size=len(CAT) + 10), "unreadable_entry", "ends after"),
+        (dict(crc=12345), "unreadable_entry", "bad CRC-32"),
+        (dict(file_size=2**32 - 2), "too_large", "by its header"),
+        (dict(compress_size=10**6), "unreadable_entry", "overlaps the next entry"),
+        (dict(flags=1), "unreadable_entry", "encrypted"),
+        (dict(stated_method=99), "unreadable_entry", "compression method 99"),
+    ],
+)
 def test_headers_that_do_not_match_the_data_are_refused(tmp_path, lie, reason, detail):
     entry = Raw(b"train/cat.1.jpg", CAT, **{"method": 8, **lie})
     report, _ = run(tmp_path, ANCHORS + [entry, Raw(b"train/dog.1.jpg", DOG)])
@@ -122,11 +134,14 @@ def test_a_directory_larger_than_the_bound_is_refused_before_reading_it(tmp_path
     assert MAX_ENTRIES >= 8 * 25_000
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda b: b[: len(b) // 2], "neither a folder nor a zip archive"),
-    (lambda b: b[:-30] + b"\0" * 30, "neither a folder nor a zip archive"),
-    (lambda b: b.replace(b"PK\x01\x02", b"PK\x09\x09"), "damaged zip directory at entry 0"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda b: b[: len(b) // 2], "neither a folder nor a zip archive"),
+        (lambda b: b[:-30] + b"\0" * 30, "neither a folder nor a zip archive"),
+        (lambda b: b.replace(b"PK\x01\x02", b"PK\x09\x09"), "damaged zip directory at entry 0"),
+    ],
+)
 def test_a_damaged_directory_is_one_clear_error(tmp_path, damage, message):
     (tmp_path / "a.zip").write_bytes(damage(forge(ANCHORS)))
     with pytest.raises(DataError, match=message):
@@ -142,21 +157,38 @@ def test_every_copy_of_a_duplicated_name_is_skipped_and_the_report_tells_them_ap
     report, out = run(tmp_path, ANCHORS + twins + variants)
     assert report.kept == sorted(p.name for p in out.iterdir()) == ["cat.0.jpg", "dog.0.jpg"]
     dupes = [(o.entry, o.index) for o in report.skipped if o.reason == "duplicate"]
-    assert dupes == [("Train/cat.2.jpeg", 6), ("train/CAT.2.JPG", 5), ("train/cat.1.jpg", 2),
-                     ("train/cat.1.jpg", 3), ("train/cat.2.jpg", 4)]
+    assert dupes == [
+        ("Train/cat.2.jpeg", 6),
+        ("train/CAT.2.JPG", 5),
+        ("train/cat.1.jpg", 2),
+        ("train/cat.1.jpg", 3),
+        ("train/cat.2.jpg", 4),
+    ]
     write_report(report, tmp_path / "counts.json", tmp_path / "skipped.csv")
-    rows = list(csv.DictReader(open(tmp_path / "skipped.csv", newline="")))
+    with open(tmp_path / "skipped.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
     assert [(r["entry"], r["index"], r["reason"]) for r in rows][2:4] == [
-        ("train/cat.1.jpg", "2", "duplicate"), ("train/cat.1.jpg", "3", "duplicate")]
+        ("train/cat.1.jpg", "2", "duplicate"),
+        ("train/cat.1.jpg", "3", "duplicate"),
+    ]
 
 
 LABELLED = st.builds(
     lambda cls, n, upper, ext, folder: f"{folder}{cls.upper() if upper else cls}.{n}.{ext}".encode(),
-    st.sampled_from(["cat", "dog"]), st.integers(0, 3), st.booleans(), st.sampled_from(["jpg", "jpeg", "JPG"]),
-    st.sampled_from(["", "train/", "a/b/", "x\\"]))
+    st.sampled_from(["cat", "dog"]),
+    st.integers(0, 3),
+    st.booleans(),
+    st.sampled_from(["jpg", "jpeg", "JPG"]),
+    st.sampled_from(["", "train/", "a/b/", "x\\"]),
+)
 CONTENT = st.sampled_from([CAT, DOG, b"", b"<html>", CAT[:-100]])
-ENTRY = st.builds(Raw, LABELLED | st.binary(max_size=30).map(lambda b: b"junk/" + b + b".bin"), CONTENT,
-                  st.sampled_from([0, 8, 12]), st.sampled_from([0, 0x800]))
+ENTRY = st.builds(
+    Raw,
+    LABELLED | st.binary(max_size=30).map(lambda b: b"junk/" + b + b".bin"),
+    CONTENT,
+    st.sampled_from([0, 8, 12]),
+    st.sampled_from([0, 0x800]),
+)
 
 
 @FEW
@@ -175,8 +207,13 @@ def test_any_archive_each_entry_once_the_kept_bytes_exactly_and_no_order_depende
         for name in report.kept:  # data/raw holds exactly the one entry that gives this name
             (claimant,) = [e for e in order if kaggle_name("kaggle", e.name.decode("utf-8", "replace")) == name]
             assert (out / name).read_bytes() == claimant.data
-        runs.append((report.kept, sorted((o.entry, o.reason) for o in report.skipped),
-                     {name: (out / name).read_bytes() for name in report.kept}))
+        runs.append(
+            (
+                report.kept,
+                sorted((o.entry, o.reason) for o in report.skipped),
+                {name: (out / name).read_bytes() for name in report.kept},
+            )
+        )
     assert runs[0] == runs[1]
 
 
@@ -186,14 +223,17 @@ def test_any_archive_each_entry_once_the_kept_bytes_exactly_and_no_order_depende
 NAMES = st.one_of(
     st.binary(max_size=300),
     st.text(max_size=80).map(lambda text: text.encode("utf-8", "surrogatepass")),
-    st.builds(lambda part, depth: (part + b"/") * depth + b"cat.7.jpg",
-              st.sampled_from([b"a", b"..", b"x" * 256, b"\\", b"\0", b"\n", b"\xff", b"C:", b"\xe2\x80\xae"]),
-              st.integers(1, 200)),  # a zip name holds at most 65,535 bytes
+    st.builds(
+        lambda part, depth: (part + b"/") * depth + b"cat.7.jpg",
+        st.sampled_from([b"a", b"..", b"x" * 256, b"\\", b"\0", b"\n", b"\xff", b"C:", b"\xe2\x80\xae"]),
+        st.integers(1, 200),
+    ),  # a zip name holds at most 65,535 bytes
 )
 
 
 def unescape(cell: str) -> str:
     """The report's name back from its cell (the inverse of spreadsheet_safe and escape)."""
+
     def one(match: re.Match) -> str:
         code = match.group(1)
         if code == "\\":
@@ -223,16 +263,19 @@ def test_any_name_is_kept_or_skipped_with_a_reason_and_reported_exactly(tmp_path
     assert not any(row["entry"].startswith(tuple("=+-@\t\r")) or "\n" in row["entry"] for row in rows)
 
 
-@pytest.mark.parametrize("name, reason", [
-    (b"train/cat.1\xff.jpg", "bad_name"),  # flagged UTF-8, but not
-    (b"train/cat.1.jpg\0.exe", "bad_name"),  # zipfile would cut it at the NUL and read cat.1.jpg
-    (b"train/\x1b[31m/cat.1.jpg", "bad_name"),
-    (b"train/" + b"x" * 256 + b"/cat.1.jpg", "bad_name"),
-    (b"a/" * 2100 + b"cat.1.jpg", "bad_name"),
-    (b"train/cat." + b"1" * 250 + b".jpg", "bad_name"),  # fits the folder, not as cat.<number>.jpg
-    (b"..\\..\\cat.1.jpg", "unsafe_path"),
-    (b"\\\\server\\share\\cat.1.jpg", "unsafe_path"),
-])
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        (b"train/cat.1\xff.jpg", "bad_name"),  # flagged UTF-8, but not
+        (b"train/cat.1.jpg\0.exe", "bad_name"),  # zipfile would cut it at the NUL and read cat.1.jpg
+        (b"train/\x1b[31m/cat.1.jpg", "bad_name"),
+        (b"train/" + b"x" * 256 + b"/cat.1.jpg", "bad_name"),
+        (b"a/" * 2100 + b"cat.1.jpg", "bad_name"),
+        (b"train/cat." + b"1" * 250 + b".jpg", "bad_name"),  # fits the folder, not as cat.<number>.jpg
+        (b"..\\..\\cat.1.jpg", "unsafe_path"),
+        (b"\\\\server\\share\\cat.1.jpg", "unsafe_path"),
+    ],
+)
 def test_names_no_file_system_takes_are_skipped(tmp_path, name, reason):
     report, _ = run(tmp_path, ANCHORS + [Raw(name, CAT, flags=0x800)])
     assert outcome(report, 2) == reason
@@ -251,12 +294,16 @@ def test_folder_names_that_are_not_utf8_or_hold_control_characters_are_skipped(t
     report = ingest_source(root, out, MAX_PIXELS, 1, progress=False)
     assert report.kept == ["cat.0.jpg", "dog.0.jpg"]
     assert [(o.entry, o.reason) for o in report.skipped] == [
-        ("cat.1\udcff.jpg", "bad_name"), ("cat.2.jpg\n", "bad_name"), ("line\nbreak/cat.3.jpg", "bad_name")]
+        ("cat.1\udcff.jpg", "bad_name"),
+        ("cat.2.jpg\n", "bad_name"),
+        ("line\nbreak/cat.3.jpg", "bad_name"),
+    ]
     write_report(report, tmp_path / "c.json", tmp_path / "s.csv")
     assert (tmp_path / "s.csv").read_text().splitlines()[1:] == [
         r"cat.1\xff.jpg,,bad_name,not valid UTF-8",
         r"cat.2.jpg\u000a,,bad_name,holds a control character",
-        r"line\u000abreak/cat.3.jpg,,bad_name,holds a control character"]
+        r"line\u000abreak/cat.3.jpg,,bad_name,holds a control character",
+    ]
 
 
 # --------------------------------------------------------------------------- the report in a spreadsheet

@@ -6,6 +6,7 @@ The hostile archive: deflate and bzip2 entries whose headers say 1,000 bytes and
 2000 x 2000 RGBA PNG (the largest image, kept). Reading any of the big entries into memory would add
 at least 48 MiB; decoding the PNG may add 8 bytes a pixel (4-byte RGBA and its RGB copy): 32 MB.
 """
+
 import json
 import subprocess
 import sys
@@ -32,7 +33,11 @@ def archives(tmp_path_factory):
 def measure(archive, out, jobs: int) -> dict:
     result = subprocess.run(
         [sys.executable, "-m", "tests.measure_ingest", "measure", str(archive), str(out), "--jobs", str(jobs)],
-        cwd=ROOT, capture_output=True, text=True, check=True)
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(result.stdout)
 
 

@@ -1,6 +1,7 @@
 """kill -9 of a stage mid-work (issue 9): its worker processes die with it, and the next run removes
 the temporary files and folders it left. Each stage runs as a real subprocess on real JPEGs; its
 workers are found by scanning /proc for the stage's descendants."""
+
 from __future__ import annotations
 
 import io
@@ -64,8 +65,9 @@ def command(stage: str) -> list[str]:
 def kill_mid_work(command: list[str], cwd: Path, ready) -> tuple[int, set[int]]:
     """Start `command`, wait until it has worker processes and `ready()` holds, kill -9 it; return its
     pid and its workers' pids."""
-    stage = subprocess.Popen(command, cwd=cwd, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stage = subprocess.Popen(
+        command, cwd=cwd, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     workers: set[int] = set()
     deadline = time.monotonic() + 120
     while not (workers and ready()) and stage.poll() is None and time.monotonic() < deadline:
@@ -107,10 +109,12 @@ def test_kill_9_of_resize_split_leaves_no_worker_and_the_next_run_clears_its_lef
     for path in [*leftovers, live]:
         path.write_bytes(b"half-written")
     write_params(in_tmp / "params.yaml", resize_split={"draft": True, "jobs": 2})  # the quick way this time
-    subprocess.run(command("resize_split"), cwd=in_tmp, check=True, capture_output=True,
-                   env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    subprocess.run(
+        command("resize_split"), cwd=in_tmp, check=True, capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT))
+    )
     assert sorted(p.name for p in prepared.iterdir()) == sorted(
-        ["train.npz", "valid.npz", "preprocessing.json", live.name])
+        ["train.npz", "valid.npz", "preprocessing.json", live.name]
+    )
 
 
 @needs_two_cores
@@ -130,7 +134,8 @@ def test_kill_9_of_ingest_on_a_real_source_leaves_no_worker_and_the_next_run_cle
     (left,) = staging()
     assert left.name.startswith(f".tmp-raw.{pid}.")  # the killed run's folder, named after it
 
-    subprocess.run(command("ingest"), cwd=in_tmp, check=True, capture_output=True,
-                   env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    subprocess.run(
+        command("ingest"), cwd=in_tmp, check=True, capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT))
+    )
     assert staging() == []
     assert len(list((data / "raw").iterdir())) == 80

@@ -3,6 +3,7 @@ that state whatever a test wants (sizes, CRC-32), directory records that share o
 
 The compressed bytes come from Python's zipfile (an independent writer), so only the headers lie.
 """
+
 from __future__ import annotations
 
 import bz2
@@ -61,8 +62,12 @@ def forge(entries: list[Raw], prefix: bytes = b"") -> bytes:
             stated.append((raw.flags, method, 0, 0x21, crc, csize, usize))
             offsets.append(len(out) - len(prefix))
             out += LOCAL.pack(b"PK\x03\x04", 20, *stated[-1], len(raw.name), 0) + raw.name + body
-        records.append(CENTRAL.pack(b"PK\x01\x02", 3 << 8 | 20, 20, *stated[-1], len(raw.name), 0, 0, 0, 0,
-                                    raw.mode << 16, offsets[-1]) + raw.name)
+        records.append(
+            CENTRAL.pack(
+                b"PK\x01\x02", 3 << 8 | 20, 20, *stated[-1], len(raw.name), 0, 0, 0, 0, raw.mode << 16, offsets[-1]
+            )
+            + raw.name
+        )
     start = len(out) - len(prefix)
     directory = b"".join(records)
     out += directory + END.pack(b"PK\x05\x06", 0, 0, len(entries), len(entries), len(directory), start, 0)
