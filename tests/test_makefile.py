@@ -3,6 +3,7 @@
 Each test runs GNU make on the project's Makefile, copied with the requirements files into the folder; the
 target .venv/.python creates the venv without installing the requirements (`make venv` adds the pip install).
 """
+
 import glob
 import os
 import shutil
@@ -16,7 +17,9 @@ from tests.conftest import ROOT
 
 SUPPORTED = "3.11 3.12 3.13"
 # A real unsupported interpreter, where this machine has one (pyenv's or Debian's), else None.
-OLD_PYTHON = (sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.10*/bin/python3.10"))) or [shutil.which("python3.10")])[0]
+OLD_PYTHON = (
+    sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.10*/bin/python3.10"))) or [shutil.which("python3.10")]
+)[0]
 needs_old_python = pytest.mark.skipif(OLD_PYTHON is None, reason="no Python 3.10 on this machine")
 
 
@@ -39,11 +42,15 @@ def make(folder, *args, path=None):
 def venv_version(folder):
     return subprocess.run(
         [str(folder / ".venv/bin/python"), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
 
 
-@pytest.mark.parametrize("python, says", [("no-such-python", "is not a Python that runs"), (OLD_PYTHON, "is Python 3.10")])
+@pytest.mark.parametrize(
+    "python, says", [("no-such-python", "is not a Python that runs"), (OLD_PYTHON, "is Python 3.10")]
+)
 def test_unsupported_python_stops_with_one_line_before_anything_is_made(checkout, python, says):
     if python is None:
         pytest.skip("no Python 3.10 on this machine")
@@ -63,7 +70,7 @@ def test_venv_of_another_interpreter_is_rebuilt_with_the_one_asked_for(checkout)
     first = make(checkout, ".venv/.python", path=caller_path)
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("rebuilding .venv: it runs '3.10 ")
-    assert venv_version(checkout) == "%d.%d" % sys.version_info[:2]
+    assert venv_version(checkout) == f"{sys.version_info[0]}.{sys.version_info[1]}"
     stamp = checkout / ".venv/.python"
     written = stamp.stat().st_mtime_ns
     again = make(checkout, ".venv/.python", path=caller_path)  # same interpreter: nothing to do
@@ -75,6 +82,10 @@ def test_venv_of_another_interpreter_is_rebuilt_with_the_one_asked_for(checkout)
 def test_recipes_quote_a_path_with_a_space(checkout):
     plan = make(checkout, "-n", "test", "check-metrics", "repro", "sweep").stdout
     bin_dir = f'"{checkout}/.venv/bin'
-    for line in ("/python\" -m pytest tests", "/python\" -m tools.check_metrics --base \"HEAD\"", "/dvc\" repro",
-                 "/python\" -m tools.sweep"):
+    for line in (
+        '/python" -m pytest tests',
+        '/python" -m tools.check_metrics --base "HEAD"',
+        '/dvc" repro',
+        '/python" -m tools.sweep',
+    ):
         assert bin_dir + line in plan, line

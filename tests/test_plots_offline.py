@@ -5,6 +5,7 @@ page template, and its committed plot data); headless Chromium (Debian's package
 connection refused and the rendered Vega views are counted. A control run with DVC's own page (scripts
 from a CDN) renders none, which shows the browser really is offline and the count can fail.
 """
+
 import json
 import os
 import re
@@ -21,10 +22,18 @@ from tools import vendor_vega
 
 CHROMIUM = "/usr/bin/chromium"
 OFFLINE = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-    "--disable-quic", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     # No network: every proxied request goes to a closed port and every host name fails to resolve.
-    "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--proxy-server=127.0.0.1:9",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
 ]
 # A Vega view draws into one <canvas class="marks"> (or <svg class="marks"> with the SVG renderer).
 VIEW = re.compile(r'<(?:canvas|svg)\b[^>]*\bclass="marks"')
@@ -58,7 +67,10 @@ def rendered_views(browser: str, page: Path, profile: Path) -> int:
     """Load `page` offline in headless Chromium and count the Vega views in the DOM it ends with."""
     dom = subprocess.run(
         [browser, *OFFLINE, f"--user-data-dir={profile}", "--virtual-time-budget=20000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=180, check=True,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
     ).stdout
     assert "</html>" in dom, f"no page dumped:\n{dom[:500]}"
     return len(VIEW.findall(dom))
@@ -91,7 +103,9 @@ def test_dvc_default_page_renders_nothing_offline(chromium, project, tmp_path):
 def test_committed_template_is_what_the_tool_writes_for_the_pinned_versions():
     text = (ROOT / vendor_vega.PAGE).read_text(encoding="utf8")
     scripts = dict(re.findall(r"<script>/\* (.+?) \*/\n(.*?)\n    </script>", text, flags=re.S))
-    assert list(scripts) == [f"{name}@{version} {vendor_vega.BUILDS[name]}" for name, version in vendor_vega.VERSIONS.items()]
+    assert list(scripts) == [
+        f"{name}@{version} {vendor_vega.BUILDS[name]}" for name, version in vendor_vega.VERSIONS.items()
+    ]
     assert vendor_vega.page(scripts) == text
     assert "{plot_divs}" in text and "{scripts}" not in text  # no CDN tags: that is where DVC puts them
     assert (ROOT / ".dvc/config").read_text().count("html_template = plots/offline.html") == 1

@@ -9,6 +9,7 @@ into the -o folder (dvc_plots/ by default), not next to the template, so a relat
 dvc-render fills the template by plain text replacement of {plot_divs} (and {scripts}, {refresh_tag})
 anywhere in it; the template leaves out {scripts}, which is where the CDN tags would go.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -108,7 +109,8 @@ def licences(node_modules: Path, roots: list[str]) -> str:
             label += f": the npm package ships no licence file; repository {repository or 'not given'}"
         groups.setdefault(text, []).append(label)
     header = (
-        "Licences of the JavaScript inlined into offline.html: " + ", ".join(f"{n}@{v}" for n, v in VERSIONS.items())
+        "Licences of the JavaScript inlined into offline.html: "
+        + ", ".join(f"{n}@{v}" for n, v in VERSIONS.items())
         + " and the packages their builds bundle.\nWritten by `python -m tools.vendor_vega` from the npm packages.\n"
     )
     no_file = "These npm packages ship no licence file of their own; each is under the licence its package.json names."
@@ -125,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
         specs = [f"{name}@{version}" for name, version in VERSIONS.items()]
         subprocess.run(
             ["npm", "install", "--prefix", tmp, "--ignore-scripts", "--no-audit", "--no-fund", "--omit=dev", *specs],
-            check=True, stdout=subprocess.DEVNULL,
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         node_modules = Path(tmp) / "node_modules"
         scripts = {}
@@ -133,7 +136,9 @@ def main(argv: list[str] | None = None) -> None:
             installed = json.loads((node_modules / name / "package.json").read_text(encoding="utf8"))["version"]
             if installed != version:
                 raise SystemExit(f"npm installed {name}@{installed}, expected {version}")
-            scripts[f"{name}@{version} {BUILDS[name]}"] = (node_modules / name / BUILDS[name]).read_text(encoding="utf8")
+            scripts[f"{name}@{version} {BUILDS[name]}"] = (node_modules / name / BUILDS[name]).read_text(
+                encoding="utf8"
+            )
         for path, text in ((PAGE, page(scripts)), (LICENSES, licences(node_modules, list(VERSIONS)))):
             with atomic_path(path) as tmp_path:
                 tmp_path.write_text(text, encoding="utf8")
