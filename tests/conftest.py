@@ -15,7 +15,7 @@ PIPELINE_FILES = (
     "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gitignore",
     "data/external/README.md", "metrics_gate.yaml",
 )
-PIPELINE_DIRS = ("stages", "tools")
+PIPELINE_DIRS = ("stages", "tools", ".dvc/plots")  # .dvc/plots: the offline page template of `dvc plots`
 
 
 @pytest.fixture
