@@ -16,8 +16,9 @@ CMYK JPEG) plus, in the worst case, the file's own size (<= MAX_FILE_BYTES = 64 
 metadata. With B the size of an idle interpreter with NumPy and Pillow (about 40 MB):
     peak <= (workers + 1) * B + 1 KB * entries + workers * (12 * max_pixels + 64 MiB)
 Measured (tests/test_ingest_memory.py, tests/measure_ingest.py): entries whose headers say 1,000 bytes
-and which inflate to 64 MiB or to 1 GiB give the same peaks, 41 MB for the main process and 63 MB for
-the workers (the rest is a 4-megapixel PNG). Disk: at most one file per worker beyond the kept ones.
+and which inflate to 64 MiB or to 1 GiB give the same peaks, 40 MB for the main process and 72 MB for
+the largest worker (31 MB of it decoding a 4-megapixel PNG). Disk: at most one file per worker beyond
+the kept ones.
 """
 from __future__ import annotations
 
