@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: venv repro test clean bench check-metrics sweep
+.PHONY: venv repro test clean bench check-metrics sweep mutation
 
 venv: $(VENV)/.installed
 
@@ -33,6 +33,17 @@ $(VENV)/.bench-installed: requirements-bench.txt $(VENV)/.installed
 
 bench: venv $(VENV)/.bench-installed
 	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
+
+# Mutation testing (tools/mutation.py; not in CI: minutes per module), with its own pinned extras (mutmut);
+# writes tests/mutation/REPORT.md. MODULES="tools/check_metrics.py" for some modules only.
+MODULES ?=
+
+$(VENV)/.mutation-installed: requirements-mutation.txt $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -r requirements-mutation.txt
+	touch $@
+
+mutation: venv $(VENV)/.mutation-installed
+	$(BIN)/python -m tools.mutation $(MODULES)
 
 clean:
 	rm -rf data/raw data/prepared data/features dvc_plots
