@@ -1,8 +1,13 @@
-"""The regression gate's pure functions, against hand-worked cases (fast: no git, no dvc; these are the
-tests `make mutation` runs against tools/check_metrics.py). The real command against real `git` and
-`dvc`: tests/test_check_metrics_dvc.py."""
+"""The regression gate: its pure functions against hand-worked cases, the committed rules against their
+rationale, then the command (main) on metrics files in a real temporary git repository. Fast (no dvc):
+these are the tests `make mutation` runs against tools/check_metrics.py. The gate after real `dvc repro`
+runs: tests/test_check_metrics_dvc.py."""
+import contextlib
+import io
 import json
 import math
+import shutil
+import subprocess
 
 import pytest
 import yaml
@@ -10,7 +15,8 @@ import yaml
 from tests.conftest import ROOT
 from tools.check_metrics import (
     BETTER, INFO, NEW, NO_VALUE, REGRESSION, REMOVED, SAME, WITHIN,
-    GateError, Rule, compare, format_table, judge, load_rules, params_changes, parse_metrics, parse_rules, table_cells,
+    HISTORY_FILE, GateError, Row, Rule,
+    compare, format_table, judge, load_rules, main, params_changes, parse_metrics, parse_rules, report_markdown, table_cells,
 )
 
 HIGHER, LOWER = Rule("higher", 0.0025), Rule("lower", 0.0001)
@@ -25,6 +31,9 @@ HIGHER, LOWER = Rule("higher", 0.0025), Rule("lower", 0.0001)
         (0.715, 0.72, HIGHER, BETTER),
         (0.715, 0.7125, HIGHER, WITHIN),  # exactly one tolerance worse passes, despite float rounding
         (0.715, 0.7124, HIGHER, REGRESSION),
+        (1e-9, 0.0, Rule("higher", 0.0), WITHIN),  # worse by exactly tolerance + SLACK still passes
+        (0.0, 1.1e-9, Rule("lower", 0.0), REGRESSION),
+        (0.5, -0.0, Rule("lower", 0.0), BETTER),
         (0.0986, 0.0985, LOWER, BETTER),
         (0.0986, 0.0987, LOWER, WITHIN),
         (0.0986, 0.09871, LOWER, REGRESSION),
@@ -51,25 +60,50 @@ def test_compare_new_removed_and_unconfigured_metrics():
     assert compare(old, {"m.json": old["m.json"]}, rules)[0].verdict == SAME
 
 
+def test_a_metric_without_a_rule_is_shown_as_info():
+    rows = compare({"m.json": {"acc": 0.7, "n": 155}}, {"m.json": {"acc": 0.7, "n": 150}}, {"m.json": {"acc": HIGHER}})
+    assert [(row.metric, row.rule, row.verdict) for row in rows] == [("acc", HIGHER, SAME), ("n", Rule("info"), INFO)]
+
+
+def test_a_metrics_file_new_in_the_workspace_passes():
+    rows = compare({}, {"m.json": {"acc": 0.7}}, {"m.json": {"acc": HIGHER}})
+    assert [(row.old, row.new, row.verdict, row.failed) for row in rows] == [(None, 0.7, NEW, False)]
+
+
 def test_a_whole_metrics_file_missing_in_the_workspace_fails_every_metric():
     rows = compare({"m.json": {"acc": 0.7}}, {}, {"m.json": {"acc": HIGHER}})
     assert [(row.verdict, row.new) for row in rows] == [(REMOVED, None)]
 
 
 def test_a_rule_for_a_metric_found_nowhere_is_an_error():
-    with pytest.raises(GateError, match="no metric acuracy"):
-        compare({"m.json": {"acc": 0.7}}, {"m.json": {"acc": 0.7}}, {"m.json": {"acuracy": HIGHER}})
+    with pytest.raises(GateError, match="metrics_gate.yaml: m.json: no metric acuracy, los at the base revision"):
+        compare({"m.json": {"acc": 0.7}}, {"m.json": {"acc": 0.7}}, {"m.json": {"acuracy": HIGHER, "los": LOWER}})
+
+
+def test_rules_are_read_as_written():
+    document = {
+        "m.json": {"acc": {"direction": "higher", "tolerance": 0.01}, "n": {"direction": "info"}},
+        "t.json": {"loss": {"direction": "lower", "tolerance": 0}},
+    }
+    assert parse_rules(document) == {
+        "m.json": {"acc": Rule("higher", 0.01), "n": Rule("info", 0.0)},
+        "t.json": {"loss": Rule("lower", 0.0)},
+    }
 
 
 @pytest.mark.parametrize(
     "document, message",
     [
         ([], "expected a mapping of metrics files"),
+        ({}, "expected a mapping of metrics files to their metrics, got {}"),
+        (["m.json"], "expected a mapping of metrics files to their metrics, got ['m.json']"),
+        ({"m.json": {}}, "m.json: expected a mapping of metric names to rules, got {}"),
+        ({"m.json": ["acc"]}, "m.json: expected a mapping of metric names to rules, got ['acc']"),
         ({"m.json": {"acc": {"direction": "up", "tolerance": 0.1}}}, "m.json: acc: expected {direction: higher | lower | info"),
         ({"m.json": {"acc": {"direction": "higher", "tolerance": -1}}}, "tolerance = -1, expected a number >= 0"),
         ({"m.json": {"acc": {"direction": "higher"}}}, "tolerance = None, expected a number >= 0"),
         ({"m.json": {"n": {"direction": "info", "tolerance": 1}}}, "takes no tolerance"),
-        ({"m.json": {"acc": {"direction": "higher", "tolerance": 0, "scale": 2}}}, "unknown key scale"),
+        ({"m.json": {"acc": {"direction": "higher", "tolerance": 0, "shift": 1, "scale": 2}}}, "unknown key scale, shift (allowed"),
     ],
 )
 def test_bad_rules_are_named(document, message):
@@ -106,14 +140,57 @@ def test_nested_metrics_get_dotted_names():
     }
 
 
-def test_params_changes_and_table():
+def test_params_changes():
     old = {"train": {"lr": 0.003, "epochs": 10}, "gone": 1}
     new = {"train": {"lr": 0.01, "epochs": 10}, "added": "x"}
     assert params_changes(old, new) == [("train.lr", 0.003, 0.01), ("gone", 1, None), ("added", None, "x")]
-    rows = compare({"m.json": {"acc": 0.715}}, {"m.json": {"acc": 0.7}}, {"m.json": {"acc": HIGHER}})
-    lines = format_table(table_cells(rows)).splitlines()
-    assert lines[0].split() == ["metric", "old", "new", "change", "rule", "verdict"]
-    assert lines[2].split() == ["m.json:acc", "0.715", "0.7", "-0.015", "higher,", "tol", "0.0025", REGRESSION]
+
+
+TABLE_ROWS = [
+    Row("m.json", "acc", 0.715, 0.7, HIGHER, REGRESSION),
+    Row("m.json", "n", 155, 150, Rule("info"), INFO),
+    Row("m.json", "auc", None, 0.5, HIGHER, NEW),
+]
+
+
+def test_the_table_aligns_numbers_right_and_text_left():
+    assert format_table(table_cells(TABLE_ROWS)) == "\n".join([
+        "metric        old  new  change  rule                verdict",
+        "----------  -----  ---  ------  ------------------  ----------",
+        "m.json:acc  0.715  0.7  -0.015  higher, tol 0.0025  REGRESSION",
+        "m.json:n      155  150      -5  info                info",
+        "m.json:auc      -  0.5       -  higher, tol 0.0025  new",
+    ])
+
+
+def test_the_report_for_a_pull_request():
+    params = [("train.lr", 0.003, 0.01), ("train.l2", None, 0.1)]
+    assert report_markdown(TABLE_ROWS, "main", params, "loss_curves.png") == "\n".join([
+        "## Metrics gate: FAIL",
+        "",
+        "FAIL: 1 metric(s) worse than allowed against main: acc (REGRESSION)",
+        "",
+        "| metric | old | new | change | rule | verdict |",
+        "|---|---|---|---|---|---|",
+        "| m.json:acc | 0.715 | 0.7 | -0.015 | higher, tol 0.0025 | REGRESSION |",
+        "| m.json:n | 155 | 150 | -5 | info | info |",
+        "| m.json:auc | - | 0.5 | - | higher, tol 0.0025 | new |",
+        "",
+        "### Params changed since main",
+        "",
+        "| param | old | new |",
+        "|---|---|---|",
+        "| train.lr | 0.003 | 0.01 |",
+        "| train.l2 | - | 0.1 |",
+        "",
+        "### Loss curves",
+        "",
+        "![loss curves, main and workspace](loss_curves.png)",
+        "",
+    ])
+    passing = report_markdown(TABLE_ROWS[1:], "HEAD", [], None)
+    assert passing.startswith("## Metrics gate: PASS\n\nPASS: no metric worse than its tolerance against HEAD\n")
+    assert passing.endswith("### Params changed since HEAD\n\nNo parameter changed.\n\n### Loss curves\n\nNo plots/train_history.csv to draw.\n")
 
 
 # --------------------------------------------------------------------------- the committed rules
@@ -150,7 +227,8 @@ MEASURED_LOSS_DRIFT, LOSS_MARGIN = 1e-8, 10_000
 AUC_PAIRS = 20
 
 
-def committed(file):
+def shipped(file):
+    """A metrics file as committed in the project."""
     return json.loads((ROOT / file).read_text())
 
 
@@ -167,7 +245,7 @@ def rates(tp, fp, tn, fn):
 def largest_drop(metric, flips):
     """How much `metric` of the committed confusion counts drops, at worst, when `flips` validation
     images that were right cross the threshold (any mix of cats and dogs)."""
-    counts = committed("metrics/evaluate.json")
+    counts = shipped("metrics/evaluate.json")
     tp, fp, tn, fn = (counts[k] for k in ("true_positives", "false_positives", "true_negatives", "false_negatives"))
     before = rates(tp, fp, tn, fn)[metric]
     return max(before - rates(tp - cats, fp + flips - cats, tn - flips + cats, fn + cats)[metric] for cats in range(flips + 1))
@@ -199,20 +277,20 @@ def test_a_classification_rate_may_lose_one_validation_image_not_two(gate_rules,
 
 
 def test_accuracy_and_recall_tolerances_are_exactly_one_image(gate_rules):
-    counts = committed("metrics/evaluate.json")
+    counts = shipped("metrics/evaluate.json")
     cats = counts["true_positives"] + counts["false_negatives"]
     assert gate_rules["metrics/evaluate.json"]["accuracy"].tolerance == pytest.approx(1 / counts["n_valid"])
     assert gate_rules["metrics/evaluate.json"]["recall"].tolerance == pytest.approx(1 / cats)
 
 
 def test_roc_auc_may_lose_twenty_of_its_pairs(gate_rules):
-    counts = committed("metrics/evaluate.json")
+    counts = shipped("metrics/evaluate.json")
     pairs = (counts["true_positives"] + counts["false_negatives"]) * (counts["true_negatives"] + counts["false_positives"])
     assert gate_rules["metrics/evaluate.json"]["roc_auc"].tolerance * pairs == pytest.approx(AUC_PAIRS)
 
 
 def test_train_accuracy_may_lose_two_training_images(gate_rules):
-    n_train = committed("metrics/ingest.json")["usable"]["total"] - committed("metrics/evaluate.json")["n_valid"]
+    n_train = shipped("metrics/ingest.json")["usable"]["total"] - shipped("metrics/evaluate.json")["n_valid"]
     assert gate_rules["metrics/train.json"]["train_accuracy"].tolerance == pytest.approx(2 / n_train)
 
 
@@ -223,7 +301,222 @@ def test_mse_losses_may_move_ten_thousand_times_the_measured_drift(gate_rules, f
 
 def test_log_loss_gets_the_mse_margin_scaled_by_their_ratio(gate_rules):
     """The same relative margin as the MSE: the log loss is about 6 times the MSE (rounded down: 5)."""
-    metrics = committed("metrics/evaluate.json")
+    metrics = shipped("metrics/evaluate.json")
     ratio = math.floor(metrics["log_loss"] / metrics["mse_loss"])
     expected = MEASURED_LOSS_DRIFT * LOSS_MARGIN * ratio
     assert gate_rules["metrics/evaluate.json"]["log_loss"].tolerance == pytest.approx(expected)
+
+
+# --------------------------------------------------------------------------- the command, on a real git repository
+
+HISTORY = "epoch,train_loss,valid_loss\n0,0.125,0.125\n1,0.12,0.121\n2,0.115,0.118\n"
+
+
+def git(repo, *args):
+    return subprocess.run(
+        ["git", "-c", "user.name=gate test", "-c", "user.email=gate@example.com", *args],
+        cwd=repo, capture_output=True, text=True, check=True,
+    ).stdout
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A git repository (the current directory) with the project's committed metrics files, gate rules
+    and params.yaml, and a short loss history, committed. No dvc: the gate reads files and git only."""
+    for name in ("metrics/evaluate.json", "metrics/train.json", "metrics_gate.yaml", "params.yaml"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        shutil.copy(ROOT / name, tmp_path / name)
+    (tmp_path / HISTORY_FILE).parent.mkdir()
+    (tmp_path / HISTORY_FILE).write_text(HISTORY)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "metrics")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def gate(repo, *args):
+    """Run the gate's main() in `repo` (the current directory): a CompletedProcess-like result."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(list(args))
+    return subprocess.CompletedProcess(args, status, out.getvalue(), err.getvalue())
+
+
+def edit_metrics(repo, file="metrics/evaluate.json", **changes):
+    """Change metrics in the workspace file as a stage would have written them; None removes one."""
+    path = repo / file
+    metrics = json.loads(path.read_text())
+    for name, value in changes.items():
+        if value is None:
+            del metrics[name]
+        else:
+            metrics[name] = value
+    path.write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def verdicts(output):
+    """{metric: verdict} from the gate's printed table."""
+    rows = {}
+    for line in output.splitlines():
+        if line.startswith("metrics/"):
+            metric = line.split()[0].split(":", 1)[1]
+            rows[metric] = line.split("  ")[-1].strip()
+    return rows
+
+
+def test_identical_metrics_pass(repo):
+    result = gate(repo)
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Workspace metrics against HEAD ({head[:7]}), rules from metrics_gate.yaml:\n\nmetric ")
+    assert result.stdout.endswith("\nPASS: no metric worse than its tolerance against HEAD\n")
+    assert set(verdicts(result.stdout).values()) == {SAME}
+    assert len(verdicts(result.stdout)) == len(shipped("metrics/evaluate.json")) + len(shipped("metrics/train.json"))
+
+
+def test_within_tolerance_passes(repo):
+    old = shipped("metrics/evaluate.json")
+    edit_metrics(repo, accuracy=old["accuracy"] - 0.0025, mse_loss=old["mse_loss"] + 0.0001)
+    result = gate(repo)
+    assert result.returncode == 0, result.stdout
+    assert verdicts(result.stdout)["accuracy"] == WITHIN and verdicts(result.stdout)["mse_loss"] == WITHIN
+
+
+@pytest.mark.parametrize(
+    "file, metric, delta",
+    [
+        ("metrics/evaluate.json", "accuracy", -0.005),
+        ("metrics/evaluate.json", "roc_auc", -0.01),
+        ("metrics/evaluate.json", "mse_loss", +0.001),
+        ("metrics/evaluate.json", "log_loss", +0.01),
+        ("metrics/train.json", "train_loss", +0.001),
+    ],
+)
+def test_beyond_tolerance_the_wrong_way_fails(repo, file, metric, delta):
+    edit_metrics(repo, file, **{metric: shipped(file)[metric] + delta})
+    result = gate(repo)
+    assert result.returncode == 1
+    assert verdicts(result.stdout)[metric] == REGRESSION
+    assert result.stdout.endswith(f"\nFAIL: 1 metric(s) worse than allowed against HEAD: {metric} (REGRESSION)\n")
+
+
+def test_beyond_tolerance_the_right_way_passes(repo):
+    old = shipped("metrics/evaluate.json")
+    edit_metrics(repo, accuracy=old["accuracy"] + 0.05, mse_loss=old["mse_loss"] - 0.01)
+    result = gate(repo)
+    assert result.returncode == 0
+    assert verdicts(result.stdout)["accuracy"] == BETTER and verdicts(result.stdout)["mse_loss"] == BETTER
+
+
+def test_new_metric_passes_and_removed_metric_fails(repo):
+    edit_metrics(repo, balanced_accuracy=0.5)
+    result = gate(repo)
+    assert result.returncode == 0 and verdicts(result.stdout)["balanced_accuracy"] == NEW
+    edit_metrics(repo, roc_auc=None)
+    result = gate(repo)
+    assert result.returncode == 1 and verdicts(result.stdout)["roc_auc"] == REMOVED
+
+
+def test_missing_metrics_file_fails(repo):
+    (repo / "metrics/train.json").unlink()
+    result = gate(repo)
+    assert result.returncode == 1
+    assert verdicts(result.stdout)["train_loss"] == REMOVED
+
+
+def test_a_metrics_file_absent_at_the_base_is_new(repo):
+    git(repo, "rm", "-q", "--cached", "metrics/train.json")
+    git(repo, "commit", "-qm", "no train metrics yet")
+    result = gate(repo)
+    assert result.returncode == 0, result.stdout
+    assert {metric: verdicts(result.stdout)[metric] for metric in shipped("metrics/train.json")} == {
+        metric: NEW for metric in shipped("metrics/train.json")
+    }
+
+
+def test_an_older_base_revision_is_read_from_git(repo):
+    """Against HEAD~1 the gate judges the metrics of that commit, not HEAD's or the workspace's."""
+    old = shipped("metrics/evaluate.json")
+    edit_metrics(repo, accuracy=old["accuracy"] - 0.1)
+    git(repo, "commit", "-qam", "worse model")
+    assert gate(repo).returncode == 0
+    result = gate(repo, "--base", "HEAD~1")
+    assert result.returncode == 1 and verdicts(result.stdout)["accuracy"] == REGRESSION
+    assert "against HEAD~1: accuracy (REGRESSION)" in result.stdout
+
+
+def test_malformed_metrics_file_fails_clearly(repo):
+    (repo / "metrics/evaluate.json").write_text('{"accuracy": 0.7,')
+    result = gate(repo)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("check_metrics: error: workspace:metrics/evaluate.json: not valid JSON")
+
+
+def test_malformed_metrics_at_the_base_revision_fails_clearly(repo):
+    (repo / "metrics/train.json").write_text('{"train_loss": "low"}')
+    git(repo, "commit", "-qam", "broken metrics")
+    result = gate(repo, "--base", "HEAD")
+    assert result.returncode == 2
+    assert "HEAD:metrics/train.json: metric train_loss = 'low' is not a finite number" in result.stderr
+
+
+@pytest.mark.parametrize("revision", ["no-such-branch", "0123456789abcdef0123456789abcdef01234567", "HEAD~5", "--all"])
+def test_unknown_revision_fails_clearly(repo, revision):
+    result = gate(repo, f"--base={revision}")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"check_metrics: error: unknown revision '{revision}': git knows no commit by that name (try `git log --oneline`)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (None, "nope.yaml: file not found (run from the project root)"),
+        ("metrics/evaluate.json: [unclosed\n", "nope.yaml: not valid YAML"),
+        ("metrics/evaluate.json: {accuracy: {direction: up}}\n", "nope.yaml: metrics/evaluate.json: accuracy: expected"),
+    ],
+)
+def test_a_bad_config_fails_clearly(repo, config, message):
+    if config is not None:
+        (repo / "nope.yaml").write_text(config)
+    result = gate(repo, "--config", "nope.yaml")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"check_metrics: error: {message}")
+
+
+def test_a_worse_model_fails_with_a_report(repo):
+    """--report writes the Markdown report (verdict, table, params diff) and the loss curves of the base
+    and the workspace."""
+    old = shipped("metrics/evaluate.json")
+    edit_metrics(repo, mse_loss=old["mse_loss"] + 0.01)
+    (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace("  lr: 0.003\n", "  lr: 0.01\n"))
+    (repo / HISTORY_FILE).write_text(HISTORY.replace("0.115,0.118", "0.2,0.25"))
+    result = gate(repo, "--report", "reports")
+    assert result.returncode == 1
+    assert result.stdout.endswith("\nReport: reports/metrics_report.md\n")
+    report = (repo / "reports/metrics_report.md").read_text()
+    assert report.startswith("## Metrics gate: FAIL\n\nFAIL: 1 metric(s) worse than allowed against HEAD: mse_loss (REGRESSION)\n")
+    assert "| metrics/evaluate.json:mse_loss | 0.098597 | 0.108597 | +0.01 | lower, tol 0.0001 | REGRESSION |" in report
+    assert "### Params changed since HEAD\n\n| param | old | new |\n|---|---|---|\n| train.lr | 0.003 | 0.01 |\n\n" in report
+    assert report.endswith("![loss curves, HEAD and workspace](loss_curves.png)\n")
+    assert (repo / "reports/loss_curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_report_without_loss_histories_says_so(repo):
+    (repo / HISTORY_FILE).unlink()
+    git(repo, "commit", "-qam", "no history")
+    result = gate(repo, "--report", "out/reports")
+    assert result.returncode == 0
+    report = (repo / "out/reports/metrics_report.md").read_text()
+    assert report.endswith("No parameter changed.\n\n### Loss curves\n\nNo plots/train_history.csv to draw.\n")
+    assert not (repo / "out/reports/loss_curves.png").exists()
+
+
+def test_an_unreadable_params_file_fails_the_report_clearly(repo):
+    (repo / "params.yaml").write_text("train: [unclosed\n")
+    result = gate(repo, "--report", "reports")
+    assert result.returncode == 2
+    assert result.stderr.startswith("check_metrics: error: workspace:params.yaml: not valid YAML")

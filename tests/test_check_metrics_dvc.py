@@ -1,16 +1,13 @@
-"""The regression gate, the real command against real `git` and `dvc` in a temporary repository (one
-per module, tiny params; every test leaves it as it found it). Its pure functions:
-tests/test_check_metrics.py."""
-import contextlib
-import io
-import json
-import subprocess
+"""The regression gate on a real pipeline: real `dvc repro` runs in a temporary git repository (one per
+module, tiny params; every test leaves it as it found it), then the gate. The gate's logic, on metrics
+files in a plain git repository: tests/test_check_metrics.py."""
 import sys
 
 import pytest
 
+from tests.test_check_metrics import gate, verdicts
 from tests.test_pipeline_dvc import dvc, make_project, run, set_param
-from tools.check_metrics import BETTER, NEW, REGRESSION, REMOVED, SAME, WITHIN, main
+from tools.check_metrics import REGRESSION
 
 TINY = {"ingest": {"n_per_class": 30}, "train": {"epochs": 60}}
 
@@ -41,116 +38,6 @@ def restored(clean):
     yield clean
     run(clean, "git", "reset", "-q", "--hard")
     dvc(clean, "checkout", "--force")
-
-
-def gate(repo, *args):
-    """Run the gate's main() in `repo` (the current directory): a CompletedProcess-like result."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main(list(args))
-    return subprocess.CompletedProcess(args, status, out.getvalue(), err.getvalue())
-
-
-def edit_metrics(repo, file="metrics/evaluate.json", **changes):
-    """Change metrics in the workspace file as a stage would have written them; None removes one."""
-    path = repo / file
-    metrics = json.loads(path.read_text())
-    for name, value in changes.items():
-        if value is None:
-            del metrics[name]
-        else:
-            metrics[name] = value
-    path.write_text(json.dumps(metrics, indent=2))
-    return metrics
-
-
-def committed(repo, file="metrics/evaluate.json"):
-    return json.loads(run(repo, "git", "show", f"HEAD:{file}").stdout)
-
-
-def verdicts(output):
-    """{metric: verdict} from the gate's printed table."""
-    rows = {}
-    for line in output.splitlines():
-        if line.startswith("metrics/"):
-            metric = line.split()[0].split(":", 1)[1]
-            rows[metric] = line.split("  ")[-1].strip()
-    return rows
-
-
-def test_identical_metrics_pass(clean):
-    result = gate(clean)
-    assert result.returncode == 0, result.stderr
-    assert "PASS: no metric worse than its tolerance against HEAD" in result.stdout
-    assert set(verdicts(result.stdout).values()) == {SAME}
-
-
-def test_within_tolerance_passes(clean):
-    old = committed(clean)
-    edit_metrics(clean, accuracy=old["accuracy"] - 0.0025, mse_loss=old["mse_loss"] + 0.0001)
-    result = gate(clean)
-    assert result.returncode == 0, result.stdout
-    assert verdicts(result.stdout)["accuracy"] == WITHIN and verdicts(result.stdout)["mse_loss"] == WITHIN
-
-
-@pytest.mark.parametrize(
-    "metric, delta",
-    [("accuracy", -0.005), ("roc_auc", -0.01), ("mse_loss", +0.001), ("log_loss", +0.01)],
-)
-def test_beyond_tolerance_the_wrong_way_fails(clean, metric, delta):
-    old = committed(clean)
-    edit_metrics(clean, **{metric: old[metric] + delta})
-    result = gate(clean)
-    assert result.returncode == 1
-    assert verdicts(result.stdout)[metric] == REGRESSION
-    assert f"FAIL: 1 metric(s) worse than allowed against HEAD: {metric} (REGRESSION)" in result.stdout
-
-
-def test_beyond_tolerance_the_right_way_passes(clean):
-    old = committed(clean)
-    edit_metrics(clean, accuracy=old["accuracy"] + 0.05, mse_loss=old["mse_loss"] - 0.01)
-    result = gate(clean)
-    assert result.returncode == 0
-    assert verdicts(result.stdout)["accuracy"] == BETTER and verdicts(result.stdout)["mse_loss"] == BETTER
-
-
-def test_new_metric_passes_and_removed_metric_fails(clean):
-    edit_metrics(clean, balanced_accuracy=0.5)
-    result = gate(clean)
-    assert result.returncode == 0 and verdicts(result.stdout)["balanced_accuracy"] == NEW
-    edit_metrics(clean, roc_auc=None)
-    result = gate(clean)
-    assert result.returncode == 1 and verdicts(result.stdout)["roc_auc"] == REMOVED
-
-
-def test_missing_metrics_file_fails(clean):
-    (clean / "metrics/train.json").unlink()
-    result = gate(clean)
-    assert result.returncode == 1
-    assert verdicts(result.stdout)["train_loss"] == REMOVED
-
-
-def test_malformed_metrics_file_fails_clearly(clean):
-    (clean / "metrics/evaluate.json").write_text('{"accuracy": 0.7,')
-    result = gate(clean)
-    assert result.returncode == 2 and result.stdout == ""
-    assert "check_metrics: error: workspace:metrics/evaluate.json: not valid JSON" in result.stderr
-
-
-def test_malformed_metrics_at_the_base_revision_fails_clearly(clean):
-    (clean / "metrics/train.json").write_text('{"train_loss": "low"}')
-    run(clean, "git", "commit", "-qam", "broken metrics")
-    result = gate(clean, "--base", "HEAD")
-    run(clean, "git", "reset", "-q", "--hard", "HEAD~1")
-    assert result.returncode == 2
-    assert "HEAD:metrics/train.json: metric train_loss = 'low' is not a finite number" in result.stderr
-
-
-@pytest.mark.parametrize("revision", ["no-such-branch", "0123456789abcdef0123456789abcdef01234567", "HEAD~5"])
-def test_unknown_revision_fails_clearly(clean, revision):
-    result = gate(clean, "--base", revision)
-    assert result.returncode == 2
-    assert f"check_metrics: error: unknown revision '{revision}'" in result.stderr
 
 
 def test_a_worse_learning_rate_fails_with_a_report(restored):

@@ -124,7 +124,7 @@ def mutated_lines(diff: str) -> str:
     return "\n".join(line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++"))
 
 
-def run_module(module: str, tests: Sequence[str], max_children: int | None) -> dict[str, Any]:
+def run_module(module: str, tests: Sequence[str], max_children: int | None, commit: str) -> dict[str, Any]:
     """Run mutmut on one module; its counts, wall time and the diff of each mutant no test caught."""
     scratch = prepare(module, tests)
     mutmut = str(Path(sys.executable).with_name("mutmut"))
@@ -155,7 +155,7 @@ def run_module(module: str, tests: Sequence[str], max_children: int | None) -> d
         "tests": list(tests),
         "mutmut": metadata.version("mutmut"),
         "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        "commit": commit_label(),
+        "commit": commit,
         "seconds": round(seconds, 1),
         "test_seconds": round(sum(meta["durations_by_key"].values()), 1),
         "load_average": round(load, 2),
@@ -243,8 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown module {', '.join(unknown)} (allowed: {', '.join(MODULES)}; add it to MODULES)")
     os.chdir(ROOT)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    commit = commit_label()  # before this run writes its results
     for module in args.modules or MODULES:
-        result = run_module(module, MODULES[module], args.max_children)
+        result = run_module(module, MODULES[module], args.max_children, commit)
         results.setdefault(module, {"history": []})["history"].append(result)
         # Only the latest run keeps its mutants' diffs; older runs keep their numbers.
         for older in results[module]["history"][:-1]:
