@@ -201,6 +201,8 @@ def render(results: dict[str, Any], equivalent: dict[str, list[dict[str, str]]])
         "**score** = caught (killed, or timed out) / all mutants. Every mutant no test catches is listed with",
         "the reason it is equivalent (tests/mutation/equivalent.yaml), or marked UNEXPLAINED (a test is missing).",
         "Times are wall-clock on the shared 2-core machine (load average at the start given).",
+        "mutmut switches a mutant on when its function is called during a test: code that runs at import time",
+        "(decorators, declarations) only counts when a test calls it again (tests/test_params.py: declare_toy).",
         "",
         "| module | tests | mutants | killed | timeout | survived | no tests | score | run time |",
         "|---|---|---|---|---|---|---|---|---|",
