@@ -16,8 +16,10 @@ from tests.conftest import ROOT
 from tools.check_metrics import (
     BETTER, INFO, NEW, NO_VALUE, REGRESSION, REMOVED, SAME, WITHIN,
     HISTORY_FILE, GateError, Row, Rule,
-    compare, format_table, judge, load_rules, main, params_changes, parse_metrics, parse_rules, report_markdown, table_cells,
+    compare, format_table, judge, load_rules, main, params_changes, parse_metrics, parse_rules, report_markdown, summary,
+    table_cells,
 )
+from tools.loss_curves import plot_loss_curves
 
 HIGHER, LOWER = Rule("higher", 0.0025), Rule("lower", 0.0001)
 
@@ -519,3 +521,60 @@ def test_an_unreadable_params_file_fails_the_report_clearly(repo):
     result = gate(repo, "--report", "reports")
     assert result.returncode == 2
     assert result.stderr.startswith("check_metrics: error: workspace:params.yaml: not valid YAML")
+
+
+def test_the_summary_names_every_failing_metric():
+    rows = compare(
+        {"m.json": {"acc": 0.7, "auc": 0.8, "loss": 0.1}}, {"m.json": {"acc": 0.6, "loss": 0.1}},
+        {"m.json": {"acc": HIGHER, "auc": HIGHER, "loss": LOWER}},
+    )
+    assert summary(rows, "main") == "FAIL: 2 metric(s) worse than allowed against main: acc (REGRESSION), auc (REMOVED)"
+
+
+def test_the_report_draws_the_base_and_the_workspace_histories(repo, monkeypatch):
+    """The chart gets the base's history (from git) and the workspace's, each under its label (a spy on
+    the real plotting function, which still draws the PNG)."""
+    drawn = []
+
+    def spy(histories, path, title):
+        drawn.append(({label: frame["train_loss"].tolist() for label, frame in histories.items()}, title))
+        plot_loss_curves(histories, path, title)
+
+    monkeypatch.setattr("tools.check_metrics.plot_loss_curves", spy)
+    (repo / HISTORY_FILE).write_text(HISTORY.replace("0.115,0.118", "0.2,0.25"))
+    (repo / "reports").mkdir()  # an existing report directory is reused
+    assert gate(repo, "--base", "HEAD", "--report", "reports").returncode == 0
+    assert drawn == [({"HEAD": [0.125, 0.12, 0.115], "workspace": [0.125, 0.12, 0.2]}, "Loss curves: HEAD and workspace")]
+    assert (repo / "reports/loss_curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("where", ["HEAD", "workspace"])
+def test_a_malformed_history_or_params_file_is_named_with_its_revision(repo, where):
+    for name, text, message in [
+        (str(HISTORY_FILE), "epoch,loss\n0,0.1\n", f"{where}:plots/train_history.csv: missing columns train_loss, valid_loss"),
+        ("params.yaml", "train: [unclosed\n", f"{where}:params.yaml: not valid YAML"),
+        ("params.yaml", "train:\n  lr: !custom 0.1\n", f"{where}:params.yaml: not valid YAML"),
+    ]:
+        original = (repo / name).read_text()
+        (repo / name).write_text(text)
+        if where == "HEAD":
+            git(repo, "commit", "-qam", "broken")
+            (repo / name).write_text(original)
+        result = gate(repo, "--report", "reports")
+        assert result.returncode == 2 and result.stderr.startswith(f"check_metrics: error: {message}"), result.stderr
+        (repo / name).write_text(original)
+        if where == "HEAD":
+            git(repo, "commit", "-qam", "fixed")
+
+
+def test_params_yaml_missing_or_empty_on_one_side_lists_every_param(repo):
+    git(repo, "rm", "-q", "--cached", "params.yaml")
+    git(repo, "commit", "-qm", "no params yet")
+    assert gate(repo, "--report", "reports").returncode == 0
+    assert "| train.lr | - | 0.003 |" in (repo / "reports/metrics_report.md").read_text()
+    (repo / "params.yaml").write_text("")
+    git(repo, "add", "params.yaml")
+    git(repo, "commit", "-qm", "empty params")
+    (repo / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    assert gate(repo, "--report", "reports").returncode == 0
+    assert "| train.lr | - | 0.003 |" in (repo / "reports/metrics_report.md").read_text()
