@@ -578,3 +578,16 @@ def test_params_yaml_missing_or_empty_on_one_side_lists_every_param(repo):
     (repo / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     assert gate(repo, "--report", "reports").returncode == 0
     assert "| train.lr | - | 0.003 |" in (repo / "reports/metrics_report.md").read_text()
+
+
+def test_a_file_git_lists_but_cannot_read_at_the_base_is_an_error(repo):
+    """A truncated object: `git cat-file -e` finds it, `git show` fails; the gate says so, with git's message."""
+    blob = git(repo, "rev-parse", "HEAD:metrics/train.json").strip()
+    path = repo / ".git/objects" / blob[:2] / blob[2:]
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes()[:-6])
+    head = git(repo, "rev-parse", "HEAD").strip()
+    result = gate(repo)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"check_metrics: error: git show {head}:./metrics/train.json failed: ")
+    assert len(result.stderr.split("failed: ", 1)[1].strip()) > 0
