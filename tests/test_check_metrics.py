@@ -581,7 +581,8 @@ def test_params_yaml_missing_or_empty_on_one_side_lists_every_param(repo):
 
 
 def test_a_file_git_lists_but_cannot_read_at_the_base_is_an_error(repo):
-    """A truncated object: `git cat-file -e` finds it, `git show` fails; the gate says so, with git's message."""
+    """A truncated object: `git cat-file -e` finds it, `git show` fails (git 2.39 says nothing on stderr);
+    the gate names the file and the revision."""
     blob = git(repo, "rev-parse", "HEAD:metrics/train.json").strip()
     path = repo / ".git/objects" / blob[:2] / blob[2:]
     path.chmod(0o644)
@@ -590,4 +591,3 @@ def test_a_file_git_lists_but_cannot_read_at_the_base_is_an_error(repo):
     result = gate(repo)
     assert result.returncode == 2
     assert result.stderr.startswith(f"check_metrics: error: git show {head}:./metrics/train.json failed: ")
-    assert len(result.stderr.split("failed: ", 1)[1].strip()) > 0
