@@ -591,3 +591,18 @@ def test_a_file_git_lists_but_cannot_read_at_the_base_is_an_error(repo):
     result = gate(repo)
     assert result.returncode == 2
     assert result.stderr.startswith(f"check_metrics: error: git show {head}:./metrics/train.json failed: ")
+
+
+def test_help_says_what_the_exit_statuses_mean(capsys):
+    """The exit statuses the tests above observe, as --help states them (argparse rewraps the lines)."""
+    with pytest.raises(SystemExit) as exit:
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert exit.value.code == 0
+    assert text.startswith("usage: check_metrics [-h] [--base BASE] [--config CONFIG] [--report DIR] ")
+    assert (
+        "Compare the workspace metrics with those committed at a base revision, metric by metric, under the "
+        "direction and tolerance in metrics_gate.yaml. Prints a table (old, new, change, verdict). "
+        "Exit 0: no regression; 1: a metric worse than its tolerance, or one that disappeared (a new metric "
+        "passes); 2: unknown revision, malformed metrics file or config. Run from the project root."
+    ) in text
