@@ -593,8 +593,9 @@ def test_a_file_git_lists_but_cannot_read_at_the_base_is_an_error(repo):
     assert result.stderr.startswith(f"check_metrics: error: git show {head}:./metrics/train.json failed: ")
 
 
-def test_help_says_what_the_exit_statuses_mean(capsys):
-    """The exit statuses the tests above observe, as --help states them (argparse rewraps the lines)."""
+def test_help_says_what_the_exit_statuses_and_options_mean(capsys):
+    """The exit statuses the tests above observe and the options they use, as --help states them
+    (argparse rewraps the lines)."""
     with pytest.raises(SystemExit) as exit:
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
@@ -605,4 +606,9 @@ def test_help_says_what_the_exit_statuses_mean(capsys):
         "direction and tolerance in metrics_gate.yaml. Prints a table (old, new, change, verdict). "
         "Exit 0: no regression; 1: a metric worse than its tolerance, or one that disappeared (a new metric "
         "passes); 2: unknown revision, malformed metrics file or config. Run from the project root."
+    ) in text
+    assert "--base BASE revision to compare with (default: HEAD; on a branch: main)" in text
+    assert "--config CONFIG gate rules (default: metrics_gate.yaml)" in text
+    assert (
+        "--report DIR also write DIR/metrics_report.md (metrics diff, params diff, loss curves) and DIR/loss_curves.png"
     ) in text
