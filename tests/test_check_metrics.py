@@ -478,6 +478,7 @@ def test_unknown_revision_fails_clearly(repo, revision):
         (None, "nope.yaml: file not found (run from the project root)"),
         ("metrics/evaluate.json: [unclosed\n", "nope.yaml: not valid YAML"),
         ("metrics/evaluate.json: {accuracy: {direction: up}}\n", "nope.yaml: metrics/evaluate.json: accuracy: expected"),
+        ("metrics/evaluate.json: !rules {}\n", "nope.yaml: not valid YAML"),  # YAML 1.2 core schema only: no tags
     ],
 )
 def test_a_bad_config_fails_clearly(repo, config, message):
