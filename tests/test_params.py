@@ -240,7 +240,7 @@ def test_a_custom_rule_gets_the_key_and_returns_its_result():
     "text, names, message",
     [
         ("toy:\n  a: 1\n", ("a", "b", "c"), "missing key toy.b, toy.c (group `toy` needs a, b, c)"),
-        ("toy:\n  a: 1\n  x: 2\n  y: 3\n", ("a",), "unknown key toy.x, toy.y (allowed keys: a)"),
+        ("toy:\n  a: 1\n  b: 2\n  x: 3\n  y: 4\n", ("a", "b"), "unknown key toy.x, toy.y (allowed keys: a, b)"),
         ("other:\n  a: 1\n", ("a", "b"), "missing group `toy:` with keys a, b"),
         ("- toy\n- a\n", ("a", "b"), "missing group `toy:` with keys a, b"),
         ("", ("a",), "missing group `toy:` with keys a"),
