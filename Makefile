@@ -1,49 +1,71 @@
 # Two entry points on a fresh machine: `make repro` and `make test`.
 # Both create .venv from the pinned requirements.txt first (only when it is missing or out of date).
+# PYTHON picks the interpreter (`make test PYTHON=python3.12`); supported: SUPPORTED below. The version
+# is checked before anything is installed, and .venv is rebuilt when it runs another interpreter.
 PYTHON ?= python3
+SUPPORTED := 3.11 3.12 3.13
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
+# PYTHON is looked up on the caller's PATH (the one below starts with the venv, whose python3 is itself).
+USER_PATH := $(PATH)
 # dvc.yaml calls `python`: make it the venv's, whether or not the venv is activated.
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
+# One line naming an interpreter: "X.Y full-version installation-prefix" (Python 2 syntax too, so that any
+# python can answer it); a venv answers with the prefix of the interpreter it was made from.
+IDENTIFY := import sys; print("%d.%d %s %s" % (sys.version_info[0], sys.version_info[1], sys.version.split()[0], getattr(sys, "base_prefix", sys.prefix)))
 
-.PHONY: venv repro test clean bench check-metrics sweep mutation
+.PHONY: venv repro test clean bench check-metrics sweep mutation FORCE
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	touch $@
+# Runs every time: stop with one line unless PYTHON is a supported Python; (re)create .venv when it is
+# missing, broken or made by another interpreter; rewrite .venv/.python (which interpreter) only when
+# that changes, so that only then the requirements are installed again.
+$(VENV)/.python: FORCE
+	@want=$$(PATH="$(USER_PATH)" "$(PYTHON)" -c '$(IDENTIFY)' 2>/dev/null) || { \
+	  echo "PYTHON=$(PYTHON) is not a Python that runs; supported: $(SUPPORTED), e.g. make test PYTHON=python3.12" >&2; exit 1; }; \
+	case " $(SUPPORTED) " in *" $${want%% *} "*) ;; *) \
+	  echo "PYTHON=$(PYTHON) is Python $${want%% *}; supported: $(SUPPORTED), e.g. make test PYTHON=python3.12" >&2; exit 1;; esac; \
+	have=$$("$(BIN)/python" -c '$(IDENTIFY)' 2>/dev/null || true); \
+	if [ "$$have" != "$$want" ]; then \
+	  if [ -e "$(VENV)" ]; then echo "rebuilding $(VENV): it runs '$${have:-nothing}', PYTHON=$(PYTHON) is '$$want'"; fi; \
+	  rm -rf "$(VENV)" && PATH="$(USER_PATH)" "$(PYTHON)" -m venv "$(VENV)" || exit 1; \
+	fi; \
+	if [ "$$(cat "$@" 2>/dev/null)" != "$$want" ]; then echo "$$want" > "$@"; fi
+
+$(VENV)/.installed: requirements.txt $(VENV)/.python
+	"$(BIN)/python" -m pip install --quiet --upgrade pip
+	"$(BIN)/python" -m pip install --quiet -r requirements.txt
+	touch "$@"
 
 repro: venv
-	$(BIN)/dvc repro
+	"$(BIN)/dvc" repro
 
 test: venv
-	$(BIN)/python -m pytest tests
+	"$(BIN)/python" -m pytest tests
 
 # Benchmarks (bench/), with their own pinned extras (scikit-learn); writes bench/RESULTS.md.
-# BENCH_ARGS=--quick for a few-minute run with smaller sizes.
+# BENCH_ARGS=--quick for a few-minute run with smaller sizes (writes bench/.cache/RESULTS-partial.md instead).
 BENCH_ARGS ?=
 
 $(VENV)/.bench-installed: requirements-bench.txt $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
-	touch $@
+	"$(BIN)/python" -m pip install --quiet -r requirements-bench.txt
+	touch "$@"
 
 bench: venv $(VENV)/.bench-installed
-	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
+	"$(BIN)/python" -m bench.run_all $(BENCH_ARGS)
 
 # Mutation testing (tools/mutation.py; not in CI: minutes per module), with its own pinned extras (mutmut);
 # writes tests/mutation/REPORT.md. MODULES="tools/check_metrics.py" for some modules only.
 MODULES ?=
 
 $(VENV)/.mutation-installed: requirements-mutation.txt $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -r requirements-mutation.txt
-	touch $@
+	"$(BIN)/python" -m pip install --quiet -r requirements-mutation.txt
+	touch "$@"
 
 mutation: venv $(VENV)/.mutation-installed
-	$(BIN)/python -m tools.mutation $(MODULES)
+	"$(BIN)/python" -m tools.mutation $(MODULES)
 
 clean:
 	rm -rf data/raw data/prepared data/features dvc_plots
@@ -51,9 +73,9 @@ clean:
 # The regression gate: workspace metrics against BASE (on a branch: `make check-metrics BASE=main`).
 BASE ?= HEAD
 check-metrics: venv
-	$(BIN)/python -m tools.check_metrics --base $(BASE) --report reports
+	"$(BIN)/python" -m tools.check_metrics --base "$(BASE)" --report reports
 
 # Learning-rate sweep on DVC's queue, e.g. `make sweep LRS="0.001 0.01"` (outputs in sweep/).
 LRS ?=
 sweep: venv
-	$(BIN)/python -m tools.sweep $(if $(LRS),--lr $(LRS))
+	"$(BIN)/python" -m tools.sweep $(if $(LRS),--lr $(LRS))

@@ -1,10 +1,8 @@
-"""What the benchmarks share: timing (median of repeats), the machine's description, Markdown tables,
-and a copy of the pipeline for scratch projects (also used by the end-to-end tests)."""
+"""What the benchmarks share: timing (median of repeats), the machine's description, Markdown tables."""
 from __future__ import annotations
 
 import os
 import platform
-import shutil
 import statistics
 import time
 from pathlib import Path
@@ -15,21 +13,6 @@ import PIL
 
 CACHE_DIR = Path("bench/.cache")  # generated inputs kept between runs (gitignored)
 ROOT = Path(__file__).resolve().parents[1]
-PIPELINE_FILES = (
-    "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gitignore",
-    "data/external/README.md", "metrics_gate.yaml",
-)
-PIPELINE_DIRS = ("stages", "tools")
-
-
-def copy_pipeline(dest: Path) -> Path:
-    """Copy what `dvc repro` and the gate need (not data, git history or DVC cache) into `dest`."""
-    for name in PIPELINE_FILES:
-        (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, dest / name)
-    for name in PIPELINE_DIRS:
-        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-    return dest
 
 
 def median_seconds(function: Callable[[], object], repeats: int) -> float:

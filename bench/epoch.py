@@ -1,9 +1,9 @@
 """Benchmark 2: time of one training epoch at the article's size, 20,000 x 12,288 (+ 5,000 validation rows).
 
 The data is random float32 in [0, 1) of that shape with random labels (the epoch time depends only on
-the shape). Baseline: the article's loop written plainly in float64 NumPy, X of shape (n, m):
-Z = W.T X + b, A = sigmoid(Z), dZ = (A - Y) A (1 - A), dW = X dZ.T / m, plus the validation loss.
-Ours: stages.train.fit (fused forward + backward in cache-sized blocks, validation included).
+the shape). Baseline: the article's loop written plainly in float64 NumPy, stages.neuron.reference_fit:
+z = X W + b, a = sigmoid(z), dz = (a - y) a (1 - a) / m, dW = X^T dz, plus the validation loss.
+Ours: stages.fit.fit (fused forward + backward in cache-sized blocks, validation included).
 Bound: bytes of the float32 training matrix / the read bandwidth measured in the same run (the best
 of X @ w, NumPy's BLAS matrix-vector product, on 1 thread and on all cores).
 
@@ -21,33 +21,12 @@ import numpy as np
 
 from bench.common import median_seconds, table, verdict
 from stages.common import usable_cores
-from stages.train import TrainParams, fit
+from stages.fit import fit
+from stages.neuron import reference_fit
+from stages.train import TrainParams
 
 N_FEATURES = 12288
 TARGET = 1.3  # ours within 1.3x of one pass over the float32 training matrix
-
-
-def plain_fit(X: np.ndarray, Y: np.ndarray, X_valid: np.ndarray, Y_valid: np.ndarray, lr: float, epochs: int):
-    """The article's loop, float64, one column per image: X (n, m), Y (1, m), X_valid (n, m_valid).
-
-    Returns W (n, 1), b, the losses (epochs + 1, 2) (train, validation) after each number of updates
-    (as stages.train.fit's history) and the wall time of each epoch (epochs,) in seconds.
-    """
-    n, m = X.shape
-    W, b = np.zeros((n, 1)), 0.0
-    losses, times = [], []
-    for epoch in range(epochs + 1):
-        start = time.perf_counter()
-        A = 1 / (1 + np.exp(-(W.T @ X + b)))
-        A_valid = 1 / (1 + np.exp(-(W.T @ X_valid + b)))
-        losses.append((np.sum((A - Y) ** 2) / (2 * m), np.sum((A_valid - Y_valid) ** 2) / (2 * X_valid.shape[1])))
-        if epoch == epochs:
-            break
-        dZ = (A - Y) * A * (1 - A)
-        W = W - lr * (X @ dZ.T) / m
-        b = b - lr * np.sum(dZ) / m
-        times.append(time.perf_counter() - start)
-    return W, b, np.array(losses), np.array(times)
 
 
 def read_bandwidth(X: np.ndarray, repeats: int) -> float:
@@ -77,16 +56,17 @@ def run(rows: int = 20000, valid_rows: int = 5000, repeats: int = 5, seed: int =
     bandwidth = read_bandwidth(X, repeats)
     bound = X.nbytes / bandwidth
 
-    X64, X64_valid = X.T.astype(np.float64), X_valid.T.astype(np.float64)
-    W_plain, b_plain, _, plain_times = plain_fit(X64, y[None, :], X64_valid, y_valid[None, :], 0.003, repeats)
-    del X64, X64_valid
-    plain = statistics.median(plain_times)
-    agreement = np.max(np.abs(W - W_plain[:, 0])) / np.max(np.abs(W_plain))
+    stamps = []
+    W_plain, b_plain, _ = reference_fit(
+        X, y, X_valid, y_valid, 0.003, repeats, on_epoch=lambda *_: stamps.append(time.perf_counter())
+    )
+    plain = statistics.median(np.diff(stamps))
+    agreement = np.max(np.abs(W - W_plain)) / np.max(np.abs(W_plain))
 
     ratio = ours / bound
     rows_out = [
         ["plain float64 loop (article)", f"{plain * 1e3:.0f} ms", f"{plain / ours:.1f}x slower than ours"],
-        ["ours (stages.train.fit)", f"{ours * 1e3:.0f} ms", "1.0x"],
+        ["ours (stages.fit.fit)", f"{ours * 1e3:.0f} ms", "1.0x"],
         [
             f"bound: {X.nbytes / 1e6:.0f} MB / {bandwidth / 1e9:.1f} GB/s read",
             f"{bound * 1e3:.0f} ms",

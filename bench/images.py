@@ -16,25 +16,24 @@ from pathlib import Path
 from typing import Sequence
 
 from bench.common import CACHE_DIR
-from stages.common import usable_cores
-from stages.synthetic import CAT, DOG, synthetic_photo
+from stages.common import atomic_path, usable_cores
+from stages.images import kaggle_file_name
+from stages.synthetic import CAT, DOG, photo_jpeg
 
 CHUNK = 100
 
 
 def _write(folder: Path, label: int, indices: range, seed: int) -> None:
     """Write the images `indices` of class `label`, hard-linking any that a bigger cached set already has."""
-    name = "cat" if label == CAT else "dog"
     others = [other for other in folder.parent.glob(f"kaggle-*-seed{seed}") if other != folder]
     for index in indices:
-        path = folder / f"{name}.{index}.jpg"
+        path = folder / kaggle_file_name(label, index)
         same = [other / path.name for other in others if (other / path.name).exists()]
         if same and not path.exists():
             os.link(same[0], path)
         if not path.exists():
-            tmp = folder / f".{name}.{index}.tmp"
-            synthetic_photo(label, index, seed).save(tmp, format="JPEG", quality=90, subsampling=2)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(photo_jpeg(label, index, seed))
 
 
 def kaggle_layout(n_images: int, seed: int = 0, cache: Path = CACHE_DIR) -> list[Path]:

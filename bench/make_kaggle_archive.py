@@ -2,8 +2,8 @@
 
 A stand-in for Kaggle's 25,000-image Dogs vs Cats archive, to measure the image stages at full scale:
 
-    .venv/bin/python bench/make_kaggle_archive.py data/external/train.zip            # 12,500 per class
-    .venv/bin/python bench/make_kaggle_archive.py /tmp/small.zip --n-per-class 100
+    .venv/bin/python -m bench.make_kaggle_archive data/external/train.zip            # 12,500 per class
+    .venv/bin/python -m bench.make_kaggle_archive /tmp/small.zip --n-per-class 100
 
 The photos are stages/synthetic.py's (same size distribution as Kaggle's: mostly 300-500 px on the long
 side, 1 % under 64 px, 1 % near 1000 px), JPEG quality 90, deflated like Kaggle's zip. The archive is
@@ -12,8 +12,6 @@ a pure function of the arguments (fixed entry timestamps), and is written one im
 from __future__ import annotations
 
 import argparse
-import io
-import sys
 import zipfile
 from multiprocessing import Pool
 from pathlib import Path
@@ -21,17 +19,14 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from stages.common import atomic_path
+from stages.images import kaggle_file_name
+from stages.synthetic import CAT, DOG, photo_jpeg
 
-from stages.common import CLASS_NAMES, atomic_path  # noqa: E402
-from stages.synthetic import CAT, DOG, synthetic_photo  # noqa: E402
 
 def photo_bytes(job: tuple[int, int, int, int]) -> bytes:
     """JPEG bytes of the synthetic photo `(label, index, seed, quality)`."""
-    label, index, seed, quality = job
-    buffer = io.BytesIO()
-    synthetic_photo(label, index, seed).save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
+    return photo_jpeg(*job)
 
 
 def write_archive(path: Path, n_per_class: int, seed: int, quality: int, jobs: int, progress: bool = True) -> int:
@@ -40,7 +35,7 @@ def write_archive(path: Path, n_per_class: int, seed: int, quality: int, jobs: i
     with atomic_path(path) as tmp, Pool(jobs) as pool, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
         results = pool.imap(photo_bytes, work, chunksize=16)
         for (label, i, _, _), data in tqdm(zip(work, results), total=len(work), unit="img", disable=not progress):
-            info = zipfile.ZipInfo(f"train/{CLASS_NAMES[label]}.{i}.jpg", date_time=(2013, 9, 25, 0, 0, 0))
+            info = zipfile.ZipInfo(f"train/{kaggle_file_name(label, i)}", date_time=(2013, 9, 25, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, data)
     return path.stat().st_size
@@ -48,7 +43,7 @@ def write_archive(path: Path, n_per_class: int, seed: int, quality: int, jobs: i
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python bench/make_kaggle_archive.py",
+        prog="python -m bench.make_kaggle_archive",
         description="Write a Kaggle-layout train.zip (train/cat.N.jpg, train/dog.N.jpg) of synthetic photos.",
     )
     parser.add_argument("out", type=Path, help="the zip to write, e.g. data/external/train.zip")

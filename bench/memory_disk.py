@@ -1,7 +1,7 @@
 """Benchmark 4: cache sizes on disk and peak memory (RSS) of each stage, on a generated Kaggle-layout set.
 
 Runs resize_split, flatten_normalize, train (2 epochs: memory does not grow with epochs) and evaluate,
-each as its own process (python -m stages.NAME) in a scratch project under bench/.cache/, on the
+each as its own process with its command line from dvc.yaml, in a scratch project under bench/.cache/, on the
 n-image set of bench/images.py (ingest is skipped: data/raw links to the generated images). Compares
 the cache files with the article's float64 train.npz / valid.npz (8 bytes per value, X of m x 12,288).
 
@@ -19,26 +19,25 @@ from typing import Sequence
 
 import yaml
 
-from bench.common import CACHE_DIR, table, verdict
+from bench.common import CACHE_DIR, ROOT, table, verdict
 from bench.images import kaggle_layout
+from stages.pipeline import stage_arguments
 
-ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("resize_split", "flatten_normalize", "train", "evaluate")
 TRAIN_TARGET = 1.5  # train's peak RSS within 1.5x its float32 training matrix
 # VmHWM: peak RSS of this process image (getrusage's ru_maxrss would carry over the parent's peak
 # across fork + exec on Linux)
 CHILD = (
-    "import sys; from stages.common import run_cli; from stages.{stage} import main; run_cli(main, []); "
+    "import sys; from stages.common import run_cli; from stages.{stage} import main; run_cli(main, {arguments!r}); "
     "print('peak_rss_kib', next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')), file=sys.stderr)"
 )
 
 
 def run_stage(project: Path, stage: str) -> int:
-    """Run one stage in `project`; return its peak RSS in bytes."""
+    """Run one stage in `project`, with the paths of its cmd in dvc.yaml; return its peak RSS in bytes."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD.format(stage=stage)], cwd=project, env=env, capture_output=True, text=True
-    )
+    child = CHILD.format(stage=stage, arguments=stage_arguments(stage, ROOT / "dvc.yaml"))
+    result = subprocess.run([sys.executable, "-c", child], cwd=project, env=env, capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(f"{stage} failed:\n{result.stderr[-2000:]}")
     return int(result.stderr.rsplit("peak_rss_kib", 1)[1].split()[0]) * 1024

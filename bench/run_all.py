@@ -1,7 +1,11 @@
 """Run every benchmark and write bench/RESULTS.md (machine, command, tables). `make bench` runs this.
 
-    python -m bench.run_all            # the full set, about 15 minutes on 2 cores
-    python -m bench.run_all --quick    # smaller sizes, a few minutes (for a quick look, not for the record)
+    python -m bench.run_all            # the full set, about 15 minutes on 2 cores: bench/RESULTS.md
+    python -m bench.run_all --quick    # smaller sizes, a few minutes: bench/.cache/RESULTS-partial.md
+    python -m bench.run_all --only epoch decode    # some of them: bench/.cache/RESULTS-partial.md
+
+Only the full set writes the committed record bench/RESULTS.md; a quick or partial run (a look, not the
+record) goes to the git-ignored bench/.cache/ unless --out says otherwise.
 """
 from __future__ import annotations
 
@@ -12,9 +16,11 @@ from pathlib import Path
 from typing import Sequence
 
 from bench import decode, epoch, incremental, memory_disk, time_to_accuracy
-from bench.common import machine
+from bench.common import CACHE_DIR, machine
+from stages.common import atomic_path
 
 RESULTS = Path("bench/RESULTS.md")
+PARTIAL = CACHE_DIR / "RESULTS-partial.md"  # --quick or --only: never overwrites the record
 NOTES = Path("bench/NOTES.md")  # hand-written reading of the numbers, appended when present
 FULL = {
     "decode": lambda: decode.run((2000, 25000), repeats=3),
@@ -32,7 +38,8 @@ QUICK = {
 }
 
 
-def run(quick: bool, only: Sequence[str] = (), out: Path = RESULTS) -> str:
+def run(quick: bool, only: Sequence[str], out: Path) -> str:
+    """Run the chosen benchmarks, print each section, write them all to `out` and return the text."""
     chosen = QUICK if quick else FULL
     start = time.perf_counter()
     at_start = machine()
@@ -56,18 +63,29 @@ def run(quick: bool, only: Sequence[str] = (), out: Path = RESULTS) -> str:
             *([NOTES.read_text().strip()] if NOTES.exists() and not only else []),
         ]
     )
-    out.write_text(text + "\n")
+    with atomic_path(out) as tmp:
+        tmp.write_text(text + "\n")
     return text
 
 
+def default_out(quick: bool, only: Sequence[str]) -> Path:
+    """bench/RESULTS.md for the full set, PARTIAL for a quick or partial run."""
+    return PARTIAL if quick or only else RESULTS
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run_all", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes)")
     parser.add_argument("--only", nargs="+", choices=sorted(FULL), default=(), help="run only these benchmarks")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="Markdown file to write (default: %(default)s)")
+    parser.add_argument(
+        "--out", type=Path, help=f"Markdown file to write (default: {RESULTS} for the full set, {PARTIAL} otherwise)"
+    )
     args = parser.parse_args(argv)
-    run(args.quick, args.only, args.out)
-    print(f"wrote {args.out}")
+    out = args.out or default_out(args.quick, args.only)
+    run(args.quick, args.only, out)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

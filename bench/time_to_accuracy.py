@@ -3,10 +3,10 @@
 Features: the pipeline's own (resize_split with the default params, then flatten_normalize) of the
 embedded default set (2,000 images) and of a bigger generated set (bench/images.py). On each:
 - the article's recipe (zeros, MSE, exact gradient, full-batch GD, lr 0.003, 5000 epochs) run by
-  stages.train.fit: its final validation accuracy is the target; time until it first reaches it;
-- the same recipe in the plain float64 loop (bench/epoch.py, the article's code): time per epoch
+  stages.fit.fit: its final validation accuracy is the target; time until it first reaches it;
+- the same recipe in the plain float64 loop (stages.neuron.reference_fit, the article's code): time per epoch
   measured over 20 epochs, times the epochs the recipe needs (every epoch costs the same);
-- a faster recipe of stages.train (RECIPE): time until it reaches the target, and its whole run;
+- a faster recipe of stages.fit (RECIPE): time until it reaches the target, and its whole run;
 - scikit-learn's LogisticRegression (lbfgs) on the same features: default C = 1, and C = 0.001.
 
     python -m bench.time_to_accuracy [--sizes 2000 5000]
@@ -21,12 +21,14 @@ from typing import Sequence
 import numpy as np
 
 from bench.common import CACHE_DIR, table, verdict
-from bench.epoch import plain_fit
 from bench.images import kaggle_layout
 from stages.common import load_npz
+from stages.fit import fit, kept_row
 from stages.flatten_normalize import flatten_normalize
+from stages.images import Preprocessing
+from stages.neuron import reference_fit
 from stages.resize_split import ResizeSplitParams, resize_split
-from stages.train import TrainParams, fit, kept_row
+from stages.train import TrainParams
 
 ARTICLE = TrainParams(lr=0.003, epochs=5000)
 # Same model and loss as the article; heavy-ball momentum lets a 7x larger step stay stable.
@@ -40,8 +42,11 @@ def pipeline_features(n_images: int) -> tuple[dict, dict]:
     folder = CACHE_DIR / f"features-{n_images}"
     if not (folder / "features/valid.npz").exists():
         paths = kaggle_layout(n_images)
-        resize_split(ResizeSplitParams(64, 0.2, 42), paths[0].parent, folder / "prepared", progress=False)
-        flatten_normalize(folder / "prepared", folder / "features")
+        prepared = [folder / "prepared" / name for name in ("train.npz", "valid.npz", "preprocessing.json")]
+        resize_split(ResizeSplitParams(64, 0.2, 42), paths[0].parent, *prepared, progress=False)
+        for split in ("train", "valid"):
+            flatten_normalize(folder / f"prepared/{split}.npz", folder / f"features/{split}.npz",
+                              Preprocessing.load(prepared[2]))
     return tuple(load_npz(folder / f"features/{split}.npz", ("X", "y")) for split in ("train", "valid"))
 
 
@@ -86,9 +91,11 @@ def run_one(n_images: int) -> list[list[str]]:
     article = timed_fit(train, valid, ARTICLE)
     target = article["accuracy"]
     article_hit = np.flatnonzero(article["curve"] >= target)[0]
-    X64, X64_valid = train["X"].T.astype(np.float64), valid["X"].T.astype(np.float64)
-    plain_epoch = np.median(plain_fit(X64, train["y"][None, :], X64_valid, valid["y"][None, :], 0.003, 20)[3])
-    del X64, X64_valid
+    stamps = []
+    reference_fit(
+        train["X"], train["y"], valid["X"], valid["y"], 0.003, 20, on_epoch=lambda *_: stamps.append(time.perf_counter())
+    )
+    plain_epoch = np.median(np.diff(stamps))
     ours = timed_fit(train, valid, RECIPE)
     ours_hits = np.flatnonzero(ours["curve"] >= target)
     ours_time = ours["stamps"][ours_hits[0]] if len(ours_hits) else np.inf

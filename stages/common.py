@@ -15,7 +15,7 @@ import zipfile
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -120,9 +120,14 @@ def ordered_map(function: Callable, items: Iterable, jobs: int, window: int = 64
 # --------------------------------------------------------------------------- command line
 
 
-def stage_parser(stage: str, description: str, params: type | None = None) -> argparse.ArgumentParser:
-    """Command line of `python -m stages.<stage>`: the description, the stage's parameters (declared with
-    stages.params) listed after the options, and --params to read another file than params.yaml."""
+def stage_parser(
+    stage: str, description: str, *, params: type | None = None, paths: Mapping[str, str] | None = None
+) -> argparse.ArgumentParser:
+    """Command line of `python -m stages.<stage>`: the description; for a stage with `params` (its class
+    declared with stages.params), --params to read another file than params.yaml and the list of its
+    parameters after the options; one required `--name PATH` option per file the stage reads or writes
+    (`paths`: option -> help), so that the stage's cmd in dvc.yaml names every one of its files and the
+    code has no default path."""
     parser = argparse.ArgumentParser(
         prog=f"python -m stages.{stage}",
         description=description,
@@ -131,6 +136,8 @@ def stage_parser(stage: str, description: str, params: type | None = None) -> ar
     )
     if params:
         parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (default: %(default)s)")
+    for option, text in (paths or {}).items():
+        parser.add_argument(option, type=Path, required=True, metavar="PATH", help=text)
     return parser
 
 

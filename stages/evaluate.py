@@ -1,8 +1,9 @@
 """Stage 5, evaluate: validation metrics of the trained neuron, and the plots `dvc plots show` draws.
 
-Writes metrics/evaluate.json, plots/roc.csv (fpr, tpr), plots/confusion.csv (actual, predicted per
-validation image), plots/loss.png (train vs validation loss) and plots/weights.png (W reshaped to the
-image it looks at).
+Reads the weights, the validation features and train's history; writes the metrics (stages/metrics.py
+computes them), the ROC curve (fpr, tpr), the confusion plot data (actual, predicted per validation
+image), the loss curves (train vs validation) and W reshaped to the image it looks at. Every path is
+an argument: dvc.yaml's cmd names them.
 """
 from __future__ import annotations
 
@@ -24,12 +25,20 @@ from stages.common import (  # noqa: E402
     stage_parser,
     save_json,
 )
+from stages.metrics import classification_metrics, roc_curve  # noqa: E402
+from stages.neuron import forward, predict, sigmoid  # noqa: E402
 from stages.params import Number, param, stage_params  # noqa: E402
-from stages.flatten_normalize import FEATURES_DIR  # noqa: E402
-from stages.train import HISTORY_FILE, WEIGHTS_FILE, loss_value, sigmoid  # noqa: E402
 
-METRICS_FILE = Path("metrics/evaluate.json")
-PLOTS_DIR = Path("plots")
+PATHS = {  # the files evaluate reads and writes: each one an option of its cmd in dvc.yaml
+    "--model": "trained weights to read (.npz written by train: W, b, image_size)",
+    "--valid-features": "validation features to read (.npz: X, y)",
+    "--history": "train's per-epoch history to read (.csv), drawn as the loss curves",
+    "--metrics": "validation metrics to write (.json)",
+    "--roc": "ROC curve to write (.csv: fpr, tpr)",
+    "--confusion": "confusion plot data to write (.csv: actual, predicted, one row per validation image)",
+    "--loss-plot": "train and validation loss and accuracy per epoch to write (.png)",
+    "--weights-plot": "W reshaped to the image it looks at, to write (.png)",
+}
 
 
 @stage_params("evaluate")
@@ -37,49 +46,6 @@ class EvaluateParams:
     threshold: float = param(
         0.5, Number(low=0, high=1, low_open=True, high_open=True), "P(cat) above which an image is called a cat"
     )
-
-
-def roc_curve(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """False and true positive rates (k,) as the threshold sweeps down through the distinct scores.
-
-    Starts at (0, 0) and ends at (1, 1); tied scores make one diagonal step. Needs both classes in y.
-    """
-    order = np.argsort(-scores, kind="stable")
-    ranked_scores, ranked_y = scores[order], y[order].astype(np.int64)
-    last_of_tie = np.r_[np.flatnonzero(np.diff(ranked_scores)), len(scores) - 1]
-    true_pos = np.cumsum(ranked_y)[last_of_tie]
-    false_pos = last_of_tie + 1 - true_pos
-    return np.r_[0.0, false_pos / false_pos[-1]], np.r_[0.0, true_pos / true_pos[-1]]
-
-
-def classification_metrics(y: np.ndarray, z: np.ndarray, threshold: float = 0.5) -> dict[str, float | int | None]:
-    """Metrics of scores z = X W + b (m,) against labels y (m,) in {0, 1}; cat (1) is the positive class."""
-    y = np.asarray(y).astype(np.int64)
-    a = sigmoid(np.asarray(z, dtype=np.float64))
-    predicted = (a > threshold).astype(np.int64)
-    tp = int(np.sum((predicted == 1) & (y == 1)))
-    fp = int(np.sum((predicted == 1) & (y == 0)))
-    tn = int(np.sum((predicted == 0) & (y == 0)))
-    fn = int(np.sum((predicted == 0) & (y == 1)))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    both_classes = 0 < y.sum() < len(y)
-    # AUC = area under the ROC curve = P(score of a random cat > score of a random dog), ties count 1/2
-    # ranked by z, not a = sigmoid(z): a rounds to exactly 1.0 for z > ~37 and would create false ties
-    roc_auc = float(np.trapezoid(*roc_curve(y, np.asarray(z, dtype=np.float64))[::-1])) if both_classes else None
-    metrics = {
-        "accuracy": (tp + tn) / len(y),
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "roc_auc": roc_auc,
-        "log_loss": loss_value("cross_entropy", z, a, y),
-        "mse_loss": loss_value("mse", z, a, y),
-    }
-    metrics = {key: None if value is None else round(float(value), 6) for key, value in metrics.items()}
-    metrics.update(true_positives=tp, false_positives=fp, true_negatives=tn, false_negatives=fn, n_valid=len(y))
-    return metrics
 
 
 def plot_losses(history: pd.DataFrame, path: Path) -> None:
@@ -119,38 +85,50 @@ def _save_figure(figure: plt.Figure, path: Path) -> None:
     plt.close(figure)
 
 
-def evaluate(params: EvaluateParams, features_dir: Path = FEATURES_DIR, plots_dir: Path = PLOTS_DIR) -> dict:
-    """Run the stage: write metrics and plot files; return the metrics."""
-    weights = load_npz(WEIGHTS_FILE, ("W", "b", "image_size"))
-    valid = load_npz(Path(features_dir) / "valid.npz", ("X", "y"))
-    z = (valid["X"] @ weights["W"] + weights["b"]).astype(np.float64)
-    metrics = classification_metrics(valid["y"], z, params.threshold)
-    save_json(METRICS_FILE, metrics)
+def evaluate(
+    params: EvaluateParams,
+    *,
+    model: Path,
+    valid_features: Path,
+    history: Path,
+    metrics: Path,
+    roc: Path,
+    confusion: Path,
+    loss_plot: Path,
+    weights_plot: Path,
+) -> dict:
+    """Run the stage: read weights, validation features and history; write metrics and plot files
+    (the keyword arguments are the files of PATHS). Returns the metrics."""
+    weights = load_npz(model, ("W", "b", "image_size"))
+    valid = load_npz(valid_features, ("X", "y"))
+    z = forward(valid["X"], weights["W"], weights["b"]).astype(np.float64)
+    scores = classification_metrics(valid["y"], z, params.threshold)
+    save_json(metrics, scores)
 
-    plots_dir = Path(plots_dir)
     a = sigmoid(z)
     fpr, tpr = roc_curve(valid["y"], z)
-    with atomic_path(plots_dir / "roc.csv") as tmp:
+    with atomic_path(roc) as tmp:
         pd.DataFrame({"fpr": fpr, "tpr": tpr}).to_csv(tmp, index=False, float_format="%.6g")
     names = np.array(CLASS_NAMES)
-    confusion = {"actual": names[valid["y"].astype(int)], "predicted": names[(a > params.threshold).astype(int)]}
-    with atomic_path(plots_dir / "confusion.csv") as tmp:
-        pd.DataFrame(confusion).to_csv(tmp, index=False)
-    plot_losses(pd.read_csv(HISTORY_FILE), plots_dir / "loss.png")
-    plot_weights(weights["W"], int(weights["image_size"]), plots_dir / "weights.png")
-    return metrics
+    pairs = {"actual": names[valid["y"].astype(int)], "predicted": names[predict(a, params.threshold)]}
+    with atomic_path(confusion) as tmp:
+        pd.DataFrame(pairs).to_csv(tmp, index=False)
+    plot_losses(pd.read_csv(history), loss_plot)
+    plot_weights(weights["W"], int(weights["image_size"]), weights_plot)
+    return scores
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = stage_parser(
         "evaluate",
-        "Score models/weights.npz on data/features/valid.npz: metrics/evaluate.json and the plots "
-        "in plots/ (ROC, confusion matrix, loss curves, weights image).",
-        EvaluateParams,
+        "Score the trained weights on the validation features: metrics (JSON) and the plots dvc.yaml "
+        "shows (ROC, confusion matrix, loss curves, weights image).",
+        params=EvaluateParams,
+        paths=PATHS,
     )
-    args = parser.parse_args(argv)
-    params = EvaluateParams.read(args.params)
-    metrics = evaluate(params)
+    args = vars(parser.parse_args(argv))
+    params = EvaluateParams.read(args.pop("params"))
+    metrics = evaluate(params, **args)
     print(
         f"evaluate: accuracy {metrics['accuracy']:.4f}, F1 {metrics['f1']:.4f}, ROC AUC {metrics['roc_auc']}, "
         f"on {metrics['n_valid']} validation images"

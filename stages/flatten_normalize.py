@@ -1,63 +1,54 @@
 """Stage 3, flatten_normalize: uint8 images (m, size, size, 3) -> float32 features (m, size*size*3) in [0, 1].
 
-Writes data/features/{train,valid}.npz with X (m, n_features) float32, y (m,) uint8, names (m,),
-image_size, the side the images were resized to, and draft (both are what predict needs to prepare a
-new photo the same way).
+Reads each split's images (.npz from resize_split) and writes its features (.npz) with X (m, n_features)
+float32, y (m,) uint8 and names (m,); pixel values are divided by the preprocessing record's pixel_scale
+(images.to_features). Every path comes from the command line (dvc.yaml's `cmd:`).
 Rows are examples (the article's notebook used the transpose, one column per image).
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
-from stages.common import load_npz, run_cli, save_npz
-
-PREPARED_DIR = Path("data/prepared")
-FEATURES_DIR = Path("data/features")
-PIXEL_SCALE = 255.0  # the article divides by 255
+from stages.common import DataError, load_npz, run_cli, save_npz, stage_parser
+from stages.images import Preprocessing, to_features
 
 
-def to_features(images: np.ndarray, scale: float = PIXEL_SCALE) -> np.ndarray:
-    """uint8 images (m, size, size, 3) -> float32 (m, size*size*3), each pixel value divided by
-    `scale` (255, as in the article; predict passes the value stored with the weights).
-
-    Flattening is row-major (row, column, channel), the order the article's reshape used.
-    """
-    images = np.asarray(images)
-    X = images.reshape(images.shape[0], -1).astype(np.float32)
-    X /= np.float32(scale)  # in place: one float32 matrix in memory, not two
-    return X
-
-
-def flatten_normalize(in_dir: Path = PREPARED_DIR, out_dir: Path = FEATURES_DIR) -> dict[str, tuple[int, int]]:
-    """Run the stage on train and valid; return the feature matrix shape of each split."""
-    shapes = {}
-    for split in ("train", "valid"):
-        data = load_npz(Path(in_dir) / f"{split}.npz", ("X", "y", "names", "draft"))
-        X = to_features(data["X"])
-        save_npz(
-            Path(out_dir) / f"{split}.npz",
-            X=X,
-            y=data["y"],
-            names=data["names"],
-            image_size=np.int64(data["X"].shape[1]),
-            draft=data["draft"],
-        )
-        shapes[split] = X.shape
-    return shapes
+def flatten_normalize(images_file: Path, features_file: Path, preprocessing: Preprocessing) -> tuple[int, int]:
+    """Run the stage on one split; return its feature matrix shape (m, n_features)."""
+    data = load_npz(images_file, ("X", "y", "names"))
+    size = preprocessing.image_size
+    if data["X"].shape[1:] != (size, size, 3):
+        raise DataError(f"{images_file}: images of shape {data['X'].shape[1:]}, the preprocessing record says "
+                        f"{(size, size, 3)} (rerun resize_split: `dvc repro`)")
+    X = to_features(data["X"], preprocessing.pixel_scale)
+    save_npz(features_file, X=X, y=data["y"], names=data["names"])
+    return X.shape
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.flatten_normalize",
-        description="Flatten data/prepared/{train,valid}.npz to one row of size*size*3 features per image, "
-        "scaled to [0, 1] (divided by 255), into data/features/{train,valid}.npz (float32). No parameters.",
+    parser = stage_parser(
+        "flatten_normalize",
+        "Flatten --train-images and --valid-images (uint8 .npz) to one row of size*size*3 features per "
+        "image, divided by the pixel_scale of --preprocessing (255: features in [0, 1]), into "
+        "--train-features and --valid-features (float32 .npz). No parameters.",
+        paths={
+            "--preprocessing": "preprocessing record .json (in)",
+            "--train-images": "training images .npz (in)",
+            "--valid-images": "validation images .npz (in)",
+            "--train-features": "training features .npz (out)",
+            "--valid-features": "validation features .npz (out)",
+        },
     )
-    parser.parse_args(argv)
-    shapes = flatten_normalize()
+    args = parser.parse_args(argv)
+    preprocessing = Preprocessing.load(args.preprocessing)
+    shapes = {
+        split: flatten_normalize(images, features, preprocessing)
+        for split, images, features in (
+            ("train", args.train_images, args.train_features),
+            ("valid", args.valid_images, args.valid_features),
+        )
+    }
     print("flatten_normalize: " + ", ".join(f"{split} {shape[0]} x {shape[1]}" for split, shape in shapes.items()))
 
 

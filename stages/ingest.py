@@ -1,12 +1,11 @@
-"""Stage 1, ingest: put the raw photo set in data/raw/, in the Kaggle layout (cat.N.jpg, dog.N.jpg).
+"""Stage 1, ingest: put the raw photo set in the --raw folder, in the Kaggle layout (cat.N.jpg, dog.N.jpg).
 
 `ingest.source: synthetic` (the default) generates the embedded synthetic photo set, so the pipeline
-runs with no download. A path under data/external/ reads a real source instead: Kaggle's `train.zip`
-or Microsoft's `kagglecatsanddogs_*.zip`, or either one extracted (layouts in stages/sources.py).
-Every file of a real source is decoded completely; the usable ones are copied byte for byte to
-data/raw/ under their Kaggle name (resize_split turns any mode or format into RGB and applies the
-EXIF orientation), the others are skipped and listed with their reason in SKIPPED_FILE. Counts go to
-METRICS_FILE.
+runs with no download. A path inside the --external folder (data/external/) reads a real source
+instead: a zip archive or a folder in one of the layouts of stages/sources.py. Every file of a real source is decoded completely; the usable ones are
+copied byte for byte to the --raw folder under their Kaggle name (resize_split turns any mode or format
+into RGB and applies the EXIF orientation), the others are skipped and listed with their reason in the
+--skipped CSV. Counts go to the --metrics JSON. Every path comes from the command line (dvc.yaml's `cmd:`).
 """
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ import functools
 import shutil
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Sequence
 
 from PIL import Image
@@ -35,25 +34,7 @@ from stages.params import Custom, Number, ParamError, param, stage_params
 from stages.sources import REASONS, Outcome, check_image, open_source, plan, read_checked
 from stages.synthetic import write_synthetic_dataset
 
-RAW_DIR = Path("data/raw")
-EXTERNAL_DIR = PurePosixPath("data/external")
-METRICS_FILE = Path("metrics/ingest.json")
-SKIPPED_FILE = Path("metrics/ingest_skipped.csv")
 SYNTHETIC = "synthetic"
-
-
-def check_source(value) -> str:
-    """`synthetic`, or a relative path inside data/external/ (the folder dvc.yaml tracks, so that DVC
-    reruns ingest when the archive changes); else a ParamError."""
-    allowed = f"expected `{SYNTHETIC}` or a path under {EXTERNAL_DIR}/ (e.g. {EXTERNAL_DIR}/train.zip)"
-    if value == SYNTHETIC:
-        return value
-    if not isinstance(value, str) or not value:
-        raise ParamError(f"params.yaml: ingest.source = {value!r} is not allowed, {allowed}")
-    parts = PurePosixPath(value.replace("\\", "/")).parts
-    if ".." in parts or len(parts) <= len(EXTERNAL_DIR.parts) or parts[:2] != EXTERNAL_DIR.parts:
-        raise ParamError(f"params.yaml: ingest.source = {value!r} is not allowed, {allowed}")
-    return value
 
 
 def is_text(key: str, value) -> str:
@@ -65,7 +46,7 @@ def is_text(key: str, value) -> str:
 @stage_params("ingest")
 class IngestParams:
     source: str = param(
-        SYNTHETIC, Custom(is_text, f"`{SYNTHETIC}` or a path under {EXTERNAL_DIR}/"), "where the photos come from"
+        SYNTHETIC, Custom(is_text, f"`{SYNTHETIC}` or a path under the --external folder"), "where the photos come from"
     )
     n_per_class: int = param(1000, Number(low=1, high=1_000_000, integer=True), "synthetic images per class")
     seed: int = param(0, Number(low=0, integer=True), "seed of the synthetic set")
@@ -102,8 +83,23 @@ class IngestReport:
         return (
             f"{usable['total']} usable images ({usable['cat']} cats, {usable['dog']} dogs), "
             f"{skipped['total']} skipped{f' ({reasons})' if reasons else ''} from {source}"
-            f"{f' ({self.layout} layout)' if self.layout != SYNTHETIC else ''}; skipped files listed in {SKIPPED_FILE}"
+            f"{f' ({self.layout} layout)' if self.layout != SYNTHETIC else ''}"
         )
+
+
+def check_source(value, external: PurePath) -> str:
+    """`synthetic`, or a relative path inside the folder `external` (data/external/, which dvc.yaml
+    tracks, so that DVC reruns ingest when the archive changes); else a ParamError."""
+    external = PurePosixPath(PurePath(external).as_posix())
+    allowed = f"expected `{SYNTHETIC}` or a path under {external}/ (e.g. {external}/train.zip)"
+    if value == SYNTHETIC:
+        return value
+    if not isinstance(value, str) or not value:
+        raise ParamError(f"params.yaml: ingest.source = {value!r} is not allowed, {allowed}")
+    parts = PurePosixPath(value.replace("\\", "/")).parts
+    if ".." in parts or len(parts) <= len(external.parts) or parts[: len(external.parts)] != external.parts:
+        raise ParamError(f"params.yaml: ingest.source = {value!r} is not allowed, {allowed}")
+    return value
 
 
 def _verdict(item: tuple, max_pixels: int) -> tuple[str, str] | None:
@@ -138,7 +134,7 @@ def ingest_source(source_path: Path, out_dir: Path, max_pixels: int, jobs: int, 
     return IngestReport(layout, sorted(kept), sorted(skipped, key=lambda o: o.entry))
 
 
-def ingest(params: IngestParams, out_dir: Path = RAW_DIR, progress: bool = True) -> IngestReport:
+def ingest(params: IngestParams, out_dir: Path, progress: bool = True) -> IngestReport:
     """Fill `out_dir` with the photo set (synthetic or from `params.source`); return the report.
 
     Builds the set in a temporary sibling folder and swaps it in at the end, so an interrupted run or
@@ -166,7 +162,7 @@ def ingest(params: IngestParams, out_dir: Path = RAW_DIR, progress: bool = True)
     return report
 
 
-def write_report(report: IngestReport, metrics_file: Path = METRICS_FILE, skipped_file: Path = SKIPPED_FILE) -> None:
+def write_report(report: IngestReport, metrics_file: Path, skipped_file: Path) -> None:
     """Write the counts (JSON) and the per-file list of skipped files (CSV: entry, reason, detail)."""
     save_json(metrics_file, report.counts())
     with atomic_path(skipped_file) as tmp, open(tmp, "w", newline="") as handle:
@@ -178,18 +174,23 @@ def write_report(report: IngestReport, metrics_file: Path = METRICS_FILE, skippe
 def main(argv: Sequence[str] | None = None) -> None:
     parser = stage_parser(
         "ingest",
-        "Write the raw cat/dog photo set (Kaggle layout: cat.N.jpg, dog.N.jpg) to data/raw/, "
-        f"generated (ingest.source: synthetic) or read from a zip or folder under {EXTERNAL_DIR}/; "
-        f"counts to {METRICS_FILE}, skipped files with their reason to {SKIPPED_FILE}.",
-        IngestParams,
+        "Write the raw cat/dog photo set (Kaggle layout: cat.N.jpg, dog.N.jpg) to --raw, generated "
+        "(ingest.source: synthetic) or read from a zip or folder inside --external; counts to --metrics, "
+        "skipped files with their reason to --skipped.",
+        paths={
+            "--external": "folder of real sources, ingest.source's (in)",
+            "--raw": "folder of the photo set (out)",
+            "--metrics": "counts .json (out)",
+            "--skipped": "skipped files .csv (out)",
+        },
+        params=IngestParams,
     )
-    parser.add_argument("--out", type=Path, default=RAW_DIR, help="output folder (default: %(default)s)")
     args = parser.parse_args(argv)
     params = IngestParams.read(args.params)
-    check_source(params.source)
-    report = ingest(params, args.out)
-    write_report(report)
-    print(f"ingest: {report.summary(params.source)}")
+    check_source(params.source, args.external)
+    report = ingest(params, args.raw)
+    write_report(report, args.metrics, args.skipped)
+    print(f"ingest: {report.summary(params.source)}; skipped files listed in {args.skipped}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
 """Classify your own photos with the trained neuron: "is my own photo a cat?".
 
-Uses exactly the pipeline's preprocessing (resize_split.load_image, then flatten_normalize.to_features)
-with the image size stored in the weights file. Not a DVC stage: run it after `dvc repro`:
+Prepares each photo exactly as the pipeline prepared the training photos (images.Preprocessing: the
+image size, draft decoding and pixel scale stored in the model file), then P(cat) = sigmoid(x W + b).
+Not a DVC stage: run it after `dvc repro`, from the project root:
 
     python -m stages.predict my_cat.jpg other.png
+
+The model file is, unless --weights names another, the --model file of the train stage's cmd in dvc.yaml.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -16,17 +20,21 @@ import numpy as np
 from PIL import Image
 
 from stages.common import CLASS_NAMES, load_npz, run_cli
-from stages.flatten_normalize import to_features
-from stages.resize_split import load_image
-from stages.train import WEIGHTS_FILE, sigmoid
+from stages.images import Preprocessing
+from stages.neuron import sigmoid
+from stages.pipeline import stage_path
 
 
-def predict_proba(paths: Sequence[Path], weights: dict[str, np.ndarray]) -> np.ndarray:
-    """P(cat) (k,) for k image files, given the arrays of models/weights.npz (image_size, draft,
-    pixel_scale, W, b)."""
-    size = int(weights["image_size"])
-    images = np.stack([load_image(path, size, bool(weights["draft"])) for path in paths])
-    return sigmoid((to_features(images, float(weights["pixel_scale"])) @ weights["W"] + weights["b"]).astype(np.float64))
+def load_model(path: Path) -> tuple[np.ndarray, np.ndarray, Preprocessing]:
+    """W (n,), b and the preprocessing stored in a model file written by train."""
+    fields = tuple(field.name for field in dataclasses.fields(Preprocessing))
+    arrays = load_npz(path, ("W", "b", *fields))
+    return arrays["W"], arrays["b"], Preprocessing.from_mapping(arrays, str(path))
+
+
+def predict_proba(paths: Sequence[Path], W: np.ndarray, b: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
+    """P(cat) = sigmoid(x W + b) (k,) of k image files, prepared by `preprocessing`."""
+    return sigmoid((preprocessing.features(paths) @ W + b).astype(np.float64))
 
 
 def probability(text: str) -> float:
@@ -43,16 +51,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         description="Print P(cat) and the label (cat if P(cat) > threshold) for each image file.",
     )
     parser.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, ...)")
-    parser.add_argument("--weights", type=Path, default=WEIGHTS_FILE, help="trained weights (default: %(default)s)")
+    parser.add_argument(
+        "--weights", type=Path, help="model file (default: the --model file of train's cmd in dvc.yaml)"
+    )
     parser.add_argument(
         "--threshold", type=probability, default=0.5, help="P(cat) above which to say cat, 0 < t < 1 (default: 0.5)"
     )
     args = parser.parse_args(argv)
-    weights = load_npz(args.weights, ("W", "b", "image_size", "draft", "pixel_scale"))
+    model = load_model(args.weights or stage_path("train", "--model"))
     failed = 0
     for path in args.images:
         try:
-            (p_cat,) = predict_proba([path], weights)
+            (p_cat,) = predict_proba([path], *model)
         except (OSError, ValueError, Image.DecompressionBombError) as err:
             print(f"{path}\terror: {err}", file=sys.stderr)
             failed += 1

@@ -1,7 +1,9 @@
 """Stage 2, resize_split: decode every photo, resize it to size x size RGB, split train / validation.
 
-Writes data/prepared/{train,valid}.npz with uint8 arrays X (m, size, size, 3), y (m,) (cat = 1,
-dog = 0), the file names (m,), rows sorted by name, and `draft` (whether JPEGs were draft-decoded).
+Writes the train and valid image files (.npz) with uint8 arrays X (m, size, size, 3), y (m,) (cat = 1,
+dog = 0) and the file names (m,), rows sorted by name; and the preprocessing record (images.Preprocessing,
+JSON): the image size, draft decoding and pixel scale that a new photo needs, read by flatten_normalize
+and train. Every path comes from the command line (dvc.yaml's `cmd:`).
 
 Speed: with `draft: true` libjpeg decodes each JPEG directly at 1/2, 1/4 or 1/8 scale (the smallest
 that is still at least size x size), which skips most of the decoding work; the bilinear resize then
@@ -12,13 +14,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
 from stages.params import Flag, Number, param, stage_params
@@ -31,10 +32,8 @@ from stages.common import (
     save_npz,
     usable_cores,
 )
+from stages.images import Preprocessing, label_of, load_image
 
-RAW_DIR = Path("data/raw")
-PREPARED_DIR = Path("data/prepared")
-KAGGLE_NAME = re.compile(r"^(cat|dog)\.(\d+)\.jpe?g$", re.IGNORECASE)
 CHUNK = 64  # images per task sent to a worker process
 
 
@@ -49,28 +48,6 @@ class ResizeSplitParams:
     jobs: int = param(
         0, Number(low=0, high=1024, integer=True), "worker processes decoding images; 0 = all cores", tracked=False
     )
-
-
-def label_of(name: str) -> int | None:
-    """Label from a Kaggle-style file name: 'cat.12.jpg' -> 1, 'dog.7.jpg' -> 0, anything else -> None."""
-    match = KAGGLE_NAME.match(name)
-    return LABELS[match.group(1).lower()] if match else None
-
-
-def load_image(path: Path | str, size: int, draft: bool = True) -> np.ndarray:
-    """Decode one image file to a uint8 array of shape (size, size, 3).
-
-    Applies the EXIF orientation, converts any mode (grayscale, CMYK, palette, alpha) to RGB and
-    resizes with bilinear interpolation without keeping the aspect ratio, as the article did.
-    draft: let libjpeg decode a JPEG at a reduced scale (1/2 to 1/8) that keeps both sides >= size;
-    other formats ignore it. Raises OSError (or a subclass) when the file is not a readable image.
-    """
-    with Image.open(path) as image:
-        if draft:
-            image.draft("RGB", (size, size))
-        ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of the full image when upright
-        image = image.convert("RGB")
-        return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 def validation_mask(names: Sequence[str], labels: np.ndarray, valid_fraction: float, seed: int) -> np.ndarray:
@@ -129,44 +106,56 @@ def decode_all(
 
 
 def resize_split(
-    params: ResizeSplitParams, raw_dir: Path = RAW_DIR, out_dir: Path = PREPARED_DIR, progress: bool = True
+    params: ResizeSplitParams,
+    raw_dir: Path,
+    train_file: Path,
+    valid_file: Path,
+    preprocessing_file: Path,
+    progress: bool = True,
 ) -> dict[str, int]:
-    """Run the stage; return counts {train, valid, skipped}."""
+    """Run the stage: the photos of `raw_dir` to `train_file` and `valid_file`, and the preprocessing
+    record to `preprocessing_file`; return counts {train, valid, skipped}."""
     paths, labels = list_labelled_images(raw_dir)
     X, ok, skipped = decode_all(paths, params.size, progress, params.draft, params.jobs)
     for name, reason in skipped:
         print(f"resize_split: skipped {name}: {reason}", file=sys.stderr)
     names = np.array([p.name for p in paths])
     X, labels, names = X[ok], labels[ok], names[ok]
-    for label, class_name in ((1, "cat"), (0, "dog")):
+    for class_name, label in LABELS.items():
         if not np.any(labels == label):
             raise DataError(f"{raw_dir}: no usable {class_name} image (need {class_name}.N.jpg files)")
     is_valid = validation_mask(names, labels, params.valid_fraction, params.seed)
     for split, rows in (("train", ~is_valid), ("valid", is_valid)):
-        for label, class_name in ((1, "cat"), (0, "dog")):
+        for class_name, label in LABELS.items():
             if not np.any(labels[rows] == label):
                 raise DataError(
                     f"resize_split.valid_fraction = {params.valid_fraction} leaves no {class_name} image in the "
                     f"{split} split ({int(np.sum(labels == label))} usable {class_name} images in all); "
                     "choose a fraction that keeps both classes in both splits"
                 )
-    for split, rows in (("train", ~is_valid), ("valid", is_valid)):
-        save_npz(
-            Path(out_dir) / f"{split}.npz", X=X[rows], y=labels[rows], names=names[rows], draft=np.bool_(params.draft)
-        )
+    for path, rows in ((train_file, ~is_valid), (valid_file, is_valid)):
+        save_npz(path, X=X[rows], y=labels[rows], names=names[rows])
+    Preprocessing(image_size=params.size, draft=params.draft).save(preprocessing_file)
     return {"train": int((~is_valid).sum()), "valid": int(is_valid.sum()), "skipped": len(skipped)}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = stage_parser(
         "resize_split",
-        "Decode data/raw/*.jpg, resize to size x size RGB (bilinear), split stratified into "
-        "data/prepared/train.npz and valid.npz (uint8), with `jobs` processes.",
-        ResizeSplitParams,
+        "Decode the photos of --raw (cat.N.jpg, dog.N.jpg), resize to size x size RGB (bilinear), split "
+        "stratified into --train-images and --valid-images (uint8 .npz), with `jobs` processes; write the "
+        "preprocessing a new photo needs to --preprocessing.",
+        paths={
+            "--raw": "folder of the photos (in)",
+            "--train-images": "training images .npz (out)",
+            "--valid-images": "validation images .npz (out)",
+            "--preprocessing": "preprocessing record .json (out)",
+        },
+        params=ResizeSplitParams,
     )
     args = parser.parse_args(argv)
     params = ResizeSplitParams.read(args.params)
-    counts = resize_split(params)
+    counts = resize_split(params, args.raw, args.train_images, args.valid_images, args.preprocessing)
     print(f"resize_split: {counts['train']} train, {counts['valid']} valid, {counts['skipped']} skipped")
 
 

@@ -25,7 +25,8 @@ from typing import Iterable, Sequence
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from stages.common import DataError
+from stages.common import LABELS, DataError
+from stages.images import KAGGLE_NAME, kaggle_file_name
 
 # Skip reasons, in the order they are checked; metrics/ingest.json counts each of them.
 REASONS = {
@@ -50,7 +51,7 @@ SYSTEM_FILES = {"thumbs.db", ".ds_store", "desktop.ini"}
 
 LAYOUTS = {
     # Kaggle: the class is in the file name, e.g. train/cat.12.jpg.
-    "kaggle": re.compile(r"(?:^|/)(cat|dog)\.(\d+)\.jpe?g$", re.IGNORECASE),
+    "kaggle": re.compile(rf"(?:^|/){KAGGLE_NAME.pattern}$", re.IGNORECASE),
     # Microsoft: the class is the folder, e.g. PetImages/Cat/12.jpg.
     "microsoft": re.compile(r"(?:^|/)(cat|dog)/(\d+)\.jpe?g$", re.IGNORECASE),
 }
@@ -106,7 +107,7 @@ def kaggle_name(layout: str, name: str) -> str | None:
     carries no label: ("kaggle", "train/Cat.7.JPG") -> "cat.7.jpg", ("microsoft", "PetImages/Dog/7.jpg")
     -> "dog.7.jpg"."""
     match = LAYOUTS[layout].search(name)
-    return f"{match.group(1).lower()}.{match.group(2)}.jpg" if match else None
+    return kaggle_file_name(LABELS[match.group(1).lower()], match.group(2)) if match else None
 
 
 def detect_layout(names: Iterable[str]) -> str:

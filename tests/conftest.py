@@ -1,16 +1,21 @@
-"""Shared fixtures. Tests never touch the project's own data/, models/, metrics/ or plots/: each works
-in a temporary folder (tmp_path, or a temporary git repository for the DVC tests)."""
+"""Shared fixtures and helpers. Tests never touch the project's own data/, models/, metrics/ or plots/:
+each works in a temporary folder (tmp_path, or a temporary git repository for the DVC tests)."""
 import os
-import sys
+import shutil
 from pathlib import Path
 
+import stages  # noqa: F401  (first: pins BLAS to one thread before NumPy loads)
+import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ["DVC_NO_ANALYTICS"] = "1"
-
-import stages  # noqa: E402,F401  (pins BLAS to one thread before NumPy loads)
+PIPELINE_FILES = (
+    "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gitignore",
+    "data/external/README.md", "metrics_gate.yaml",
+)
+PIPELINE_DIRS = ("stages", "tools", ".dvc/plots")  # .dvc/plots: the offline page template of `dvc plots`
 
 
 @pytest.fixture
@@ -32,3 +37,21 @@ def write_params(path: Path, **groups) -> Path:
         params.setdefault(group, {}).update(values)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
+
+
+def copy_pipeline(dest: Path) -> Path:
+    """Copy what `dvc repro` and the gate need (not data, git history or DVC cache) into `dest`."""
+    for name in PIPELINE_FILES:
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, dest / name)
+    for name in PIPELINE_DIRS:
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def photo_like(path, width, height, seed):
+    """A JPEG with detail at every scale (smooth gradients plus noise), like a photo."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx * 255 / width, yy * 255 / height, (xx + yy) * 127 / (width + height)], axis=-1)
+    Image.fromarray(np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)).save(path, quality=90)

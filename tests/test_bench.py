@@ -69,11 +69,26 @@ def test_run_all_writes_results(in_tmp, monkeypatch):
     assert "### B" in text and "### A" not in text and "Machine at the start" in text and "--quick" in text
 
 
+@pytest.mark.parametrize("args", [["--quick"], ["--only", "epoch"]])
+def test_quick_or_partial_run_leaves_the_committed_results_alone(in_tmp, monkeypatch, args):
+    monkeypatch.setattr(run_all, "QUICK", {"decode": lambda: "### A", "epoch": lambda: "### B"})
+    monkeypatch.setattr(run_all, "FULL", {"decode": lambda: "### A", "epoch": lambda: "### B"})
+    (in_tmp / "bench").mkdir()
+    (in_tmp / "bench/RESULTS.md").write_text("the record")
+    run_all.main(args)
+    assert (in_tmp / "bench/RESULTS.md").read_text() == "the record"
+    assert "### B" in (in_tmp / "bench/.cache/RESULTS-partial.md").read_text()
+    run_all.main([])  # the full set writes the record
+    assert "### A" in (in_tmp / "bench/RESULTS.md").read_text()
+
+
 def test_make_kaggle_archive_writes_the_kaggle_layout(in_tmp):
     import zipfile
 
     from bench.make_kaggle_archive import main
+    from stages.synthetic import photo_jpeg
 
     main([str(in_tmp / "train.zip"), "--n-per-class", "2", "--jobs", "1"])
     with zipfile.ZipFile(in_tmp / "train.zip") as archive:
         assert sorted(archive.namelist()) == ["train/cat.0.jpg", "train/cat.1.jpg", "train/dog.0.jpg", "train/dog.1.jpg"]
+        assert archive.read("train/dog.1.jpg") == photo_jpeg(0, 1, 0)  # the one encoder of synthetic photos

@@ -2,6 +2,7 @@
 rationale, then the command (main) on metrics files in a real temporary git repository. Fast (no dvc):
 these are the tests `make mutation` runs against tools/check_metrics.py. The gate after real `dvc repro`
 runs: tests/test_check_metrics_dvc.py."""
+
 import contextlib
 import io
 import json
@@ -12,18 +13,35 @@ import subprocess
 import pytest
 import yaml
 
+from stages.pipeline import stage_path
 from tests.conftest import ROOT
 from tools.check_metrics import (
-    BETTER, INFO, NEW, NO_VALUE, REGRESSION, REMOVED, SAME, WITHIN,
-    HISTORY_FILE, GateError, Row, Rule,
-    compare, format_table, judge, load_rules, main, params_changes, parse_metrics, parse_rules, report_markdown, summary,
+    BETTER,
+    INFO,
+    NEW,
+    NO_VALUE,
+    REGRESSION,
+    REMOVED,
+    SAME,
+    WITHIN,
+    GateError,
+    Row,
+    Rule,
+    compare,
+    format_table,
+    judge,
+    load_rules,
+    main,
+    params_changes,
+    parse_metrics,
+    parse_rules,
+    report_markdown,
+    summary,
     table_cells,
 )
 from tools.loss_curves import plot_loss_curves
 
 HIGHER, LOWER = Rule("higher", 0.0025), Rule("lower", 0.0001)
-
-
 
 
 @pytest.mark.parametrize(
@@ -54,7 +72,10 @@ def test_compare_new_removed_and_unconfigured_metrics():
     new = {"m.json": {"acc": 0.6, "loss": 0.1, "extra": 3.0}}
     rows = {row.metric: row for row in compare(old, new, rules)}
     assert {name: row.verdict for name, row in rows.items()} == {
-        "acc": REGRESSION, "loss": SAME, "gone": REMOVED, "extra": NEW,
+        "acc": REGRESSION,
+        "loss": SAME,
+        "gone": REMOVED,
+        "extra": NEW,
     }
     assert rows["acc"].change == pytest.approx(-0.1) and rows["acc"].failed
     assert not rows["extra"].failed and rows["gone"].failed
@@ -100,11 +121,17 @@ def test_rules_are_read_as_written():
         (["m.json"], "expected a mapping of metrics files to their metrics, got ['m.json']"),
         ({"m.json": {}}, "m.json: expected a mapping of metric names to rules, got {}"),
         ({"m.json": ["acc"]}, "m.json: expected a mapping of metric names to rules, got ['acc']"),
-        ({"m.json": {"acc": {"direction": "up", "tolerance": 0.1}}}, "m.json: acc: expected {direction: higher | lower | info"),
+        (
+            {"m.json": {"acc": {"direction": "up", "tolerance": 0.1}}},
+            "m.json: acc: expected {direction: higher | lower | info",
+        ),
         ({"m.json": {"acc": {"direction": "higher", "tolerance": -1}}}, "tolerance = -1, expected a number >= 0"),
         ({"m.json": {"acc": {"direction": "higher"}}}, "tolerance = None, expected a number >= 0"),
         ({"m.json": {"n": {"direction": "info", "tolerance": 1}}}, "takes no tolerance"),
-        ({"m.json": {"acc": {"direction": "higher", "tolerance": 0, "shift": 1, "scale": 2}}}, "unknown key scale, shift (allowed"),
+        (
+            {"m.json": {"acc": {"direction": "higher", "tolerance": 0, "shift": 1, "scale": 2}}},
+            "unknown key scale, shift (allowed",
+        ),
     ],
 )
 def test_bad_rules_are_named(document, message):
@@ -137,7 +164,9 @@ def test_malformed_metrics_are_named(text, message):
 
 def test_nested_metrics_get_dotted_names():
     assert parse_metrics('{"valid": {"acc": 0.5, "auc": null}, "n": 3}', "m.json") == {
-        "valid.acc": 0.5, "valid.auc": None, "n": 3,
+        "valid.acc": 0.5,
+        "valid.auc": None,
+        "n": 3,
     }
 
 
@@ -155,43 +184,49 @@ TABLE_ROWS = [
 
 
 def test_the_table_aligns_numbers_right_and_text_left():
-    assert format_table(table_cells(TABLE_ROWS)) == "\n".join([
-        "metric        old  new  change  rule                verdict",
-        "----------  -----  ---  ------  ------------------  ----------",
-        "m.json:acc  0.715  0.7  -0.015  higher, tol 0.0025  REGRESSION",
-        "m.json:n      155  150      -5  info                info",
-        "m.json:auc      -  0.5       -  higher, tol 0.0025  new",
-    ])
+    assert format_table(table_cells(TABLE_ROWS)) == "\n".join(
+        [
+            "metric        old  new  change  rule                verdict",
+            "----------  -----  ---  ------  ------------------  ----------",
+            "m.json:acc  0.715  0.7  -0.015  higher, tol 0.0025  REGRESSION",
+            "m.json:n      155  150      -5  info                info",
+            "m.json:auc      -  0.5       -  higher, tol 0.0025  new",
+        ]
+    )
 
 
 def test_the_report_for_a_pull_request():
     params = [("train.lr", 0.003, 0.01), ("train.l2", None, 0.1)]
-    assert report_markdown(TABLE_ROWS, "main", params, "loss_curves.png") == "\n".join([
-        "## Metrics gate: FAIL",
-        "",
-        "FAIL: 1 metric(s) worse than allowed against main: acc (REGRESSION)",
-        "",
-        "| metric | old | new | change | rule | verdict |",
-        "|---|---|---|---|---|---|",
-        "| m.json:acc | 0.715 | 0.7 | -0.015 | higher, tol 0.0025 | REGRESSION |",
-        "| m.json:n | 155 | 150 | -5 | info | info |",
-        "| m.json:auc | - | 0.5 | - | higher, tol 0.0025 | new |",
-        "",
-        "### Params changed since main",
-        "",
-        "| param | old | new |",
-        "|---|---|---|",
-        "| train.lr | 0.003 | 0.01 |",
-        "| train.l2 | - | 0.1 |",
-        "",
-        "### Loss curves",
-        "",
-        "![loss curves, main and workspace](loss_curves.png)",
-        "",
-    ])
+    assert report_markdown(TABLE_ROWS, "main", params, "loss_curves.png") == "\n".join(
+        [
+            "## Metrics gate: FAIL",
+            "",
+            "FAIL: 1 metric(s) worse than allowed against main: acc (REGRESSION)",
+            "",
+            "| metric | old | new | change | rule | verdict |",
+            "|---|---|---|---|---|---|",
+            "| m.json:acc | 0.715 | 0.7 | -0.015 | higher, tol 0.0025 | REGRESSION |",
+            "| m.json:n | 155 | 150 | -5 | info | info |",
+            "| m.json:auc | - | 0.5 | - | higher, tol 0.0025 | new |",
+            "",
+            "### Params changed since main",
+            "",
+            "| param | old | new |",
+            "|---|---|---|",
+            "| train.lr | 0.003 | 0.01 |",
+            "| train.l2 | - | 0.1 |",
+            "",
+            "### Loss curves",
+            "",
+            "![loss curves, main and workspace](loss_curves.png)",
+            "",
+        ]
+    )
     passing = report_markdown(TABLE_ROWS[1:], "HEAD", [], None)
     assert passing.startswith("## Metrics gate: PASS\n\nPASS: no metric worse than its tolerance against HEAD\n")
-    assert passing.endswith("### Params changed since HEAD\n\nNo parameter changed.\n\n### Loss curves\n\nNo plots/train_history.csv to draw.\n")
+    assert passing.endswith(
+        "### Params changed since HEAD\n\nNo parameter changed.\n\n### Loss curves\n\nNo loss history to draw.\n"
+    )
 
 
 # --------------------------------------------------------------------------- the committed rules
@@ -249,7 +284,9 @@ def largest_drop(metric, flips):
     counts = shipped("metrics/evaluate.json")
     tp, fp, tn, fn = (counts[k] for k in ("true_positives", "false_positives", "true_negatives", "false_negatives"))
     before = rates(tp, fp, tn, fn)[metric]
-    return max(before - rates(tp - cats, fp + flips - cats, tn - flips + cats, fn + cats)[metric] for cats in range(flips + 1))
+    return max(
+        before - rates(tp - cats, fp + flips - cats, tn - flips + cats, fn + cats)[metric] for cats in range(flips + 1)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +323,9 @@ def test_accuracy_and_recall_tolerances_are_exactly_one_image(gate_rules):
 
 def test_roc_auc_may_lose_twenty_of_its_pairs(gate_rules):
     counts = shipped("metrics/evaluate.json")
-    pairs = (counts["true_positives"] + counts["false_negatives"]) * (counts["true_negatives"] + counts["false_positives"])
+    pairs = (counts["true_positives"] + counts["false_negatives"]) * (
+        counts["true_negatives"] + counts["false_positives"]
+    )
     assert gate_rules["metrics/evaluate.json"]["roc_auc"].tolerance * pairs == pytest.approx(AUC_PAIRS)
 
 
@@ -310,21 +349,26 @@ def test_log_loss_gets_the_mse_margin_scaled_by_their_ratio(gate_rules):
 
 # --------------------------------------------------------------------------- the command, on a real git repository
 
+HISTORY_FILE = stage_path("train", "--history", ROOT / "dvc.yaml")  # where the gate looks for it
 HISTORY = "epoch,train_loss,valid_loss\n0,0.125,0.125\n1,0.12,0.121\n2,0.115,0.118\n"
 
 
 def git(repo, *args):
     return subprocess.run(
         ["git", "-c", "user.name=gate test", "-c", "user.email=gate@example.com", *args],
-        cwd=repo, capture_output=True, text=True, check=True,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
 
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
-    """A git repository (the current directory) with the project's committed metrics files, gate rules
-    and params.yaml, and a short loss history, committed. No dvc: the gate reads files and git only."""
-    for name in ("metrics/evaluate.json", "metrics/train.json", "metrics_gate.yaml", "params.yaml"):
+    """A git repository (the current directory) with the project's committed metrics files, gate rules,
+    params.yaml and dvc.yaml (which names the loss history's file), and a short loss history, committed.
+    No dvc: the gate reads files and git only."""
+    for name in ("metrics/evaluate.json", "metrics/train.json", "metrics_gate.yaml", "params.yaml", "dvc.yaml"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
     (tmp_path / HISTORY_FILE).parent.mkdir()
@@ -371,7 +415,9 @@ def test_identical_metrics_pass(repo):
     result = gate(repo)
     head = git(repo, "rev-parse", "HEAD").strip()
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"Workspace metrics against HEAD ({head[:7]}), rules from metrics_gate.yaml:\n\nmetric ")
+    assert result.stdout.startswith(
+        f"Workspace metrics against HEAD ({head[:7]}), rules from metrics_gate.yaml:\n\nmetric "
+    )
     assert result.stdout.endswith("\nPASS: no metric worse than its tolerance against HEAD\n")
     assert set(verdicts(result.stdout).values()) == {SAME}
     assert len(verdicts(result.stdout)) == len(shipped("metrics/evaluate.json")) + len(shipped("metrics/train.json"))
@@ -477,7 +523,10 @@ def test_unknown_revision_fails_clearly(repo, revision):
     [
         (None, "nope.yaml: file not found (run from the project root)"),
         ("metrics/evaluate.json: [unclosed\n", "nope.yaml: not valid YAML"),
-        ("metrics/evaluate.json: {accuracy: {direction: up}}\n", "nope.yaml: metrics/evaluate.json: accuracy: expected"),
+        (
+            "metrics/evaluate.json: {accuracy: {direction: up}}\n",
+            "nope.yaml: metrics/evaluate.json: accuracy: expected",
+        ),
         ("metrics/evaluate.json: !rules {}\n", "nope.yaml: not valid YAML"),  # YAML 1.2 core schema only: no tags
     ],
 )
@@ -500,9 +549,14 @@ def test_a_worse_model_fails_with_a_report(repo):
     assert result.returncode == 1
     assert result.stdout.endswith("\nReport: reports/metrics_report.md\n")
     report = (repo / "reports/metrics_report.md").read_text()
-    assert report.startswith("## Metrics gate: FAIL\n\nFAIL: 1 metric(s) worse than allowed against HEAD: mse_loss (REGRESSION)\n")
+    assert report.startswith(
+        "## Metrics gate: FAIL\n\nFAIL: 1 metric(s) worse than allowed against HEAD: mse_loss (REGRESSION)\n"
+    )
     assert "| metrics/evaluate.json:mse_loss | 0.098597 | 0.108597 | +0.01 | lower, tol 0.0001 | REGRESSION |" in report
-    assert "### Params changed since HEAD\n\n| param | old | new |\n|---|---|---|\n| train.lr | 0.003 | 0.01 |\n\n" in report
+    assert (
+        "### Params changed since HEAD\n\n| param | old | new |\n|---|---|---|\n| train.lr | 0.003 | 0.01 |\n\n"
+        in report
+    )
     assert report.endswith("![loss curves, HEAD and workspace](loss_curves.png)\n")
     assert (repo / "reports/loss_curves.png").read_bytes().startswith(b"\x89PNG")
 
@@ -513,7 +567,7 @@ def test_a_report_without_loss_histories_says_so(repo):
     result = gate(repo, "--report", "out/reports")
     assert result.returncode == 0
     report = (repo / "out/reports/metrics_report.md").read_text()
-    assert report.endswith("No parameter changed.\n\n### Loss curves\n\nNo plots/train_history.csv to draw.\n")
+    assert report.endswith("No parameter changed.\n\n### Loss curves\n\nNo loss history to draw.\n")
     assert not (repo / "out/reports/loss_curves.png").exists()
 
 
@@ -526,7 +580,8 @@ def test_an_unreadable_params_file_fails_the_report_clearly(repo):
 
 def test_the_summary_names_every_failing_metric():
     rows = compare(
-        {"m.json": {"acc": 0.7, "auc": 0.8, "loss": 0.1}}, {"m.json": {"acc": 0.6, "loss": 0.1}},
+        {"m.json": {"acc": 0.7, "auc": 0.8, "loss": 0.1}},
+        {"m.json": {"acc": 0.6, "loss": 0.1}},
         {"m.json": {"acc": HIGHER, "auc": HIGHER, "loss": LOWER}},
     )
     assert summary(rows, "main") == "FAIL: 2 metric(s) worse than allowed against main: acc (REGRESSION), auc (REMOVED)"
@@ -545,14 +600,20 @@ def test_the_report_draws_the_base_and_the_workspace_histories(repo, monkeypatch
     (repo / HISTORY_FILE).write_text(HISTORY.replace("0.115,0.118", "0.2,0.25"))
     (repo / "reports").mkdir()  # an existing report directory is reused
     assert gate(repo, "--base", "HEAD", "--report", "reports").returncode == 0
-    assert drawn == [({"HEAD": [0.125, 0.12, 0.115], "workspace": [0.125, 0.12, 0.2]}, "Loss curves: HEAD and workspace")]
+    assert drawn == [
+        ({"HEAD": [0.125, 0.12, 0.115], "workspace": [0.125, 0.12, 0.2]}, "Loss curves: HEAD and workspace")
+    ]
     assert (repo / "reports/loss_curves.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize("where", ["HEAD", "workspace"])
 def test_a_malformed_history_or_params_file_is_named_with_its_revision(repo, where):
     for name, text, message in [
-        (str(HISTORY_FILE), "epoch,loss\n0,0.1\n", f"{where}:plots/train_history.csv: missing columns train_loss, valid_loss"),
+        (
+            str(HISTORY_FILE),
+            "epoch,loss\n0,0.1\n",
+            f"{where}:plots/train_history.csv: missing columns train_loss, valid_loss",
+        ),
         ("params.yaml", "train: [unclosed\n", f"{where}:params.yaml: not valid YAML"),
         ("params.yaml", "train:\n  lr: !custom 0.1\n", f"{where}:params.yaml: not valid YAML"),
     ]:

@@ -1,6 +1,7 @@
 """The regression gate on a real pipeline: real `dvc repro` runs in a temporary git repository (one per
 module, tiny params; every test leaves it as it found it), then the gate. The gate's logic, on metrics
 files in a plain git repository: tests/test_check_metrics.py."""
+
 import sys
 
 import pytest

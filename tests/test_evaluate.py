@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from stages.common import save_npz
-from stages.evaluate import EvaluateParams, classification_metrics, evaluate, roc_curve
+from stages.evaluate import EvaluateParams, evaluate
+from stages.metrics import classification_metrics, roc_curve
 
 
 def pairwise_auc(y, scores):
@@ -49,18 +50,20 @@ def test_evaluate_stage_writes_metrics_and_plot_files(in_tmp):
     rng = np.random.default_rng(0)
     X = rng.random((30, size * size * 3), dtype=np.float32)
     y = (X[:, 0] > 0.5).astype(np.uint8)
-    save_npz("data/features/valid.npz", X=X, y=y)
+    save_npz("in/valid.npz", X=X, y=y)
     W = np.zeros(size * size * 3, np.float32)
     W[0] = 10.0
-    save_npz("models/weights.npz", W=W, b=np.float32(-5.0), image_size=np.int64(size))
-    (in_tmp / "plots").mkdir()
+    save_npz("in/w.npz", W=W, b=np.float32(-5.0), image_size=np.int64(size))
     pd.DataFrame({"epoch": [0, 1], "train_loss": [0.125, 0.1], "valid_loss": [0.125, 0.11],
-                  "train_accuracy": [0.5, 0.6], "valid_accuracy": [0.5, 0.55]}).to_csv("plots/train_history.csv", index=False)
-    metrics = evaluate(EvaluateParams(0.5), features_dir=in_tmp / "data/features")
+                  "train_accuracy": [0.5, 0.6], "valid_accuracy": [0.5, 0.55]}).to_csv("in/h.csv", index=False)
+    metrics = evaluate(
+        EvaluateParams(0.5), model="in/w.npz", valid_features="in/valid.npz", history="in/h.csv", metrics="out/m.json",
+        roc="out/roc.csv", confusion="out/c.csv", loss_plot="out/loss.png", weights_plot="out/w.png",
+    )
     assert metrics["accuracy"] == 1.0 and metrics["roc_auc"] == 1.0
-    assert json.loads(open("metrics/evaluate.json").read()) == metrics
-    confusion = pd.read_csv("plots/confusion.csv")
+    assert json.loads(open("out/m.json").read()) == metrics
+    confusion = pd.read_csv("out/c.csv")
     assert len(confusion) == 30 and set(confusion.actual) == {"cat", "dog"}
-    assert list(pd.read_csv("plots/roc.csv").columns) == ["fpr", "tpr"]
-    for png in ("plots/loss.png", "plots/weights.png"):
+    assert list(pd.read_csv("out/roc.csv").columns) == ["fpr", "tpr"]
+    for png in ("out/loss.png", "out/w.png"):
         assert Image.open(png).size[0] > 100

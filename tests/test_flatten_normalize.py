@@ -1,28 +1,44 @@
 import numpy as np
+import pytest
 
-from stages.common import load_npz, save_npz
-from stages.flatten_normalize import flatten_normalize, to_features
-
-
-def test_to_features_flattens_row_major_and_scales_to_unit_interval():
-    images = np.arange(2 * 2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 2, 3) * 10
-    X = to_features(images)
-    assert X.shape == (2, 12) and X.dtype == np.float32
-    assert X[0, 3] == np.float32(images[0, 0, 1, 0] / np.float32(255))  # (row, column, channel) order
-    assert to_features(np.full((1, 1, 1, 3), 255, np.uint8)).max() == 1.0
+from stages.common import DataError, load_npz, save_npz
+from stages.flatten_normalize import flatten_normalize, main
+from stages.images import Preprocessing
 
 
-def test_flatten_normalize_writes_both_splits_with_image_size(tmp_path):
-    for split, m in (("train", 5), ("valid", 2)):
-        save_npz(
-            tmp_path / "in" / f"{split}.npz",
-            X=np.full((m, 4, 4, 3), 51, np.uint8),
-            y=np.arange(m, dtype=np.uint8) % 2,
-            names=np.array([f"cat.{i}.jpg" for i in range(m)]),
-            draft=np.bool_(False),
-        )
-    shapes = flatten_normalize(tmp_path / "in", tmp_path / "out")
-    assert shapes == {"train": (5, 48), "valid": (2, 48)}
-    out = load_npz(tmp_path / "out/train.npz", ("X", "y", "names", "image_size", "draft"))
-    assert int(out["image_size"]) == 4 and not out["draft"]
+def write_images(path, m, size=4, value=51):
+    save_npz(
+        path,
+        X=np.full((m, size, size, 3), value, np.uint8),
+        y=np.arange(m, dtype=np.uint8) % 2,
+        names=np.array([f"cat.{i}.jpg" for i in range(m)]),
+    )
+
+
+def test_flatten_normalize_scales_by_the_records_pixel_scale(tmp_path):
+    write_images(tmp_path / "in.npz", 5)
+    assert flatten_normalize(tmp_path / "in.npz", tmp_path / "out.npz", Preprocessing(4, True)) == (5, 48)
+    out = load_npz(tmp_path / "out.npz", ("X", "y", "names"))
     np.testing.assert_allclose(out["X"], 0.2)
+    assert out["X"].dtype == np.float32 and out["y"].tolist() == [0, 1, 0, 1, 0]
+    flatten_normalize(tmp_path / "in.npz", tmp_path / "out.npz", Preprocessing(4, True, pixel_scale=102.0))
+    np.testing.assert_allclose(load_npz(tmp_path / "out.npz", ("X",))["X"], 0.5)
+
+
+def test_images_of_another_size_than_the_record_are_refused(tmp_path):
+    write_images(tmp_path / "in.npz", 2, size=4)
+    with pytest.raises(DataError, match=r"in.npz: images of shape \(4, 4, 3\), the preprocessing record says \(8, 8, 3\)"):
+        flatten_normalize(tmp_path / "in.npz", tmp_path / "out.npz", Preprocessing(8, True))
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_main_takes_every_path_from_the_command_line(in_tmp, capsys):
+    write_images(in_tmp / "tr.npz", 5, value=255)
+    write_images(in_tmp / "va.npz", 2, value=255)
+    Preprocessing(4, True).save(in_tmp / "pre.json")
+    main(["--preprocessing", "pre.json", "--train-images", "tr.npz", "--valid-images", "va.npz",
+          "--train-features", "f/tr.npz", "--valid-features", "f/va.npz"])
+    assert capsys.readouterr().out == "flatten_normalize: train 5 x 48, valid 2 x 48\n"
+    assert load_npz("f/va.npz", ("X",))["X"].max() == 1.0
+    with pytest.raises(SystemExit):
+        main(["--params", "params.yaml"])  # no parameters: no --params option

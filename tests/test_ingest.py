@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from stages import sources
 from stages.common import DataError
 from stages.params import ParamError
-from stages.ingest import IngestParams, check_source, ingest, main, write_report
-from stages.resize_split import load_image
 from stages.common import ordered_map
+from stages.images import load_image
+from stages.ingest import IngestParams, check_source, ingest, main, write_report
 from stages.sources import REASONS, detect_layout, kaggle_name, name_problem, unsafe_name
 from stages.synthetic import write_synthetic_dataset
 from tests.conftest import write_params
@@ -118,14 +117,21 @@ def test_check_image_pixel_bound_is_width_times_height():
 
 
 @pytest.mark.parametrize("value", ["synthetic", "data/external/train.zip", "data/external/PetImages"])
-def test_source_accepts_synthetic_or_a_path_under_data_external(value):
-    assert check_source(value) == value
+def test_source_accepts_synthetic_or_a_path_under_the_external_folder(value):
+    assert check_source(value, Path("data/external")) == value
 
 
-@pytest.mark.parametrize("value", ["kaggle", "data/external", "data/external/../../etc", "/tmp/train.zip", "", 3])
+@pytest.mark.parametrize("value", ["kaggle", "data/external", "data/external/../../etc", "/tmp/train.zip", "", 3,
+                                   "data/train.zip", "data/externals/train.zip"])
 def test_source_refuses_anything_else(value):
     with pytest.raises(ParamError, match=r"ingest.source = .* expected `synthetic` or a path under data/external/"):
-        check_source(value)
+        check_source(value, Path("data/external"))
+
+
+def test_the_external_folder_comes_from_the_command_line():
+    assert check_source("drops/deep/train.zip", Path("drops/deep")) == "drops/deep/train.zip"
+    with pytest.raises(ParamError, match=r"a path under drops/deep/ \(e.g. drops/deep/train.zip\)"):
+        check_source("data/external/train.zip", Path("drops/deep"))
 
 
 def test_read_params_checks_each_key(tmp_path):
@@ -176,7 +182,7 @@ def test_every_case_gets_its_outcome(tmp_path, kind, layout):
     for name, case in kept.items():
         path = tmp_path / "data/raw" / name
         assert path.read_bytes() == case.data  # copied as is; resize_split makes it RGB
-        pixels = load_image(path, 4).astype(int)
+        pixels = load_image(path, 4, draft=True).astype(int)
         # one colour, or (EXIF case) top and bottom colours once the orientation is applied
         for row, color in ((pixels[0], case.colors[0]), (pixels[-1], case.colors[-1])):
             assert np.abs(row - color).max() <= 12, (name, row[0], color)
@@ -275,7 +281,8 @@ def test_report_files(tmp_path):
 def test_main_prints_one_summary_line_and_shows_progress(in_tmp, capfd):
     source, _ = build(in_tmp, "zip", "kaggle")
     write_params(in_tmp / "params.yaml", ingest={"source": "data/external/source.zip", "max_pixels": MAX_PIXELS})
-    main([])
+    main(["--params", "params.yaml", "--external", "data/external", "--raw", "data/raw",
+          "--metrics", "metrics/ingest.json", "--skipped", "metrics/ingest_skipped.csv"])
     out, err = capfd.readouterr()
     assert out.splitlines() == [
         "ingest: 10 usable images (6 cats, 4 dogs), 14 skipped (2 unsafe_path, 1 link_not_followed, "
@@ -285,3 +292,13 @@ def test_main_prints_one_summary_line_and_shows_progress(in_tmp, capfd):
     assert "ingest: data/external/source.zip" in err and "16/16" in err  # the 16 files that needed decoding
     assert json.loads(Path("metrics/ingest.json").read_text())["usable"]["total"] == 10
     assert len(Path("metrics/ingest_skipped.csv").read_text().splitlines()) == 1 + 14
+
+
+def test_main_checks_the_source_against_the_external_folder_before_any_work(in_tmp, capsys):
+    write_params(in_tmp / "params.yaml", ingest={"source": "elsewhere/train.zip"})
+    with pytest.raises(ParamError, match=r"ingest.source = 'elsewhere/train.zip' is not allowed"):
+        main(["--external", "data/external", "--raw", "raw", "--metrics", "m.json", "--skipped", "s.csv"])
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["params.yaml"]
+    with pytest.raises(SystemExit):
+        main(["--raw", "raw"])  # every path is required: no default path in the code
+    assert "required: --external, --metrics, --skipped" in capsys.readouterr().err

@@ -8,7 +8,17 @@ import yaml
 from stages.evaluate import EvaluateParams
 from stages.ingest import IngestParams
 from stages.params import (
-    Choice, Custom, Flag, Number, ParamError, describe, keys, load_section, param, stage_params, tracked_keys,
+    Choice,
+    Custom,
+    Flag,
+    Number,
+    ParamError,
+    describe,
+    keys,
+    load_section,
+    param,
+    stage_params,
+    tracked_keys,
 )
 from stages.resize_split import ResizeSplitParams
 from stages.train import TrainParams

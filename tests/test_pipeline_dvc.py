@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.common import copy_pipeline
-from tests.conftest import ROOT
+from stages.common import DataError
+from stages.pipeline import stage_arguments, stage_path
+from tests.conftest import ROOT, copy_pipeline
 
 BIN = Path(sys.executable).parent
 SMALL = {"ingest": {"n_per_class": 30}, "train": {"epochs": 60}}
@@ -116,6 +117,28 @@ def test_experiment_with_a_learning_rate_is_listed_with_its_metrics(clean):
     assert float(experiment["mse_loss"]) > 0
 
 
+@pytest.mark.parametrize(
+    "overrides, written",
+    [
+        (("train.lr=0.00001", "train.l2=1.0e-4"), {"lr": 1e-05, "l2": 1e-4}),  # DVC writes `lr: 1e-05`
+        (("train.lr=1e2", "train.epochs=1.0e1"), {"lr": 100.0, "epochs": 10}),
+    ],
+)
+def test_exp_run_set_param_values_in_exponent_form_run(clean, overrides, written):
+    """`dvc exp run -S` writes params.yaml with YAML 1.2 numbers (`1e-05`); the stages read them as DVC does."""
+    repo = clean
+    name = f"exponent-{written['lr']}"
+    args = [arg for override in overrides for arg in ("-S", override)]
+    out = dvc(repo, "exp", "run", *args, "--name", name)
+    assert stages_run(out.stdout) == ["train", "evaluate"]
+    table = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+    (run,) = [exp for commit in table for exp in (commit.get("experiments") or []) if exp["name"] == name]
+    params = run["revs"][0]["data"]["params"]["params.yaml"]["data"]["train"]
+    assert {key: params[key] for key in written} == written
+    metrics = run["revs"][0]["data"]["metrics"]["metrics/train.json"]["data"]
+    assert metrics["epoch"] == params["epochs"]
+
+
 def test_plots_show_writes_every_plot(clean):
     repo = clean
     dvc(repo, "plots", "show", "-o", "dvc_plots")
@@ -128,7 +151,8 @@ def test_plots_show_writes_every_plot(clean):
     "group, key, value, message",
     [
         ("train", "lr", "-0.01", "train.lr = -0.01 is out of range, expected a number > 0"),
-        ("train", "lr", "1e-3", "train.lr = '1e-3' is text"),
+        ("train", "lr", "1.0e300", "train.lr = 1e+300 is out of range, expected a number > 0 and <= 1000000.0"),
+        ("train", "lr", "'0.01'", "train.lr = '0.01' is text, expected a number"),
         ("train", "loss", "hinge", "train.loss = 'hinge' is not allowed, expected one of: mse, cross_entropy"),
         ("resize_split", "valid_fraction", "1.5", "resize_split.valid_fraction = 1.5 is out of range"),
     ],
@@ -146,7 +170,8 @@ def test_missing_key_is_named(clean):
     path = repo / "params.yaml"
     path.write_text(re.sub(r"^  epochs: .*\n", "", path.read_text(), flags=re.M))
     before = (repo / "models/weights.npz").read_bytes()
-    result = run(repo, str(BIN / "python"), "-m", "stages.train", check=False)
+    arguments = stage_arguments("train", repo / "dvc.yaml")
+    result = run(repo, str(BIN / "python"), "-m", "stages.train", *arguments, check=False)
     assert result.returncode == 2
     assert "missing key train.epochs" in result.stderr
     assert (repo / "models/weights.npz").read_bytes() == before  # stopped before any work
@@ -169,10 +194,45 @@ def imported_stage_files(module: str) -> set[str]:
     return found
 
 
+def stage_definition(stage: str) -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
+
+
+def paths_of(entries) -> set[str]:
+    return {entry if isinstance(entry, str) else next(iter(entry)) for entry in entries}
+
+
 @pytest.mark.parametrize("stage", STAGES)
-def test_every_stage_depends_on_all_the_code_it_runs(stage):
-    """Editing any module a stage imports must rerun that stage: dvc.yaml lists each such file."""
-    definition = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
-    module = re.fullmatch(r"python -m stages\.(\w+)", definition["cmd"]).group(1)
-    deps = {dep if isinstance(dep, str) else next(iter(dep)) for dep in definition["deps"]}
-    assert imported_stage_files(module) <= deps, sorted(imported_stage_files(module) - deps)
+def test_every_stage_depends_on_exactly_the_code_it_runs(stage):
+    """Editing any module a stage imports must rerun that stage, and nothing else: dvc.yaml lists each
+    such file as a dep, and no other stages/ file."""
+    module = re.match(r"python -m stages\.(\w+)( |$)", stage_definition(stage)["cmd"]).group(1)
+    code = {dep for dep in paths_of(stage_definition(stage)["deps"]) if dep.startswith("stages/")}
+    assert code == imported_stage_files(module)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_data_dep_and_out_is_named_in_the_stages_cmd(stage):
+    """dvc.yaml is the one map of files: the stage reads and writes exactly the paths its `cmd:` names,
+    each given by an option (`--option path`), and the code has no default path."""
+    definition = stage_definition(stage)
+    files = {path for path in paths_of(definition["deps"]) if not path.startswith("stages/")}
+    files |= paths_of(definition.get("outs", [])) | paths_of(definition.get("metrics", []))
+    words = stage_arguments(stage, ROOT / "dvc.yaml")
+    options, paths = words[::2], words[1::2]
+    assert len(options) == len(paths) and all(option.startswith("--") for option in options), words
+    assert set(paths) == files
+
+
+def test_stage_path_reads_the_cmd(tmp_path):
+    assert stage_path("train", "--model", ROOT / "dvc.yaml") == Path("models/weights.npz")
+    assert stage_path("evaluate", "--model", ROOT / "dvc.yaml") == Path("models/weights.npz")
+    dvc_file = tmp_path / "dvc.yaml"
+    dvc_file.write_text("stages:\n  train:\n    cmd: python -m stages.train --history 'my runs/h.csv'\n")
+    assert stage_path("train", "--history", dvc_file) == Path("my runs/h.csv")
+    with pytest.raises(DataError, match=r"stage `train`'s cmd has no `--model PATH`"):
+        stage_path("train", "--model", dvc_file)
+    with pytest.raises(DataError, match=r"no stage `evaluate` with a `cmd:`"):
+        stage_path("evaluate", "--model", dvc_file)
+    with pytest.raises(DataError, match=r"not found \(run from the project root\)"):
+        stage_path("train", "--model", tmp_path / "missing.yaml")

@@ -1,9 +1,12 @@
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from stages.common import save_npz
-from stages.predict import main, predict_proba
+from stages.common import DataError, save_npz
+from stages.images import Preprocessing
+from stages.predict import load_model, main, predict_proba
+from tests.conftest import photo_like
 
 
 def test_predict_uses_the_pipelines_preprocessing(tmp_path, capsys):
@@ -11,19 +14,49 @@ def test_predict_uses_the_pipelines_preprocessing(tmp_path, capsys):
     size = 8
     W = np.zeros(size * size * 3, np.float32)
     W[0] = 20.0
-    weights = dict(W=W, b=np.float32(-10.0), image_size=np.int64(size), draft=np.bool_(True), pixel_scale=np.float32(255))
+    b = np.float32(-10.0)
     Image.new("RGB", (300, 200), (255, 0, 0)).save(tmp_path / "red.jpg")
     Image.new("L", (50, 90), 0).save(tmp_path / "black.png")
-    p = predict_proba([tmp_path / "red.jpg", tmp_path / "black.png"], weights)
+    p = predict_proba([tmp_path / "red.jpg", tmp_path / "black.png"], W, b, Preprocessing(size, True))
     assert p[0] > 0.99 and p[1] < 0.01
 
-    save_npz(tmp_path / "weights.npz", **weights)
+    save_npz(tmp_path / "weights.npz", W=W, b=b, **Preprocessing(size, True).arrays())
     main([str(tmp_path / "red.jpg"), str(tmp_path / "black.png"), "--weights", str(tmp_path / "weights.npz")])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith("\tcat") and lines[1].endswith("\tdog")
+
+
+@pytest.mark.parametrize("record", [Preprocessing(16, True), Preprocessing(16, False), Preprocessing(12, True, 510.0)])
+def test_predict_prepares_a_photo_as_the_model_file_says(tmp_path, record):
+    photo_like(tmp_path / "photo.jpg", 500, 374, seed=3)
+    W = np.random.default_rng(0).normal(0, 0.01, record.image_size**2 * 3).astype(np.float32)
+    save_npz(tmp_path / "weights.npz", W=W, b=np.float32(0.1), **record.arrays())
+    model = load_model(tmp_path / "weights.npz")
+    assert model[2] == record
+    # the oracle: the features resize_split + flatten_normalize would make with this record, in float64
+    x = record.features([tmp_path / "photo.jpg"]).astype(np.float64)
+    expected = 1 / (1 + np.exp(-(x @ W.astype(np.float64) + 0.1)))
+    (p,) = predict_proba([tmp_path / "photo.jpg"], *model)
+    np.testing.assert_allclose(p, expected[0], rtol=1e-5)
+    assert 0.01 < p < 0.99  # not saturated: a wrong scale or decode would show
+
+
+def test_a_model_file_without_the_preprocessing_is_refused(tmp_path):
+    save_npz(tmp_path / "weights.npz", W=np.zeros(3, np.float32), b=np.float32(0))
+    with pytest.raises(DataError, match=r"weights.npz: missing arrays \['image_size', 'draft', 'pixel_scale'\]"):
+        load_model(tmp_path / "weights.npz")
 
 
 def test_threshold_must_be_a_probability(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path / "x.jpg"), "--threshold", "1.5"])
     assert "--threshold: 1.5 is not between 0 and 1" in capsys.readouterr().err
+
+
+def test_default_weights_are_the_model_file_of_trains_cmd(in_tmp, capsys):
+    W = np.zeros(8 * 8 * 3, np.float32)
+    save_npz("elsewhere/w.npz", W=W, b=np.float32(3.0), image_size=np.int64(8), draft=np.bool_(True), pixel_scale=np.float32(255))
+    (in_tmp / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python -m stages.train --model elsewhere/w.npz\n")
+    Image.new("RGB", (20, 20), (0, 0, 0)).save("black.png")
+    main(["black.png"])
+    assert capsys.readouterr().out.strip().endswith("\tcat")  # b = 3: P(cat) = sigmoid(3) whatever the photo

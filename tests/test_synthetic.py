@@ -10,9 +10,8 @@ import pytest
 from PIL import Image
 
 import stages.common
-
-from stages import synthetic
-from stages.synthetic import CAT, DOG, synthetic_photo, write_synthetic_dataset
+from stages.synthetic import CAT, DOG, photo_jpeg, synthetic_photo, write_synthetic_dataset
+from stages.synthetic_scene import sample_size
 
 
 def _digests(paths: list[Path]) -> dict[str, str]:
@@ -87,7 +86,7 @@ def test_size_sampler_tails_and_class_independence():
     # The sampler only sees the rng, so the size distribution cannot depend on the class.
     long_sides = []
     for i in range(20000):
-        w, h = synthetic._sample_size(np.random.default_rng([5, i]))
+        w, h = sample_size(np.random.default_rng([5, i]))
         long_sides.append(max(w, h))
     long_sides = np.array(long_sides)
     tiny = np.mean(long_sides < 64)
@@ -101,7 +100,7 @@ def test_tiny_and_large_photos_render():
     # Find a tiny and a large image among the first indices (sizes come first from the same rng).
     found = {}
     for i in range(2000):
-        w, h = synthetic._sample_size(np.random.default_rng([0, DOG, i]))
+        w, h = sample_size(np.random.default_rng([0, DOG, i]))
         kind = "tiny" if max(w, h) < 64 else "large" if max(w, h) >= 900 else None
         if kind and kind not in found:
             found[kind] = (i, (w, h))
@@ -156,6 +155,14 @@ def test_write_matches_pure_function(tmp_path):
         assert im.size == ref.size
         diff = np.abs(np.asarray(im, dtype=np.int16) - np.asarray(ref, dtype=np.int16))
     assert diff.mean() < 6.0  # only JPEG loss
+
+
+def test_files_are_the_one_encoders_bytes(tmp_path):
+    paths = write_synthetic_dataset(tmp_path, 2, seed=3, jpeg_quality=80, progress=False)
+    assert [p.read_bytes() for p in paths] == [photo_jpeg(label, i, 3, 80) for label in (CAT, DOG) for i in (0, 1)]
+    with Image.open(paths[0]) as image:
+        assert image.format == "JPEG" and "progressive" not in image.info
+        assert image.layer[1][1:3] == (1, 1) and image.layer[0][1:3] == (2, 2)  # 4:2:0 chroma subsampling
 
 
 def test_write_is_byte_deterministic_and_seed_sensitive(tmp_path):

@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 from ruamel.yaml import YAML, YAMLError
 
-from stages.train import HISTORY_FILE
+from stages.pipeline import stage_path
 from tools.loss_curves import plot_loss_curves, read_history
 
 CONFIG_FILE = Path("metrics_gate.yaml")
@@ -246,7 +246,7 @@ def report_markdown(rows: Sequence[Row], base: str, params: Sequence[tuple[str, 
     else:
         parts += ["No parameter changed."]
     parts += ["", "### Loss curves", ""]
-    parts += [f"![loss curves, {base} and workspace]({image})" if image else f"No {HISTORY_FILE} to draw."]
+    parts += [f"![loss curves, {base} and workspace]({image})" if image else "No loss history to draw."]
     return "\n".join(parts) + "\n"
 
 
@@ -316,11 +316,12 @@ def load_rules(path: Path) -> dict[str, dict[str, Rule]]:
 def write_report(directory: Path, rows: Sequence[Row], base: str, commit: str) -> Path:
     """Write directory/metrics_report.md and, when there are loss histories, directory/loss_curves.png."""
     directory.mkdir(parents=True, exist_ok=True)
+    history_file = stage_path("train", "--history")  # as the workspace's dvc.yaml names it
     histories = {}
     for label, at in ((base, commit), ("workspace", None)):
-        text = read_at(at, HISTORY_FILE)
+        text = read_at(at, history_file)
         if text is not None:
-            histories[label] = read_history(text, f"{label}:{HISTORY_FILE}")
+            histories[label] = read_history(text, f"{label}:{history_file}")
     image = None
     if histories:
         image = "loss_curves.png"

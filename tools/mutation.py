@@ -17,6 +17,7 @@ why it is equivalent (behaves like the original) in tests/mutation/equivalent.ya
 mutated line. Exit status: 0 every survivor explained; 1 a survivor without a reason, or a reason
 matching no survivor (stale); 2 mutmut failed (its log is printed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -54,15 +56,14 @@ DIFFS = (
 )
 
 
-def scratch_dir(module: str) -> Path:
-    return SCRATCH / module.replace("/", "__")
-
-
 def project_files(root: Path) -> list[str]:
     """The files of the working tree that git tracks or would track (not ignored), that exist."""
     listing = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=root, capture_output=True, text=True, check=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return sorted({name for name in listing.split("\0") if name and (root / name).is_file()})
 
@@ -83,7 +84,7 @@ def mutmut_config(module: str, tests: Sequence[str], top_level: Sequence[str]) -
 
 def prepare(module: str, tests: Sequence[str]) -> Path:
     """A fresh scratch copy of the project with mutmut's config for `module`."""
-    scratch = scratch_dir(module)
+    scratch = SCRATCH / module.replace("/", "__")
     shutil.rmtree(scratch, ignore_errors=True)
     files = project_files(ROOT)
     for name in files:
@@ -121,7 +122,9 @@ def score(counts: dict[str, int]) -> float:
 
 def mutated_lines(diff: str) -> str:
     """The added lines of a mutant's diff (`mutmut show`), stripped: what the mutant wrote."""
-    return "\n".join(line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++"))
+    return "\n".join(
+        line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")
+    )
 
 
 def run_module(module: str, tests: Sequence[str], max_children: int | None, commit: str) -> dict[str, Any]:
@@ -142,10 +145,17 @@ def run_module(module: str, tests: Sequence[str], max_children: int | None, comm
     meta = json.loads((scratch / "mutants" / f"{module}.meta").read_text())
     groups = classify(meta["exit_code_by_key"])
     names = sorted(groups["survived"] + groups["no_tests"] + groups["other"], key=mutant_order)
-    diffs = json.loads(subprocess.run(
-        [sys.executable, "-c", DIFFS, module], input=json.dumps(names), cwd=scratch, env=env,
-        capture_output=True, text=True, check=True,
-    ).stdout)
+    diffs = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", DIFFS, module],
+            input=json.dumps(names),
+            cwd=scratch,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     missed = []
     for name in names:
         outcome = "survived" if name in groups["survived"] else "no tests" if name in groups["no_tests"] else "other"
@@ -154,7 +164,7 @@ def run_module(module: str, tests: Sequence[str], max_children: int | None, comm
         "module": module,
         "tests": list(tests),
         "mutmut": metadata.version("mutmut"),
-        "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "date": f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         "commit": commit,
         "seconds": round(seconds, 1),
         "test_seconds": round(sum(meta["durations_by_key"].values()), 1),
@@ -172,7 +182,9 @@ def mutant_order(name: str) -> tuple[str, int]:
 
 def commit_label() -> str:
     """The commit the working tree is at, with "+changes" when it differs from it."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return head + ("+changes" if dirty else "")
 
@@ -229,7 +241,12 @@ def render(results: dict[str, Any], equivalent: dict[str, list[dict[str, str]]])
         if not missed:
             lines += ["", "Every mutant caught."]
         for mutant in missed:
-            lines += ["", f"**{mutant['name']}** ({mutant['outcome']}): {mutant['reason'] or 'UNEXPLAINED'}", "", "```diff"]
+            lines += [
+                "",
+                f"**{mutant['name']}** ({mutant['outcome']}): {mutant['reason'] or 'UNEXPLAINED'}",
+                "",
+                "```diff",
+            ]
             lines += [line for line in mutant["diff"].splitlines()[2:] if line.startswith(("+", "-"))]
             lines += ["```"]
     return "\n".join(lines) + "\n"
@@ -237,8 +254,12 @@ def render(results: dict[str, Any], equivalent: dict[str, list[dict[str, str]]])
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mutation", description=__doc__.split("\n\n")[0])
-    parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"modules to run (default: all of {', '.join(MODULES)})")
-    parser.add_argument("--max-children", type=int, help="parallel mutant runs (default: mutmut's, the number of cores)")
+    parser.add_argument(
+        "modules", nargs="*", metavar="MODULE", help=f"modules to run (default: all of {', '.join(MODULES)})"
+    )
+    parser.add_argument(
+        "--max-children", type=int, help="parallel mutant runs (default: mutmut's, the number of cores)"
+    )
     args = parser.parse_args(argv)
     unknown = [module for module in args.modules if module not in MODULES]
     if unknown:

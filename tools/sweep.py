@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from stages.train import HISTORY_FILE
+from stages.pipeline import stage_path
 from tools.loss_curves import plot_loss_curves, read_history
 
 DEFAULT_LRS = (0.001, 0.003, 0.01, 0.03)
@@ -130,8 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(table)
         dvc("plots", "diff", *names, "-o", str(args.out / "dvc_plots"))
         revs = experiment_revs(json.loads(dvc("exp", "show", "--json", capture=True)), names)
+        history_file = stage_path("train", "--history")
         histories = {
-            name: read_history(_run("git", "show", f"{rev}:./{HISTORY_FILE}", capture=True), f"{name}:{HISTORY_FILE}")
+            name: read_history(_run("git", "show", f"{rev}:./{history_file}", capture=True), f"{name}:{history_file}")
             for name, rev in revs.items()
         }
     except (RuntimeError, ValueError) as err:

@@ -1,0 +1,216 @@
+"""Training: fit runs the epochs from W = 0, b = 0, records one history row per epoch, stops early.
+
+How an epoch moves the weights is a solver's business. fit picks one (solver_for):
+    FullBatch  the plain path: one fused read of X per epoch gives z = X W + b for the history and the
+               gradient X^T dz (stages/passes.py), then one optimizer step (stages/optimizers.py);
+    Dual       the fast path for far fewer training rows than features (uses_gram), see below;
+    MiniBatch  train.batch_size > 0: one optimizer step per batch of rows, in a seeded random order.
+Each computes the math of stages/neuron.py; tests/test_fit.py checks each against neuron.reference_fit.
+
+A solver has four methods, all fit needs:
+    forward(last) -> z (m,), z_valid (m_valid,)  the scores at the current weights (last: no step follows)
+    step(a)                                       one epoch of updates, given a = sigmoid(z) (m,)
+    state() -> tuple                              a copy of what it updates (early stopping keeps the best)
+    weights(state) -> W (n,) float32, b float32   the neuron's weights of a state
+A new solver is a class with these four and a branch in solver_for.
+
+The dual: gradient descent (with or without momentum and L2) starts at W = 0 and every step adds X^T
+times a vector, so W = X^T theta with theta (m,), z = X W + b = G theta + b with G = X X^T (m, m), and a
+step on W with dJ/dW = X^T dz is the step on theta with dz. After one product G (and X_valid X^T), an
+epoch reads G instead of X: m / n of the bytes. Same math as the primal; the rounding differs, within
+float32 precision.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TYPE_CHECKING, Callable, Protocol
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from stages.common import usable_cores
+from stages.params import ParamError
+from stages.neuron import loss_gradient, loss_value, predict, sigmoid
+from stages.optimizers import make_optimizer
+from stages.passes import ShardedPass, forward_backward, gram
+
+if TYPE_CHECKING:
+    from stages.train import TrainParams
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "train_accuracy", "valid_accuracy")
+GRAM_MAX_RATIO = 0.25  # dual (Gram matrix) training when m <= this x n ...
+GRAM_EPOCHS_PER_ROW = 8  # ... and epochs >= m / this: see uses_gram
+
+
+class Solver(Protocol):
+    def forward(self, last: bool) -> tuple[np.ndarray, np.ndarray]: ...
+    def step(self, a: np.ndarray) -> None: ...
+    def state(self) -> tuple: ...
+    def weights(self, state: tuple) -> tuple[np.ndarray, np.float32]: ...
+
+
+class FullBatch:
+    """The plain path: W (n,), b updated once per epoch with the gradient over all m rows."""
+
+    def __init__(self, X, y, X_valid, params: TrainParams, passes: ShardedPass):
+        self.X, self.y, self.X_valid, self.passes = X, y, X_valid, passes
+        self.z, self.z_valid = np.empty(X.shape[0], dtype=np.float32), np.empty(X_valid.shape[0], dtype=np.float32)
+        self.W, self.b = np.zeros(X.shape[1], dtype=np.float32), np.float32(0.0)
+        self.optimizer = make_optimizer(params)
+        self.dz_of = partial(loss_gradient, params.loss, params.gradient, m=X.shape[0])  # dJ/dz of J over m rows
+        self.grad = None
+
+    def forward(self, last):
+        # one read of X: z = X W + b and, when a step follows, (dJ/dW, dJ/db) = (X^T dz, sum dz)
+        dz_of = None if last else self.dz_of
+        self.grad = self.passes(self.X, self.y, self.W, self.b, self.z, dz_of, self.X_valid, self.z_valid)
+        return self.z, self.z_valid
+
+    def step(self, a):
+        self.b = self.optimizer.step(self.W, self.b, *self.grad)
+
+    def state(self):
+        return self.W.copy(), self.b
+
+    def weights(self, state):
+        return state
+
+
+class MiniBatch(FullBatch):
+    """W (n,), b updated once per batch of batch_size rows, the rows in a new seeded order each epoch."""
+
+    def __init__(self, X, y, X_valid, params: TrainParams, passes: ShardedPass):
+        super().__init__(X, y, X_valid, params, passes)
+        self.batch_size, self.rng = params.batch_size, np.random.default_rng(params.seed)
+        self.dz_of = partial(loss_gradient, params.loss, params.gradient)  # J averages over each batch
+        self.z_batch = np.empty(self.batch_size, dtype=np.float32)
+
+    def forward(self, last):
+        self.passes(self.X, self.y, self.W, self.b, self.z, None, self.X_valid, self.z_valid)  # z = X W + b
+        return self.z, self.z_valid
+
+    def step(self, a):
+        order = self.rng.permutation(self.X.shape[0])
+        for start in range(0, len(order), self.batch_size):
+            rows = np.sort(order[start : start + self.batch_size])
+            z = self.z_batch[: len(rows)]
+            grad = forward_backward(self.X[rows], self.y[rows], self.W, self.b, z, partial(self.dz_of, m=len(rows)))
+            self.b = self.optimizer.step(self.W, self.b, *grad)
+
+
+class Dual:
+    """The fast path (module docstring): theta (m,), b updated once per epoch; W = X^T theta."""
+
+    def __init__(self, X, y, X_valid, params: TrainParams, passes: ShardedPass, pool: ThreadPoolExecutor):
+        self.X, self.y, self.passes = X, y, passes
+        self.G, self.G_valid = gram(X, X, pool), gram(X_valid, X, pool)  # X X^T (m, m), X_valid X^T (m_valid, m)
+        self.z, self.z_valid = np.empty(X.shape[0], dtype=np.float32), np.empty(X_valid.shape[0], dtype=np.float32)
+        self.theta, self.b = np.zeros(X.shape[0], dtype=np.float32), np.float32(0.0)
+        self.optimizer = make_optimizer(params)
+        self.dz_of = partial(loss_gradient, params.loss, params.gradient, m=X.shape[0])
+
+    def forward(self, last):
+        self.passes(self.G, self.y, self.theta, self.b, self.z, None, self.G_valid, self.z_valid)  # z = G theta + b
+        return self.z, self.z_valid
+
+    def step(self, a):
+        dz = self.dz_of(a, self.y)  # dJ/dW = X^T dz: in terms of theta the gradient is dz itself
+        self.b = self.optimizer.step(self.theta, self.b, dz, dz.sum(dtype=np.float32))
+
+    def state(self):
+        return self.theta.copy(), self.b
+
+    def weights(self, state):
+        theta, b = state
+        return np.dot(theta, self.X), b  # W = X^T theta
+
+
+def uses_gram(params: TrainParams, shape: tuple[int, int]) -> bool:
+    """Whether fit trains in the dual: plain or momentum full-batch gradient descent with at most
+    GRAM_MAX_RATIO x n training rows, and enough epochs to repay the product X X^T (it costs about
+    as much as m / 16 epochs in the primal: the dual needs at least m / 8). Depends on the parameters
+    and the data shape only."""
+    m, n = shape
+    linear = params.optimizer == "gd" and params.batch_size in (0, m)
+    return linear and m <= GRAM_MAX_RATIO * n and params.epochs * GRAM_EPOCHS_PER_ROW >= m
+
+
+def solver_for(params: TrainParams, X, y, X_valid, pool: ThreadPoolExecutor) -> Solver:
+    """The solver that trains with `params` on X (m, n), y (m,), scoring X_valid (m_valid, n) each epoch."""
+    passes = ShardedPass(pool)
+    if uses_gram(params, X.shape):  # fast path: far fewer rows than features, train in the dual
+        return Dual(X, y, X_valid, params, passes, pool)
+    if params.batch_size in (0, X.shape[0]):
+        return FullBatch(X, y, X_valid, params, passes)
+    return MiniBatch(X, y, X_valid, params, passes)
+
+
+def fit(
+    X: np.ndarray,
+    y: np.ndarray,
+    X_valid: np.ndarray,
+    y_valid: np.ndarray,
+    params: TrainParams,
+    progress: bool = True,
+    threads: int | None = None,
+    on_epoch: Callable[[int, np.ndarray], None] | None = None,
+) -> tuple[np.ndarray, np.float32, pd.DataFrame]:
+    """Train from W = 0, b = 0.
+
+    Parameters: X (m, n) and X_valid (m_valid, n) float32; y (m,), y_valid (m_valid,) in {0, 1};
+    threads: worker threads (default: all cores; the result does not depend on it); on_epoch(epoch,
+    history_row) is called after each history row (e.g. to time the run).
+    Returns W (n,) float32, b float32 and the history: row k holds the losses and accuracies
+    (threshold 0.5) after k epochs. With early stopping, the history ends at the stopping epoch and
+    W, b are those of the epoch with the lowest validation loss.
+    """
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    X_valid = np.ascontiguousarray(X_valid, dtype=np.float32)
+    y = y.astype(np.float32)
+    y_valid = y_valid.astype(np.float32)
+    if params.batch_size > X.shape[0]:
+        raise ParamError(
+            f"params.yaml: train.batch_size = {params.batch_size} is more than the {X.shape[0]} training examples"
+        )
+    history = np.zeros((params.epochs + 1, len(HISTORY_COLUMNS)))
+    bar = tqdm(total=params.epochs, desc="train", unit="epoch", disable=not progress, mininterval=0.5)
+    with ThreadPoolExecutor(threads or usable_cores()) as pool:
+        solver = solver_for(params, X, y, X_valid, pool)
+        best = (np.inf, 0, solver.state())  # (lowest validation loss, its epoch, the solver's state then)
+        for epoch in range(params.epochs + 1):
+            last = epoch == params.epochs
+            z, z_valid = solver.forward(last)
+            a, a_valid = sigmoid(z), sigmoid(z_valid)
+            history[epoch] = (
+                epoch,
+                loss_value(params.loss, z, a, y),
+                loss_value(params.loss, z_valid, a_valid, y_valid),
+                np.mean(predict(a) == y),
+                np.mean(predict(a_valid) == y_valid),
+            )
+            if on_epoch:
+                on_epoch(epoch, history[epoch])
+            if params.early_stopping:
+                if history[epoch, 2] < best[0]:
+                    best = (history[epoch, 2], epoch, solver.state())
+                elif epoch - best[1] >= params.early_stopping:
+                    break
+            if last:
+                break
+            solver.step(a)
+            bar.update()
+            if epoch % 100 == 0:
+                bar.set_postfix(train_loss=f"{history[epoch, 1]:.6f}", valid_loss=f"{history[epoch, 2]:.6f}")
+    bar.close()
+    if params.early_stopping:
+        history = history[: epoch + 1]
+    W, b = solver.weights(best[2] if params.early_stopping else solver.state())
+    frame = pd.DataFrame(history, columns=HISTORY_COLUMNS).astype({"epoch": int})
+    return W, np.float32(b), frame
+
+
+def kept_row(history: pd.DataFrame, params: TrainParams) -> pd.Series:
+    """The history row of the weights fit returned: the last, or with early stopping the best validation loss."""
+    return history.loc[history.valid_loss.idxmin()] if params.early_stopping else history.iloc[-1]

@@ -1,0 +1,52 @@
+"""Validation metrics of the neuron's scores: accuracy, precision, recall, F1, ROC AUC, losses, confusion counts.
+
+Pure functions of labels y (m,) in {0, 1} and scores z = X W + b (m,); cat (1) is the positive class.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from stages.neuron import loss_value, predict, sigmoid
+
+
+def roc_curve(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False and true positive rates (k,) as the threshold sweeps down through the distinct scores.
+
+    Starts at (0, 0) and ends at (1, 1); tied scores make one diagonal step. Needs both classes in y.
+    """
+    order = np.argsort(-scores, kind="stable")
+    ranked_scores, ranked_y = scores[order], y[order].astype(np.int64)
+    last_of_tie = np.r_[np.flatnonzero(np.diff(ranked_scores)), len(scores) - 1]
+    true_pos = np.cumsum(ranked_y)[last_of_tie]
+    false_pos = last_of_tie + 1 - true_pos
+    return np.r_[0.0, false_pos / false_pos[-1]], np.r_[0.0, true_pos / true_pos[-1]]
+
+
+def classification_metrics(y: np.ndarray, z: np.ndarray, threshold: float = 0.5) -> dict[str, float | int | None]:
+    """Metrics of scores z = X W + b (m,) against labels y (m,) in {0, 1}; cat (1) is the positive class."""
+    y = np.asarray(y).astype(np.int64)
+    a = sigmoid(np.asarray(z, dtype=np.float64))
+    predicted = predict(a, threshold)
+    tp = int(np.sum((predicted == 1) & (y == 1)))
+    fp = int(np.sum((predicted == 1) & (y == 0)))
+    tn = int(np.sum((predicted == 0) & (y == 0)))
+    fn = int(np.sum((predicted == 0) & (y == 1)))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    both_classes = 0 < y.sum() < len(y)
+    # AUC = area under the ROC curve = P(score of a random cat > score of a random dog), ties count 1/2
+    # ranked by z, not a = sigmoid(z): a rounds to exactly 1.0 for z > ~37 and would create false ties
+    roc_auc = float(np.trapezoid(*roc_curve(y, np.asarray(z, dtype=np.float64))[::-1])) if both_classes else None
+    metrics = {
+        "accuracy": (tp + tn) / len(y),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "roc_auc": roc_auc,
+        "log_loss": loss_value("cross_entropy", z, a, y),
+        "mse_loss": loss_value("mse", z, a, y),
+    }
+    metrics = {key: None if value is None else round(float(value), 6) for key, value in metrics.items()}
+    metrics.update(true_positives=tp, false_positives=fp, true_negatives=tn, false_negatives=fn, n_valid=len(y))
+    return metrics

@@ -1,0 +1,92 @@
+"""Fast passes over the float32 training matrix: the math of stages/neuron.py, at memory speed.
+
+forward_backward reads X once, in row blocks small enough to stay in the CPU cache (BLOCK_BYTES): the
+forward product z = X_b W of a block and its share of the gradient X_b^T dz are computed while the block
+is in cache, instead of two full passes over X. ShardedPass cuts the rows into SHARDS fixed ranges and
+runs them on a thread pool (NumPy's BLAS releases the GIL); shard gradients are added in shard order, so
+the result does not depend on the number of cores. gram computes X X^T for the dual (stages/fit.py).
+tests/test_passes.py checks each against neuron.backprop.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import numpy as np
+
+from stages.neuron import sigmoid
+
+BLOCK_BYTES = 1 << 22  # 4 MiB of float32 rows per block: stays in L2/L3 between the two products
+SHARDS = 4  # fixed row ranges per pass; the thread count only decides how many run at once
+INLINE_BYTES = 32 << 20  # passes over less than this run the shards in the calling thread (same result)
+
+Gradient = tuple[np.ndarray, np.float32]  # (dJ/dW (n,), dJ/db)
+DzRule = Callable[[np.ndarray, np.ndarray], np.ndarray]  # dz_of(a (k,), y (k,)) -> dJ/dz (k,)
+
+
+def block_rows(n_features: int) -> int:
+    """Rows per cache-sized block of a float32 matrix with n_features columns (depends on n only)."""
+    return max(1, BLOCK_BYTES // (4 * n_features))
+
+
+def forward_backward(
+    X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.float32, z: np.ndarray, dz_of: DzRule | None
+) -> Gradient | None:
+    """One read of X (k, n) in cache-sized row blocks: fill z (k,) = X W + b; if dz_of is given, also
+    return the gradient (X^T dz (n,), sum dz) with dz = dz_of(a, y) for each block while it is in cache.
+    """
+    rows = block_rows(X.shape[1])
+    grad_W = np.zeros(X.shape[1], dtype=np.float32) if dz_of else None
+    grad_b = np.float32(0.0)
+    part = np.empty(X.shape[1], dtype=np.float32)
+    for start in range(0, X.shape[0], rows):
+        X_block, z_block = X[start : start + rows], z[start : start + rows]
+        np.dot(X_block, W, out=z_block)  # z = X W + b
+        z_block += b
+        if dz_of is None:
+            continue
+        dz = dz_of(sigmoid(z_block), y[start : start + rows])
+        np.dot(dz, X_block, out=part)  # this block's rows of dJ/dW = X^T dz
+        grad_W += part
+        grad_b += dz.sum(dtype=np.float32)  # dJ/db = sum dz
+    return (grad_W, grad_b) if dz_of else None
+
+
+def gram(A: np.ndarray, B: np.ndarray, pool: ThreadPoolExecutor) -> np.ndarray:
+    """A B^T (k, m) for A (k, n) and B (m, n), its SHARDS row ranges computed on the pool."""
+    out = np.empty((A.shape[0], B.shape[0]), dtype=np.float32)
+    edges = np.linspace(0, A.shape[0], SHARDS + 1).astype(int)
+    list(pool.map(lambda lo, hi: np.dot(A[lo:hi], B.T, out=out[lo:hi]), edges[:-1], edges[1:]))
+    return out
+
+
+class ShardedPass:
+    """forward_backward over SHARDS fixed row ranges on a thread pool; shard gradients summed in order."""
+
+    def __init__(self, pool: ThreadPoolExecutor):
+        self.pool = pool
+
+    def __call__(self, X, y, W, b, z, dz_of=None, X_valid=None, z_valid=None) -> Gradient | None:
+        """Fill z = X W + b (and z_valid = X_valid W + b, when given); return the gradient of the rows
+        of X if dz_of is given, else None."""
+        jobs = []
+        for X_part, y_part, z_part, rule in ((X, y, z, dz_of), (X_valid, None, z_valid, None)):
+            if X_part is None:
+                continue
+            edges = np.linspace(0, X_part.shape[0], SHARDS + 1).astype(int)
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                y_shard = None if y_part is None else y_part[lo:hi]
+                jobs.append((rule, (X_part[lo:hi], y_shard, W, b, z_part[lo:hi], rule)))
+        if sum(job[0].nbytes for _, job in jobs) < INLINE_BYTES:  # too small to gain from threads
+            results = [(rule, forward_backward(*job)) for rule, job in jobs]
+        else:
+            futures = [(rule, self.pool.submit(forward_backward, *job)) for rule, job in jobs]
+            results = [(rule, future.result()) for rule, future in futures]  # every shard, valid ones too
+        grads = [result for rule, result in results if rule is not None]
+        if dz_of is None:
+            return None
+        grad_W, grad_b = grads[0]
+        for more_W, more_b in grads[1:]:
+            grad_W += more_W
+            grad_b += more_b
+        return grad_W, grad_b

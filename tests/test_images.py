@@ -1,0 +1,123 @@
+"""Tests for stages/images.py: decoding a photo, features, the Kaggle file name, the preprocessing record."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stages.common import DataError
+from stages.images import Preprocessing, kaggle_file_name, label_of, load_image, to_features
+from tests.conftest import photo_like
+
+
+def solid(mode, color, size=(40, 30)):
+    return Image.new(mode, size, color)
+
+
+@pytest.mark.parametrize(
+    "name, label", [("cat.0.jpg", 1), ("dog.12.jpg", 0), ("Cat.3.JPG", 1), ("cat.jpg", None), ("bird.1.jpg", None)]
+)
+def test_label_comes_from_the_name(name, label):
+    assert label_of(name) == label
+
+
+@pytest.mark.parametrize(
+    "mode, color, fmt, expected",
+    [
+        ("RGB", (200, 10, 30), "JPEG", (200, 10, 30)),
+        ("L", 128, "JPEG", (128, 128, 128)),
+        ("CMYK", (0, 255, 255, 0), "JPEG", (255, 0, 0)),
+        ("RGBA", (10, 200, 30, 255), "PNG", (10, 200, 30)),
+        ("P", 0, "GIF", (0, 0, 0)),
+    ],
+)
+def test_load_image_gives_rgb_of_requested_size(tmp_path, mode, color, fmt, expected):
+    path = tmp_path / "cat.1.jpg"  # content format need not match the name
+    solid(mode, color).save(path, format=fmt)
+    pixels = load_image(path, 16, draft=True)
+    assert pixels.shape == (16, 16, 3) and pixels.dtype == np.uint8
+    np.testing.assert_allclose(pixels.reshape(-1, 3).mean(axis=0), expected, atol=6)
+
+
+def test_load_image_applies_exif_orientation(tmp_path):
+    image = Image.new("RGB", (40, 20), (255, 0, 0))
+    image.paste((0, 0, 255), (0, 0, 20, 20))  # left half blue, right half red
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: viewers rotate 90 degrees clockwise
+    image.save(tmp_path / "dog.1.jpg", exif=exif)
+    pixels = load_image(tmp_path / "dog.1.jpg", 8, draft=True)
+    assert pixels[0, 4, 2] > 200 and pixels[-1, 4, 0] > 200  # blue on top, red at the bottom
+
+
+def test_load_image_rejects_non_images(tmp_path):
+    (tmp_path / "cat.1.jpg").write_bytes(b"not an image")
+    with pytest.raises(OSError):
+        load_image(tmp_path / "cat.1.jpg", 8, draft=True)
+
+
+def test_draft_decoding_is_close_to_the_full_decode_but_not_equal(tmp_path):
+    photo_like(tmp_path / "cat.1.jpg", 500, 374, seed=0)
+    with Image.open(tmp_path / "cat.1.jpg") as image:
+        assert image.draft("RGB", (64, 64))[1] == (0, 0, 125, 93.5)  # libjpeg decodes at 1/4 scale
+    full = load_image(tmp_path / "cat.1.jpg", 64, draft=False).astype(int)
+    draft = load_image(tmp_path / "cat.1.jpg", 64, draft=True).astype(int)
+    assert 0 < np.abs(full - draft).mean() < 3
+    small = tmp_path / "dog.1.jpg"
+    photo_like(small, 100, 70, seed=1)  # under 2 x 64 on a side: no reduced scale possible
+    np.testing.assert_array_equal(load_image(small, 64, draft=True), load_image(small, 64, draft=False))
+
+
+def test_to_features_flattens_row_major_and_scales_to_unit_interval():
+    images = np.arange(2 * 2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 2, 3) * 10
+    X = to_features(images, 255.0)
+    assert X.shape == (2, 12) and X.dtype == np.float32
+    assert X[0, 3] == np.float32(images[0, 0, 1, 0] / np.float32(255))  # (row, column, channel) order
+    assert to_features(np.full((1, 1, 1, 3), 255, np.uint8), 255.0).max() == 1.0
+
+
+@pytest.mark.parametrize("label, number", [(1, 0), (0, 12), (1, "7")])
+def test_kaggle_file_name_is_what_label_of_reads(label, number):
+    name = kaggle_file_name(label, number)
+    assert name == f"{('dog', 'cat')[label]}.{number}.jpg" and label_of(name) == label
+
+
+def test_preprocessing_record_round_trips_through_json_and_npz_arrays(tmp_path):
+    record = Preprocessing(image_size=64, draft=True)
+    record.save(tmp_path / "p.json")
+    assert json.loads((tmp_path / "p.json").read_text()) == {"image_size": 64, "draft": True, "pixel_scale": 255.0}
+    assert Preprocessing.load(tmp_path / "p.json") == record
+    arrays = record.arrays()
+    assert (arrays["image_size"].dtype, arrays["draft"].dtype, arrays["pixel_scale"].dtype) == (
+        np.int64, np.bool_, np.float32)
+    assert Preprocessing.from_mapping({k: np.asarray(v) for k, v in arrays.items()}, "x") == record
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"image_size": 64, "draft": true}', "expected the preprocessing fields image_size, draft, pixel_scale"),
+        ('{"image_size": 0, "draft": true, "pixel_scale": 255.0}', "image_size = 0, .*; expected an integer image_size >= 1"),
+        ('{"image_size": 64, "draft": "yes", "pixel_scale": 255.0}', "draft = 'yes'"),
+        ('{"image_size": 64, "draft": false, "pixel_scale": -1}', "pixel_scale = -1"),
+        ('{"image_size": 64.5, "draft": false, "pixel_scale": 255}', "image_size = 64.5"),
+        ("[1, 2]", "expected the preprocessing fields"),
+        ("not json", "not a preprocessing record"),
+    ],
+)
+def test_a_bad_record_is_a_data_error_naming_the_file(tmp_path, text, message):
+    (tmp_path / "p.json").write_text(text)
+    with pytest.raises(DataError, match=f"p.json: .*{message}"):
+        Preprocessing.load(tmp_path / "p.json")
+    with pytest.raises(DataError, match="not found"):
+        Preprocessing.load(tmp_path / "missing.json")
+
+
+def test_features_of_files_are_decode_then_divide(tmp_path):
+    photo_like(tmp_path / "a.jpg", 300, 200, seed=0)
+    Image.new("L", (50, 90), 77).save(tmp_path / "b.png")
+    paths = [tmp_path / "a.jpg", tmp_path / "b.png"]
+    for record in (Preprocessing(8, True), Preprocessing(8, False, 510.0), Preprocessing(5, True, 1.0)):
+        expected = np.stack([load_image(p, record.image_size, record.draft) for p in paths])
+        expected = expected.reshape(2, -1).astype(np.float64) / record.pixel_scale
+        np.testing.assert_allclose(record.features(paths), expected, rtol=1e-6)
+    assert not np.array_equal(Preprocessing(64, True).features(paths[:1]), Preprocessing(64, False).features(paths[:1]))
