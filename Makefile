@@ -15,7 +15,7 @@ export DVC_NO_ANALYTICS := 1
 # python can answer it); a venv answers with the prefix of the interpreter it was made from.
 IDENTIFY := import sys; print("%d.%d %s %s" % (sys.version_info[0], sys.version_info[1], sys.version.split()[0], getattr(sys, "base_prefix", sys.prefix)))
 
-.PHONY: venv repro test clean bench check-metrics sweep FORCE
+.PHONY: venv repro test clean bench check-metrics sweep mutation FORCE
 
 venv: $(VENV)/.installed
 
@@ -55,6 +55,17 @@ $(VENV)/.bench-installed: requirements-bench.txt $(VENV)/.installed
 
 bench: venv $(VENV)/.bench-installed
 	"$(BIN)/python" -m bench.run_all $(BENCH_ARGS)
+
+# Mutation testing (tools/mutation.py; not in CI: minutes per module), with its own pinned extras (mutmut);
+# writes tests/mutation/REPORT.md. MODULES="tools/check_metrics.py" for some modules only.
+MODULES ?=
+
+$(VENV)/.mutation-installed: requirements-mutation.txt $(VENV)/.installed
+	"$(BIN)/python" -m pip install --quiet -r requirements-mutation.txt
+	touch "$@"
+
+mutation: venv $(VENV)/.mutation-installed
+	"$(BIN)/python" -m tools.mutation $(MODULES)
 
 clean:
 	rm -rf data/raw data/prepared data/features dvc_plots

@@ -7,7 +7,19 @@ import yaml
 
 from stages.evaluate import EvaluateParams
 from stages.ingest import IngestParams
-from stages.params import Choice, Flag, Number, ParamError, describe, keys, load_section, tracked_keys
+from stages.params import (
+    Choice,
+    Custom,
+    Flag,
+    Number,
+    ParamError,
+    describe,
+    keys,
+    load_section,
+    param,
+    stage_params,
+    tracked_keys,
+)
 from stages.resize_split import ResizeSplitParams
 from stages.train import TrainParams
 from tests.conftest import ROOT
@@ -134,3 +146,120 @@ def test_help_lists_every_parameter_with_what_is_allowed(stage):
     for spec in dataclasses.fields(cls):
         assert f"  {spec.name}: " in text
         assert spec.metadata["allowed"].describe() in text
+
+
+# --------------------------------------------------------------------------- the declaration mechanism
+# On a stage declared inside the tests: the stages' own classes are declared at import time, before any
+# test runs, so only a declaration made here exercises stage_params() and param() under test.
+
+
+def declare_toy():
+    """A stage with every kind of parameter, an untracked one and a check between fields."""
+
+    @stage_params("toy")
+    class ToyParams:
+        rate: float = param(0.5, Number(low=0, high=1), "share of something")
+        n: int = param(3, Number(low=1, integer=True), "how many")
+        mode: str = param("a", Choice(("a", "b")), "which way")
+        jobs: int = param(1, Number(low=1, integer=True), "worker processes", tracked=False)
+
+        def check_together(self):
+            if self.mode == "b" and self.n > 5:
+                raise ParamError(f"params.yaml: toy.n = {self.n} is only allowed up to 5 with toy.mode = 'b'")
+
+    return ToyParams
+
+
+def test_a_declared_stage_has_its_defaults_keys_and_tracked_keys():
+    toy = declare_toy()
+    assert toy.section == "toy"
+    assert (toy().rate, toy().n, toy().mode, toy().jobs) == (0.5, 3, "a", 1)
+    assert keys(toy) == ("rate", "n", "mode", "jobs")
+    assert tracked_keys(toy) == ["toy.rate", "toy.n", "toy.mode"]
+
+
+def test_building_a_declared_stage_checks_normalises_and_freezes():
+    toy = declare_toy()
+    built = toy(rate=1, n=4.0, mode="b")
+    assert (built.rate, built.n) == (1.0, 4) and isinstance(built.rate, float) and isinstance(built.n, int)
+    with pytest.raises(ParamError, match=r"^params.yaml: toy.rate = 1.5 is out of range, expected a number >= 0 and <= 1$"):
+        toy(rate=1.5)
+    with pytest.raises(ParamError, match=r"^params.yaml: toy.mode = 'c' is not allowed, expected one of: a, b$"):
+        toy(mode="c")
+    with pytest.raises(ParamError, match="toy.n = 6 is only allowed up to 5 with toy.mode = 'b'"):
+        toy(mode="b", n=6.0)
+    assert toy(mode="a", n=6).n == 6
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.n = 5
+
+
+def test_a_declared_stage_reads_its_group(tmp_path, monkeypatch):
+    toy = declare_toy()
+    (tmp_path / "params.yaml").write_text("other:\n  x: 1\ntoy:\n  rate: 0.25\n  n: 2.0\n  mode: b\n  jobs: 2\n")
+    monkeypatch.chdir(tmp_path)
+    assert toy.read() == toy(rate=0.25, n=2, mode="b", jobs=2)  # params.yaml of the current directory
+    (tmp_path / "elsewhere.yaml").write_text("toy:\n  rate: 0.75\n  n: 1\n  mode: a\n  jobs: 1\n")
+    assert toy.read(tmp_path / "elsewhere.yaml").rate == 0.75
+    (tmp_path / "params.yaml").write_text("toy:\n  rate: 0.25\n  n: 9\n  mode: b\n  jobs: 2\n")
+    with pytest.raises(ParamError, match="toy.n = 9 is only allowed up to 5"):
+        toy.read()
+
+
+def test_help_text_of_a_declared_stage():
+    assert describe(declare_toy()) == "\n".join([
+        "parameters (the `toy` group of params.yaml):",
+        "  rate: share of something (a number >= 0 and <= 1)",
+        "  n: how many (an integer >= 1)",
+        "  mode: which way (one of: a, b)",
+        "  jobs: worker processes (an integer >= 1; not tracked by dvc.yaml)",
+    ])
+
+
+@pytest.mark.parametrize(
+    "rule, text",
+    [
+        (Number(), "a number"),
+        (Number(low=0, high=1), "a number >= 0 and <= 1"),
+        (Number(low=0, high=1, low_open=True, high_open=True), "a number > 0 and < 1"),
+        (Number(high=10, integer=True), "an integer <= 10"),
+        (Choice(("mse", "cross_entropy")), "one of: mse, cross_entropy"),
+        (Flag(), "true or false"),
+    ],
+)
+def test_what_is_allowed_reads_as_written(rule, text):
+    assert rule.describe() == text
+
+
+def test_a_custom_rule_gets_the_key_and_returns_its_result():
+    seen = []
+
+    def even(key, value):
+        seen.append((key, value))
+        if value % 2:
+            raise ParamError(f"params.yaml: {key} = {value} is odd")
+        return value // 2
+
+    rule = Custom(even, "an even number")
+    assert rule.check("g.k", 8) == 4 and seen == [("g.k", 8)]
+    with pytest.raises(ParamError, match="g.k = 3 is odd"):
+        rule.check("g.k", 3)
+    assert rule.describe() == "an even number"
+
+
+@pytest.mark.parametrize(
+    "text, names, message",
+    [
+        ("toy:\n  a: 1\n", ("a", "b", "c"), "missing key toy.b, toy.c (group `toy` needs a, b, c)"),
+        ("toy:\n  a: 1\n  b: 2\n  x: 3\n  y: 4\n", ("a", "b"), "unknown key toy.x, toy.y (allowed keys: a, b)"),
+        ("other:\n  a: 1\n", ("a", "b"), "missing group `toy:` with keys a, b"),
+        ("- toy\n- a\n", ("a", "b"), "missing group `toy:` with keys a, b"),
+        ("", ("a",), "missing group `toy:` with keys a"),
+        ("toy:\n  a: !custom 1\n", ("a",), "not valid YAML"),  # YAML 1.2 core schema only: no tags
+    ],
+)
+def test_load_section_names_every_missing_or_unknown_key(tmp_path, text, names, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamError) as err:
+        load_section("toy", names, path)
+    assert str(err.value).startswith(f"{path}: {message}")

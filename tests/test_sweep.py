@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.test_check_metrics import project  # noqa: F401  (the module's temporary repository)
+from tests.test_check_metrics_dvc import project  # noqa: F401  (the module's temporary repository)
 from tests.test_pipeline_dvc import dvc, run
 from tools.sweep import experiment_name, experiment_revs, lr_text, queue_commands
 

@@ -1,0 +1,114 @@
+"""tools/mutation.py, the `make mutation` driver: its bookkeeping on hand-made mutmut results (running
+mutmut itself takes minutes per module; `make mutation` does that)."""
+
+import tomllib
+
+import pytest
+
+from tests.conftest import ROOT
+from tools.mutation import MODULES, classify, explain, main, mutant_order, mutated_lines, mutmut_config, render, score
+
+DIFF = """--- tools/check_metrics.py
++++ tools/check_metrics.py
+@@ -1,3 +1,3 @@
+     worse_by = old - new
+-    if worse_by < 0:
++    if worse_by <= 0:
+         return BETTER"""
+
+
+def test_outcomes_from_mutmut_exit_codes():
+    codes = {"a": 1, "b": 0, "c": 33, "d": 36, "e": None, "f": 3, "g": 5, "h": -24}
+    assert classify(codes) == {
+        "killed": ["a", "f"],
+        "timeout": ["d", "h"],
+        "survived": ["b"],
+        "no_tests": ["c", "g"],
+        "other": ["e"],
+    }
+
+
+def test_score_counts_timeouts_as_caught_and_everything_else_against():
+    assert score({"killed": 6, "timeout": 1, "survived": 1, "no_tests": 1, "other": 1}) == 0.7
+
+
+def test_mutated_lines_are_the_added_lines_of_the_diff():
+    assert mutated_lines(DIFF) == "if worse_by <= 0:"
+
+
+def test_mutants_sort_by_function_then_number():
+    names = ["m.x_f__mutmut_10", "m.x_f__mutmut_9", "m.x_e__mutmut_2"]
+    assert sorted(names, key=mutant_order) == ["m.x_e__mutmut_2", "m.x_f__mutmut_9", "m.x_f__mutmut_10"]
+
+
+def test_reasons_attach_by_mutated_line_and_stale_ones_are_returned():
+    result = {
+        "missed": [
+            {"name": "m.x_judge__mutmut_22", "outcome": "survived", "diff": DIFF},
+            {"name": "m.x_judge__mutmut_30", "outcome": "no tests", "diff": DIFF.replace("<= 0", "< 1")},
+        ]
+    }
+    reasons = [
+        {"mutated": "if worse_by <= 0:", "reason": "worse_by == 0 returned above"},
+        {"mutated": "if worse_by < 2:", "reason": "gone"},
+    ]
+    missed, stale = explain(result, reasons)
+    assert [(m["name"], m["reason"]) for m in missed] == [
+        ("m.x_judge__mutmut_22", "worse_by == 0 returned above"),
+        ("m.x_judge__mutmut_30", None),
+    ]
+    assert stale == [reasons[1]]
+
+
+def test_mutmut_config_mutates_one_module_and_copies_the_rest():
+    config = tomllib.loads(
+        mutmut_config("stages/params.py", ["tests/test_params.py"], ["params.yaml", "stages", "tests"])
+    )
+    assert config["tool"]["mutmut"] == {
+        "source_paths": ["stages"],
+        "only_mutate": ["stages/params.py"],
+        "also_copy": ["params.yaml", "tests"],
+        "pytest_add_cli_args_test_selection": ["tests/test_params.py"],
+    }
+
+
+def test_the_report_lists_every_missed_mutant_with_its_reason_or_unexplained():
+    run = {
+        "module": "m.py",
+        "tests": ["tests/test_m.py"],
+        "mutmut": "3.8.1",
+        "date": "2026-01-01 00:00 UTC",
+        "commit": "abc1234",
+        "seconds": 61.0,
+        "load_average": 1.5,
+        "counts": {"killed": 2, "timeout": 0, "survived": 1, "no_tests": 1, "other": 0},
+        "missed": [
+            {"name": "m.x_judge__mutmut_22", "outcome": "survived", "diff": DIFF},
+            {"name": "m.x_judge__mutmut_30", "outcome": "no tests", "diff": DIFF.replace("<= 0", "< 1")},
+        ],
+    }
+    report = render(
+        {"m.py": {"history": [run]}}, {"m.py": [{"mutated": "if worse_by <= 0:", "reason": "equivalent: X"}]}
+    )
+    assert "| m.py | tests/test_m.py | 4 | 2 | 0 | 1 | 1 | 50.0% | 61 s |" in report
+    assert "| 2026-01-01 00:00 UTC | abc1234 | 4 | 2 | 0 | 1 | 1 | 50.0% | 61 s (1.5) |" in report
+    assert (
+        "**m.x_judge__mutmut_22** (survived): equivalent: X\n\n```diff\n-    if worse_by < 0:\n+    if worse_by <= 0:\n```"
+        in report
+    )
+    assert "**m.x_judge__mutmut_30** (no tests): UNEXPLAINED" in report
+
+
+def test_an_unknown_module_is_refused_with_the_allowed_ones(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["stages/nope.py"])
+    assert exit.value.code == 2
+    assert (
+        f"unknown module stages/nope.py (allowed: {', '.join(MODULES)}; add it to MODULES)" in capsys.readouterr().err
+    )
+
+
+def test_every_module_and_test_file_named_exists():
+    for module, tests in MODULES.items():
+        assert (ROOT / module).is_file(), module
+        assert tests and all((ROOT / test).is_file() for test in tests), module
