@@ -26,6 +26,7 @@ from stages.common import (  # noqa: E402
     save_json,
 )
 from stages.metrics import classification_metrics, roc_curve  # noqa: E402
+from stages.model import load_model  # noqa: E402
 from stages.neuron import forward, predict, sigmoid  # noqa: E402
 from stages.params import Number, param, stage_params  # noqa: E402
 
@@ -99,9 +100,9 @@ def evaluate(
 ) -> dict:
     """Run the stage: read weights, validation features and history; write metrics and plot files
     (the keyword arguments are the files of PATHS). Returns the metrics."""
-    weights = load_npz(model, ("W", "b", "image_size"))
+    weights = load_model(model)
     valid = load_npz(valid_features, ("X", "y"))
-    z = forward(valid["X"], weights["W"], weights["b"]).astype(np.float64)
+    z = forward(valid["X"], weights.W, weights.b).astype(np.float64)
     scores = classification_metrics(valid["y"], z, params.threshold)
     save_json(metrics, scores)
 
@@ -114,7 +115,7 @@ def evaluate(
     with atomic_path(confusion) as tmp:
         pd.DataFrame(pairs).to_csv(tmp, index=False)
     plot_losses(pd.read_csv(history), loss_plot)
-    plot_weights(weights["W"], int(weights["image_size"]), weights_plot)
+    plot_weights(weights.W, weights.preprocessing.image_size, weights_plot)
     return scores
 
 

@@ -11,7 +11,6 @@ The model file is, unless --weights names another, the --model file of the train
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -19,17 +18,11 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from stages.common import CLASS_NAMES, load_npz, run_cli
+from stages.common import CLASS_NAMES, run_cli
 from stages.images import Preprocessing
+from stages.model import load_model
 from stages.neuron import sigmoid
 from stages.pipeline import stage_path
-
-
-def load_model(path: Path) -> tuple[np.ndarray, np.ndarray, Preprocessing]:
-    """W (n,), b and the preprocessing stored in a model file written by train."""
-    fields = tuple(field.name for field in dataclasses.fields(Preprocessing))
-    arrays = load_npz(path, ("W", "b", *fields))
-    return arrays["W"], arrays["b"], Preprocessing.from_mapping(arrays, str(path))
 
 
 def predict_proba(paths: Sequence[Path], W: np.ndarray, b: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:

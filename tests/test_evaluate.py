@@ -5,9 +5,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from stages.common import save_npz
-from stages.evaluate import EvaluateParams, evaluate
+from stages.common import run_cli, save_npz
+from stages.images import Preprocessing
+from stages.model import save_model
+from stages.evaluate import EvaluateParams, evaluate, main
 from stages.metrics import classification_metrics, roc_curve
+from tests.conftest import write_params
 
 
 def pairwise_auc(y, scores):
@@ -53,7 +56,7 @@ def test_evaluate_stage_writes_metrics_and_plot_files(in_tmp):
     save_npz("in/valid.npz", X=X, y=y)
     W = np.zeros(size * size * 3, np.float32)
     W[0] = 10.0
-    save_npz("in/w.npz", W=W, b=np.float32(-5.0), image_size=np.int64(size))
+    save_model("in/w.npz", W, np.float32(-5.0), Preprocessing(size, True))
     pd.DataFrame({"epoch": [0, 1], "train_loss": [0.125, 0.1], "valid_loss": [0.125, 0.11],
                   "train_accuracy": [0.5, 0.6], "valid_accuracy": [0.5, 0.55]}).to_csv("in/h.csv", index=False)
     metrics = evaluate(
@@ -67,3 +70,20 @@ def test_evaluate_stage_writes_metrics_and_plot_files(in_tmp):
     assert list(pd.read_csv("out/roc.csv").columns) == ["fpr", "tpr"]
     for png in ("out/loss.png", "out/w.png"):
         assert Image.open(png).size[0] > 100
+
+
+def test_evaluate_refuses_weights_that_are_not_finite(in_tmp, capsys):
+    """A model file with NaN weights (written by hand: train refuses to) would give NaN metrics; the stage
+    stops with exit status 2 before writing any."""
+    save_npz("w.npz", W=np.full(12, np.nan, np.float32), b=np.float32(0), **Preprocessing(2, True).arrays())
+    save_npz("valid.npz", X=np.zeros((4, 12), np.float32), y=np.array([0, 1, 0, 1], np.uint8))
+    write_params(in_tmp / "params.yaml")
+    outputs = ["--metrics", "m.json", "--roc", "roc.csv", "--confusion", "c.csv", "--loss-plot", "l.png",
+               "--weights-plot", "w.png"]
+    with pytest.raises(SystemExit) as exit_status:
+        run_cli(main, ["--model", "w.npz", "--valid-features", "valid.npz", "--history", "h.csv", *outputs])
+    assert exit_status.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        "error: w.npz: 12 of the 13 weights (W and b) are not finite numbers (NaN or infinity): the training "
+        "diverged; retrain with a lower train.lr (`dvc repro`)\n")
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["params.yaml", "valid.npz", "w.npz"]

@@ -5,7 +5,8 @@ from PIL import Image
 
 from stages.common import DataError, save_npz
 from stages.images import Preprocessing
-from stages.predict import load_model, main, predict_proba
+from stages.model import load_model
+from stages.predict import main, predict_proba
 from tests.conftest import photo_like
 
 
