@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -5,9 +8,9 @@ from PIL import Image
 
 from stages.common import DataError, save_npz
 from stages.images import Preprocessing
-from stages.model import load_model
+from stages.model import load_model, save_model
 from stages.predict import main, predict_proba
-from tests.conftest import photo_like
+from tests.conftest import ROOT, black_png, photo_like
 
 
 def test_predict_uses_the_pipelines_preprocessing(tmp_path, capsys):
@@ -61,3 +64,22 @@ def test_default_weights_are_the_model_file_of_trains_cmd(in_tmp, capsys):
     Image.new("RGB", (20, 20), (0, 0, 0)).save("black.png")
     main(["black.png"])
     assert capsys.readouterr().out.strip().endswith("\tcat")  # b = 3: P(cat) = sigmoid(3) whatever the photo
+
+
+def test_a_photo_with_too_many_pixels_is_reported_and_skipped_without_being_decoded(tmp_path):
+    """A real 144-megapixel PNG (432 MB decoded) beside a normal photo: predict refuses the first from its
+    header, still classifies the second, and exits 1; its peak memory stays far below one decode."""
+    black_png(tmp_path / "huge.png", 12_000, 12_000)
+    Image.new("RGB", (300, 200), (255, 0, 0)).save(tmp_path / "red.jpg")
+    save_model(tmp_path / "w.npz", np.zeros(8 * 8 * 3, np.float32), np.float32(1.0), Preprocessing(8, True))
+    probe = ("import resource, subprocess, sys; status = subprocess.run(sys.argv[1:]).returncode; "
+             "print(status, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # KiB on Linux
+    command = [sys.executable, "-m", "stages.predict", "huge.png", "red.jpg", "--weights", "w.npz", "--threshold", "0.5"]
+    result = subprocess.run([sys.executable, "-c", probe, *command], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    *lines, last = result.stdout.splitlines()
+    status, peak_kib = map(int, last.split())
+    assert status == 1 and lines == ["red.jpg\tP(cat)=0.7311\tcat"]  # sigmoid(1)
+    assert result.stderr == ("huge.png\terror: 12000 x 12000 = 144,000,000 pixels, more than the 89,478,485 any "
+                             "stage decodes (images.MAX_PIXELS); shrink the image first\n")
+    assert peak_kib * 1024 < 200 << 20, peak_kib  # decoding it would take 12000 x 12000 x 3 = 432 MB
