@@ -98,6 +98,12 @@ class Preprocessing:
         images = np.stack([load_image(path, self.image_size, self.draft) for path in paths])
         return to_features(images, self.pixel_scale)
 
+    def images(self, X: np.ndarray) -> np.ndarray:
+        """The uint8 images (k, image_size, image_size, 3) that features X (k, image_size * image_size * 3)
+        were made from: to_features undone (each feature is a uint8 value divided by pixel_scale)."""
+        values = np.rint(np.asarray(X, dtype=np.float64) * self.pixel_scale).clip(0, 255).astype(np.uint8)
+        return values.reshape(-1, self.image_size, self.image_size, 3)
+
     def save(self, path: Path | str) -> None:
         """Write the record as JSON, e.g. {"image_size": 64, "draft": true, "pixel_scale": 255.0}."""
         save_json(path, dataclasses.asdict(self))
