@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from stages.common import run_cli, save_npz
+from stages.common import DataError, run_cli, save_npz
 from stages.images import Preprocessing, to_features
 from stages.model import save_model
 from stages.evaluate import EvaluateParams, evaluate, main
@@ -164,3 +164,13 @@ def test_evaluate_refuses_weights_that_are_not_finite(in_tmp, capsys):
         "error: w.npz: 12 of the 13 weights (W and b) are not finite numbers (NaN or infinity): the training "
         "diverged; retrain with a lower train.lr (`dvc repro`)\n")
     assert sorted(p.name for p in in_tmp.iterdir()) == ["params.yaml", "valid.npz", "w.npz"]
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_evaluate_refuses_weights_whose_scores_overflow(in_tmp):
+    """Finite weights too large for float32 scores (a file train would never write) would give NaN log loss."""
+    W = np.full(12, 1e38, np.float32)
+    with pytest.raises(DataError, match=r"in/w.npz: the scores z = X W \+ b of 2 validation images overflow float32"):
+        X = np.array([[1] * 12, [0] * 12, [0.5] * 12, [0] * 12], np.float32)  # z = 1.2e39 and 6e38: beyond float32
+        run_evaluate(X, np.array([1, 0, 1, 0], np.uint8), W, 0.0, 2)
+    assert not Path("out").exists()

@@ -29,7 +29,8 @@ def test_non_finite_weights_are_never_written(tmp_path):
 @pytest.mark.parametrize("W, b, message", [
     (np.full(3, np.nan, np.float32), np.float32(0), r"3 of the 4 weights \(W and b\) are not finite"),
     (np.zeros(3, np.float32), np.float32(np.inf), r"1 of the 4 weights"),
-    (np.zeros(4, np.float32), np.float32(0), r"W of shape \(4,\) and b of shape \(\); the image size 1 needs W of shape \(3,\)"),
+    (np.zeros(4, np.float32), np.float32(0),
+     r"W of shape \(4,\) and b of shape \(\); the image size 1 needs W of shape \(3,\)"),
     (np.zeros(3, np.float32), np.zeros(2, np.float32), r"b of shape \(2,\)"),
 ])
 def test_a_model_file_that_cannot_score_is_refused(tmp_path, W, b, message):

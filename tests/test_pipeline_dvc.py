@@ -204,7 +204,8 @@ def test_a_diverging_learning_rate_stops_train_with_the_epoch_and_what_to_change
         ("train", "lr", "'0.01'", "train.lr = '0.01' is text, expected a number"),
         ("train", "loss", "hinge", "train.loss = 'hinge' is not allowed, expected one of: mse, cross_entropy"),
         ("resize_split", "valid_fraction", "1.5", "resize_split.valid_fraction = 1.5 is out of range"),
-        ("resize_split", "size", "1024", "resize_split.size = 1024 is out of range, expected an integer >= 1 and <= 512"),
+        ("resize_split", "size", "1024",
+         "resize_split.size = 1024 is out of range, expected an integer >= 1 and <= 512"),
     ],
 )
 def test_bad_parameter_stops_the_stage_with_a_message(clean, group, key, value, message):

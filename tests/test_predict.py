@@ -81,7 +81,8 @@ def test_a_photo_with_too_many_pixels_is_reported_and_skipped_without_being_deco
     save_model(tmp_path / "w.npz", np.zeros(8 * 8 * 3, np.float32), np.float32(1.0), Preprocessing(8, True))
     probe = ("import resource, subprocess, sys; status = subprocess.run(sys.argv[1:]).returncode; "
              "print(status, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # KiB on Linux
-    command = [sys.executable, "-m", "stages.predict", "huge.png", "red.jpg", "--weights", "w.npz", "--threshold", "0.5"]
+    command = [sys.executable, "-m", "stages.predict", "huge.png", "red.jpg", "--weights", "w.npz",
+               "--threshold", "0.5"]
     result = subprocess.run([sys.executable, "-c", probe, *command], cwd=tmp_path, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     *lines, last = result.stdout.splitlines()
