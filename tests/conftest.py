@@ -58,8 +58,9 @@ def photo_like(path, width, height, seed):
 
 
 def black_png(path, width, height):
-    """A valid black RGB PNG of width x height, written row by row: a 144-megapixel one takes 0.4 MB on disk
-    and no more memory than a row here, while decoding it would allocate width x height x 3 bytes."""
+    """A valid black PNG of width x height (1 bit per pixel), written row by row: a 144-megapixel one takes
+    20 kB on disk and no more memory than a row here, while Pillow decoding it allocates a byte per pixel,
+    and converting it to RGB three more."""
     import struct
     import zlib
 
@@ -67,7 +68,7 @@ def black_png(path, width, height):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     squeeze = zlib.compressobj(9)
-    row = bytes(1 + 3 * width)  # filter byte 0, then black pixels
+    row = bytes(1 + (width + 7) // 8)  # filter byte 0, then 8 black pixels a byte
     data = b"".join(squeeze.compress(row) for _ in range(height)) + squeeze.flush()
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits per channel, RGB
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1 bit per pixel, grayscale
     Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))

@@ -1,3 +1,4 @@
+import os
 import re
 
 import numpy as np
@@ -127,9 +128,10 @@ def test_images_that_would_not_fit_in_memory_stop_the_stage_before_decoding(in_t
     """m x size^2 x 3 x (1 + 4) bytes against what is available: 2,000 images at 512 px need 7.3 GiB."""
     raw = in_tmp / "raw"
     raw.mkdir()
+    (in_tmp / "empty").touch()
     for i in range(1000):
         for name in (f"cat.{i}.jpg", f"dog.{i}.jpg"):
-            (raw / name).touch()  # never decoded: the stage stops first
+            os.link(in_tmp / "empty", raw / name)  # never decoded: the stage stops first
     monkeypatch.setattr(stages.resize_split, "available_memory", lambda: 4 << 30)
     message = (r"^params.yaml: resize_split.size = 512 needs about 7.3 GiB of memory for the 2000 images of .*raw "
                r"\(m x size\^2 x 3 bytes of uint8 images plus 4 times that of float32 features, held at once by "
@@ -149,9 +151,10 @@ def test_the_memory_check_reads_this_machines_memory(in_tmp, capsys):
     if m > 200_000:
         pytest.skip(f"this machine has too much memory to fill with {m} photo names")
     (in_tmp / "raw").mkdir()
-    for i in range(m // 2):
-        (in_tmp / "raw" / f"cat.{i}.jpg").touch()
-        (in_tmp / "raw" / f"dog.{i}.jpg").touch()
+    (in_tmp / "empty").touch()
+    for i in range(m // 2):  # hard links: one system call per name
+        os.link(in_tmp / "empty", in_tmp / "raw" / f"cat.{i}.jpg")
+        os.link(in_tmp / "empty", in_tmp / "raw" / f"dog.{i}.jpg")
     params = write_params(in_tmp / "params.yaml", resize_split={"size": 512})
     with pytest.raises(SystemExit) as status:
         run_cli(main, ["--params", str(params), "--raw", "raw", *[str(arg) for pair in zip(
