@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ["DVC_NO_ANALYTICS"] = "1"
 PIPELINE_FILES = (
     "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gitignore",
-    "data/external/README.md", "metrics_gate.yaml",
+    "data/external/README.md", "data/external/.gitignore", "metrics_gate.yaml",
 )
 PIPELINE_DIRS = ("stages", "tools", ".dvc/plots")  # .dvc/plots: the offline page template of `dvc plots`
 
