@@ -72,3 +72,23 @@ def black_png(path, width, height):
     data = b"".join(squeeze.compress(row) for _ in range(height)) + squeeze.flush()
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1 bit per pixel, grayscale
     Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "remote: round trips through DVC remotes on servers the tests start on localhost "
+        "(local folder, moto's S3, OpenSSH); `-m 'not remote'` leaves them out"
+    )
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print what tests recorded with record_property("timings", text), e.g. the remote round trips."""
+    lines = [
+        f"{report.nodeid}: {value}"
+        for report in terminalreporter.stats.get("passed", [])
+        for name, value in report.user_properties if name == "timings"
+    ]
+    if lines:
+        terminalreporter.write_sep("-", "timings")
+        for line in lines:
+            terminalreporter.write_line(line)
