@@ -6,8 +6,16 @@ import sys
 import pytest
 
 from tests.test_check_metrics_dvc import project  # noqa: F401  (the module's temporary repository)
-from tests.test_pipeline_dvc import dvc, run
+from tests.test_pipeline_dvc import dvc, run, stages_run
 from tools.sweep import experiment_name, experiment_revs, lr_text, queue_commands
+
+IMAGE_STAGES = ["ingest", "resize_split", "flatten_normalize"]
+
+
+def stages_of(repo, name):
+    """(stages run, image stages skipped as unchanged) from the experiment's own log."""
+    log = dvc(repo, "queue", "logs", name).stdout
+    return stages_run(log), [stage for stage in IMAGE_STAGES if f"Stage '{stage}' didn't change, skipping" in log]
 
 
 def test_learning_rates_are_written_without_exponent():
@@ -17,7 +25,7 @@ def test_learning_rates_are_written_without_exponent():
 
 def test_queue_commands():
     assert queue_commands([0.01], ["train.epochs=3"]) == [
-        ["exp", "run", "--queue", "-f", "-S", "train.lr=0.01", "-S", "train.epochs=3", "--name", "lr-0.01"]
+        ["exp", "run", "--queue", "-S", "train.lr=0.01", "-S", "train.epochs=3", "--name", "lr-0.01"]
     ]
 
 
@@ -51,3 +59,13 @@ def test_sweep_runs_the_queue_and_draws_the_runs(project):  # noqa: F811
     page = (project / "sweep/dvc_plots/index.html").read_text()
     assert '"rev": "lr-0.3"' in page and '"rev": "lr-0.001"' in page
     assert run(project, "git", "status", "--porcelain", "--untracked-files=no").stdout == ""  # workspace untouched
+    for name in ("lr-0.3", "lr-0.001"):  # the image stages come from the cache, never recomputed
+        assert stages_of(project, name) == (["train", "evaluate"], IMAGE_STAGES)
+
+    # Running the sweep again replaces the experiment of the same name (DVC refuses a second lr-0.3).
+    run(project, sys.executable, "-m", "tools.sweep", "--lr", "0.3", "-S", "train.epochs=10", "--out", "sweep")
+    shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
+    runs = {rev["name"]: rev["data"] for exp in shown[1]["experiments"] for rev in exp["revs"]}
+    assert sorted(runs) == ["lr-0.001", "lr-0.3"]
+    assert runs["lr-0.3"]["params"]["params.yaml"]["data"]["train"]["epochs"] == 10
+    assert stages_of(project, "lr-0.3") == (["train", "evaluate"], IMAGE_STAGES)

@@ -1,8 +1,10 @@
 """Learning-rate sweep on DVC's experiment queue, in one command (`make sweep`).
 
-For each learning rate: `dvc exp run --queue -S train.lr=LR --name lr-LR`; then the queue runs one
-experiment at a time (`dvc exp run --run-all -j 1`, so that runs do not compete for the
-cores); then
+First `dvc repro flatten_normalize`: the image stages (ingest, resize_split, flatten_normalize) up to
+date in the workspace and DVC's cache, so that every run finds them unchanged and only train and
+evaluate run. For each learning rate: `dvc exp run --queue -S train.lr=LR --name lr-LR` (an earlier
+experiment lr-LR of HEAD is removed first); then the queue runs one experiment at a time
+(`dvc exp run --run-all -j 1`, so that runs do not compete for the cores); then
   - `dvc exp show`, sorted by validation accuracy, printed and saved to OUT/exp_show.txt;
   - `dvc plots diff lr-... -o OUT/dvc_plots`: every plot of dvc.yaml with the runs overlaid
     (open OUT/dvc_plots/index.html);
@@ -30,6 +32,9 @@ SORT_BY = "metrics/evaluate.json:accuracy"
 # Columns of `dvc exp show --only-changed` that say nothing about a learning rate (regexes matched
 # at the start of the name): bookkeeping, confusion counts, and the hashes of deps and outs (paths).
 DROP_COLUMNS = "Created|State|Executor|true_.*|false_.*|n_valid|.*/.*"
+# The last stage before train: `dvc repro` of it brings every stage a learning rate does not change up
+# to date (and into DVC's cache), once, before the queue copies the workspace for each run.
+FEATURES_STAGE = "flatten_normalize"
 
 
 def lr_text(lr: float) -> str:
@@ -42,11 +47,11 @@ def experiment_name(lr: float) -> str:
 
 
 def queue_commands(lrs: Sequence[float], overrides: Sequence[str]) -> list[list[str]]:
-    """The `dvc exp run --queue` arguments, one experiment per learning rate (-f: rerunning the sweep
-    replaces an experiment of the same name)."""
+    """The `dvc exp run --queue` arguments, one experiment per learning rate. Without --force, which
+    would rerun every stage, the image stages included, in every run."""
     extra = [arg for override in overrides for arg in ("-S", override)]
     return [
-        ["exp", "run", "--queue", "-f", "-S", f"train.lr={lr_text(lr)}", *extra, "--name", experiment_name(lr)]
+        ["exp", "run", "--queue", "-S", f"train.lr={lr_text(lr)}", *extra, "--name", experiment_name(lr)]
         for lr in lrs
     ]
 
@@ -100,8 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="sweep",
         description=(
-            "Learning-rate sweep with DVC's queue: one experiment `lr-LR` per rate, run one at a time, "
-            "then `dvc exp show` sorted by validation accuracy (also OUT/exp_show.txt), "
+            "Learning-rate sweep with DVC's queue: the image stages brought up to date once "
+            "(`dvc repro flatten_normalize`), then one experiment `lr-LR` per rate (replacing an earlier one "
+            "of that name), run one at a time, only train and evaluate running; then `dvc exp show` sorted by validation accuracy (also OUT/exp_show.txt), "
             "`dvc plots diff` of the runs (OUT/dvc_plots/index.html) and their loss curves on one "
             "chart (OUT/loss_curves.png). Run from the project root."
         ),
@@ -118,6 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = [experiment_name(lr) for lr in args.lr]
     try:
+        # Rerunning the sweep replaces its experiments: DVC refuses to queue a name HEAD already has.
+        existing = dvc("exp", "list", "--name-only", capture=True).split()
+        earlier = [name for name in names if name in existing]
+        if earlier:
+            dvc("exp", "remove", *earlier)
+        dvc("repro", FEATURES_STAGE)
         for command in queue_commands(args.lr, args.overrides):
             dvc(*command)
         dvc("exp", "run", "--run-all", "--jobs", "1")
