@@ -74,13 +74,6 @@ def black_png(path, width, height):
     Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "remote: round trips through DVC remotes on servers the tests start on localhost "
-        "(local folder, moto's S3, OpenSSH); `-m 'not remote'` leaves them out"
-    )
-
-
 def pytest_terminal_summary(terminalreporter):
     """Print what tests recorded with record_property("timings", text), e.g. the remote round trips."""
     lines = [

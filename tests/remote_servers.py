@@ -6,6 +6,7 @@ temporary folder and stopped when its `with` block ends, and a check of what a D
 - sshd: Debian's OpenSSH server (`/usr/sbin/sshd -D -f CONFIG`) on a free port, with a host key and
   one authorized client key made for the test, as the current user.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -16,9 +17,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 SSHD = Path("/usr/sbin/sshd")
 # DVC 3 stores a file as files/md5/<2 hex>/<30 hex> and a directory listing as .../<30 hex>.dir;
@@ -77,8 +78,11 @@ def s3_client(endpoint: str):
     import boto3
 
     return boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id=S3_CREDENTIALS["access_key_id"], aws_secret_access_key=S3_CREDENTIALS["secret_access_key"],
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=S3_CREDENTIALS["access_key_id"],
+        aws_secret_access_key=S3_CREDENTIALS["secret_access_key"],
     )
 
 
@@ -109,7 +113,9 @@ def sshd(folder: Path) -> Iterator[dict]:
     with _server(command, port, folder / "sshd.log"):
         host_key = (folder / "host_key.pub").read_text().split()[:2]
         yield {
-            "port": port, "user": getpass.getuser(), "keyfile": str(folder / "client_key"),
+            "port": port,
+            "user": getpass.getuser(),
+            "keyfile": str(folder / "client_key"),
             "known_hosts": f"[127.0.0.1]:{port} {' '.join(host_key)}\n",
         }
 
@@ -128,7 +134,7 @@ def bucket_keys(client, bucket: str, prefix: str) -> list[str]:
 def bucket_objects(client, bucket: str, prefix: str) -> dict[str, bytes]:
     """{key relative to prefix: bytes} of every object under s3://bucket/prefix/."""
     return {
-        key[len(prefix) + 1:]: client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        key[len(prefix) + 1 :]: client.get_object(Bucket=bucket, Key=key)["Body"].read()
         for key in bucket_keys(client, bucket, prefix)
     }
 
