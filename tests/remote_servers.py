@@ -9,10 +9,12 @@ temporary folder and stopped when its `with` block ends, and a check of what a D
 
 from __future__ import annotations
 
+import ctypes
 import getpass
 import hashlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 SSHD = Path("/usr/sbin/sshd")
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 # DVC 3 stores a file as files/md5/<2 hex>/<30 hex> and a directory listing as .../<30 hex>.dir;
 # either way the md5 of the stored bytes is the 32 hex digits of its name.
 OBJECT = re.compile(r"files/md5/([0-9a-f]{2})/([0-9a-f]{30})(\.dir)?")
@@ -49,10 +52,17 @@ def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: flo
     raise RuntimeError(f"server did not listen on port {port} within {timeout} s:\n{log.read_text()}")
 
 
+def _die_with_parent() -> None:
+    """In the server's process before exec: the kernel kills it if pytest dies (even by kill -9)."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 @contextmanager
 def _server(command: list[str], port: int, log: Path) -> Iterator[subprocess.Popen]:
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
     try:
         _wait_for_port(port, process, log)
         yield process

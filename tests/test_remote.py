@@ -3,9 +3,11 @@ folder, moto's S3-compatible server and Debian's OpenSSH server (tests/remote_se
 
 Alice's project (built once per module) tracks a real-source folder with `dvc add
 data/external/train` (ingest reads it), has run the pipeline, committed the three remotes' settings in
-.dvc/config (her credentials in .dvc/config.local) and then run an experiment. For each remote:
-  - alice's first `dvc push` is killed with kill -9 part-way; a second push completes, and every object
-    on the remote hashes to its name; `dvc exp push` sends the experiment;
+.dvc/config (her credentials in .dvc/config.local) and then run an experiment. For each remote, at the
+same time, from a copy of her project:
+  - alice's first `dvc push` is killed with kill -9 part-way; a second push completes; `dvc exp push`
+    sends the experiment; then every object on the remote must hash to its name (a push skips the
+    names the remote already has, so a half-written object would stay there for good);
   - bob clones the git remote (a bare repository on disk) with no DVC cache: `dvc pull --run-cache`,
     `dvc status` clean, `dvc repro` runs nothing, every output byte-identical to alice's, the same run
     cache; on the local remote he also tries the experiment's parameters: `dvc repro --pull` takes the
@@ -19,9 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import time
+import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,13 +168,13 @@ def push_killed_part_way(repo: Path, name: str, remote: Remote) -> int:
     return remote.count()
 
 
-def clone(tmp_path: Path, name: str, alice: Path, remote: str) -> Path:
+def clone(folder: Path, name: str, alice: Path, remote: str) -> Path:
     """A teammate's clean clone of the git remote, with no DVC cache. Their own settings go to
     .dvc/config.local, never to git: the credentials (here alice's) and which remote they use."""
-    run(tmp_path, "git", "clone", "-q", str(tmp_path / "git-remote.git"), name)
+    run(folder, "git", "clone", "-q", str(folder / "git-remote.git"), name)
     local = (alice / ".dvc/config.local").read_text() if (alice / ".dvc/config.local").exists() else ""
-    (tmp_path / name / ".dvc/config.local").write_text(f"{local}[core]\n    remote = {remote}\n")
-    return tmp_path / name
+    (folder / name / ".dvc/config.local").write_text(f"{local}[core]\n    remote = {remote}\n")
+    return folder / name
 
 
 def test_check_objects_names_corrupt_objects_and_unexpected_files():
@@ -189,11 +194,12 @@ def test_check_objects_names_corrupt_objects_and_unexpected_files():
         check_objects({"files/md5/4a/partial": bad})
 
 
-@pytest.mark.remote
-@pytest.mark.parametrize("name", ["local", "s3", "ssh"])
-def test_a_team_shares_data_runs_and_experiments(team, name, tmp_path, record_property):
-    alice, remotes, experiment_weights = team
-    remote = remotes[name]
+def share(source: Path, name: str, remote: Remote, experiment_weights: bytes, folder: Path) -> str:
+    """One team's round trip through remote `name` (see the module docstring), in `folder`, from a copy
+    of alice's project. Returns what it measured, one line."""
+    folder.mkdir()
+    alice = folder / "alice"
+    shutil.copytree(source, alice, symlinks=True)
     timings = {}
 
     def timed(label: str, where: Path, *args: str):
@@ -202,9 +208,9 @@ def test_a_team_shares_data_runs_and_experiments(team, name, tmp_path, record_pr
         timings[label] = time.perf_counter() - start
         return result
 
-    # Alice: the git remote, a push killed part-way, then one that completes; nothing corrupt.
-    git_remote = str(tmp_path / "git-remote.git")
-    run(tmp_path, "git", "init", "-q", "--bare", "-b", "main", git_remote)
+    # Alice: the git remote, a push killed part-way, then one that completes.
+    git_remote = str(folder / "git-remote.git")
+    run(folder, "git", "init", "-q", "--bare", "-b", "main", git_remote)
     run(alice, "git", "push", "-q", git_remote, "main")
     files_when_killed = push_killed_part_way(alice, name, remote)
     pushed = timed("push --run-cache", alice, "push", "-r", name, "--run-cache").stdout.strip().splitlines()[-1]
@@ -213,7 +219,7 @@ def test_a_team_shares_data_runs_and_experiments(team, name, tmp_path, record_pr
     timed("exp push", alice, "exp", "push", "-r", name, git_remote, EXPERIMENT[2])
 
     # Bob: a clean clone; pull, nothing to run, the same bytes, the same run cache.
-    bob = clone(tmp_path, "bob", alice, name)
+    bob = clone(folder, "bob", alice, name)
     timed("pull --run-cache", bob, "pull", "--run-cache")
     assert UP_TO_DATE in dvc(bob, "status").stdout
     assert stages_run(dvc(bob, "repro").stdout) == []
@@ -231,17 +237,34 @@ def test_a_team_shares_data_runs_and_experiments(team, name, tmp_path, record_pr
         assert (bob / "models/weights.npz").read_bytes() == experiment_weights
 
     # Carol: a clean clone, the experiment only.
-    carol = clone(tmp_path, "carol", alice, name)
+    carol = clone(folder, "carol", alice, name)
     timed("exp pull", carol, "exp", "pull", "origin", EXPERIMENT[2])
     dvc(carol, "exp", "apply", EXPERIMENT[2])
     assert UP_TO_DATE in dvc(carol, "status").stdout
     assert (carol / "models/weights.npz").read_bytes() == experiment_weights
     objects, temporary = check_objects(remote.stored())  # after both pushes and exp push
 
-    record_property(
-        "timings",
+    return (
         f"{', '.join(f'{label} {seconds:.1f} s' for label, seconds in timings.items())}; "
         f"killed with {files_when_killed} of {files_pushed} files on the remote, then {pushed}; "
         f"{len(objects)} objects, all intact; "
-        f"temporary files left on the remote by the killed push: {temporary or 'none'}",
+        f"temporary files left on the remote by the killed push: {temporary or 'none'}"
     )
+
+
+@pytest.mark.remote
+def test_a_team_shares_data_runs_and_experiments_through_each_remote(team, tmp_path, record_property):
+    """The three round trips run at the same time (each mostly waits on dvc, git and its server)."""
+    alice, remotes, experiment_weights = team
+    with ThreadPoolExecutor(len(remotes)) as pool:
+        trips = {
+            name: pool.submit(share, alice, name, remote, experiment_weights, tmp_path / name)
+            for name, remote in remotes.items()
+        }
+    failures = []
+    for name, trip in trips.items():
+        try:
+            record_property("timings", f"{name}: {trip.result()}")
+        except Exception:
+            failures.append(f"--- remote {name}:\n{traceback.format_exc()}")
+    assert not failures, "\n".join(failures)
