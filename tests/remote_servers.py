@@ -9,22 +9,22 @@ temporary folder and stopped when its `with` block ends, and a check of what a D
 
 from __future__ import annotations
 
-import ctypes
 import getpass
 import hashlib
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
+from stages.common import _die_with_parent
+
 SSHD = Path("/usr/sbin/sshd")
-PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 # DVC 3 stores a file as files/md5/<2 hex>/<30 hex> and a directory listing as .../<30 hex>.dir;
 # either way the md5 of the stored bytes is the 32 hex digits of its name.
 OBJECT = re.compile(r"files/md5/([0-9a-f]{2})/([0-9a-f]{30})(\.dir)?")
@@ -52,16 +52,16 @@ def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: flo
     raise RuntimeError(f"server did not listen on port {port} within {timeout} s:\n{log.read_text()}")
 
 
-def _die_with_parent() -> None:
-    """In the server's process before exec: the kernel kills it if pytest dies (even by kill -9)."""
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 @contextmanager
 def _server(command: list[str], port: int, log: Path) -> Iterator[subprocess.Popen]:
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # The kernel kills the server if pytest dies, even by kill -9 (the stages' workers do the same).
+            preexec_fn=partial(_die_with_parent, os.getpid()),
         )
     try:
         _wait_for_port(port, process, log)
