@@ -15,7 +15,7 @@ export DVC_NO_ANALYTICS := 1
 # python can answer it); a venv answers with the prefix of the interpreter it was made from.
 IDENTIFY := import sys; print("%d.%d %s %s" % (sys.version_info[0], sys.version_info[1], sys.version.split()[0], getattr(sys, "base_prefix", sys.prefix)))
 
-.PHONY: venv repro test clean bench check-metrics sweep mutation FORCE
+.PHONY: venv repro test lint clean bench check-metrics sweep mutation FORCE
 
 venv: $(VENV)/.installed
 
@@ -44,6 +44,12 @@ repro: venv
 
 test: venv
 	"$(BIN)/python" -m pytest tests
+
+# Lint and format check (ruff, pinned in requirements.txt; settings in pyproject.toml). `ruff format .`
+# and `ruff check --fix .` apply them.
+lint: venv
+	"$(BIN)/ruff" check .
+	"$(BIN)/ruff" format --check .
 
 # Benchmarks (bench/), with their own pinned extras (scikit-learn); writes bench/RESULTS.md.
 # BENCH_ARGS=--quick for a few-minute run with smaller sizes (writes bench/.cache/RESULTS-partial.md instead).
