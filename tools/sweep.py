@@ -33,7 +33,7 @@ DROP_COLUMNS = "Created|State|Executor|true_.*|false_.*|n_valid|.*/.*"
 
 
 def lr_text(lr: float) -> str:
-    """0.001 -> "0.001", never "1e-03": PyYAML would read the exponent form as text in params.yaml."""
+    """0.001 -> "0.001", never "1e-03": experiment names and -S values as a person writes them."""
     return np.format_float_positional(lr, trim="-")
 
 
