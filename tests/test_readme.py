@@ -1,9 +1,18 @@
 """README.md's numbers from runs: the marker parser, the number checks on DVC's and the gate's real output
 formats, and `python -m tools.readme --check` on the project's own README against metrics/ and params.yaml,
-which must fail when a number is edited."""
+which must fail when a number is edited; on request, the write mode for real in a small project."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
+from tests.test_check_metrics import TINY
+from tests.test_pipeline_dvc import dvc, make_project, run
 from tools.readme import (
     BLOCKS,
     VARIANTS,
@@ -95,10 +104,10 @@ def test_results_block_renders_the_committed_run_and_keeps_the_runs_cells():
     text = render_results(COMMITTED, cells)
     lines = text.splitlines()
     assert lines[0].startswith("On the embedded default (2,000 synthetic photos, 1,600 train / 400 validation)")
-    assert lines[4].endswith("| 5,000 | **0.7150** | 0.731 | 0.763 | 0.0986 |")
-    assert "lr 0.003, full batch" in lines[4]
-    assert lines[5].endswith("`-S train.gradient=notebook` | 5,000 | 0.0001 | 0.7 | 0.7 | 0.1 |")
-    assert lines[6].split(" | ")[1] == "50"  # the variant's own train.epochs
+    assert lines[5].endswith("| 5,000 | **0.7150** | 0.731 | 0.763 | 0.0986 |")
+    assert "lr 0.003, full batch" in lines[5]
+    assert lines[6].endswith("`-S train.gradient=notebook` | 5,000 | 0.0001 | 0.7 | 0.7 | 0.1 |")
+    assert lines[7].split(" | ")[1] == "50"  # the variant's own train.epochs
     assert variant_cells(text) == cells
     with pytest.raises(ReadmeError, match="rows after the default run's"):
         render_results(COMMITTED, cells[1:])
@@ -182,3 +191,33 @@ def test_console_fence():
         console(("dvc metrics diff", "a  \nb\n\n"), ("echo $?", "1"))
         == "```console\n$ dvc metrics diff\na\nb\n$ echo $?\n1\n```\n"
     )
+
+
+# ---------------------------------------------------------------------------- the project's own README
+
+
+@pytest.mark.skipif(os.environ.get("README_WRITE_TEST") != "1", reason="minutes: set README_WRITE_TEST=1")
+def test_the_write_mode_reruns_the_commands_in_a_clone_and_leaves_the_project_alone(tmp_path):
+    """The real `python -m tools.readme` in a small project (60 images, 60 epochs) with the project's README:
+    seven DVC experiments, about 4 minutes on 2 busy cores, so only on request (README_WRITE_TEST=1)."""
+    repo = make_project(tmp_path / "project", TINY)
+    dvc(repo, "repro")
+    shutil.copy(ROOT / "README.md", repo / "README.md")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "first run")
+    env_tmp = tmp_path / "tmp"
+    env_tmp.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.readme"], cwd=repo, capture_output=True, text=True,
+        env=dict(os.environ, TMPDIR=str(env_tmp), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "README.md: rewritten\nREADME.md: up to date\n"
+    new = {name: body for name, body in split((repo / "README.md").read_text()) if name}
+    old = {name: body for name, body in split((ROOT / "README.md").read_text()) if name}
+    assert all(new[name] != old[name] for name in BLOCKS)
+    assert "$ dvc exp apply lr-0.001\n" in new["compare"] and "[lr-0.03]" in new["sweep"]
+    assert new["gate"].endswith("$ echo $?\n1\n```\n") and "(60 synthetic photos" in new["results"]
+    assert run(repo, "git", "status", "--porcelain").stdout == " M README.md\n"
+    assert dvc(repo, "exp", "list", "--all-commits").stdout.strip() == ""  # the experiments went with the clone
+    assert list(env_tmp.iterdir()) == []  # the clone too

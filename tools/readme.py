@@ -128,8 +128,8 @@ def render_results(committed: Committed, variant_cells: Sequence[Sequence[str]])
         rows.append([f"{what}: `{' '.join(f'-S {o}' for o in overrides)}`", f"{int(epochs):,}", *run_cells])
     photos = "synthetic photos" if p["ingest.source"] == "synthetic" else "photos"
     intro = (
-        f"On the embedded default ({total:,} {photos}, {total - n_valid:,} train / {n_valid:,} validation); "
-        "each variant is `dvc exp run --temp -S ...` from the default, as `python -m tools.readme` runs it:"
+        f"On the embedded default ({total:,} {photos}, {total - n_valid:,} train / {n_valid:,} validation), each\n"
+        "variant is `dvc exp run --temp -S ...` from the default, as `python -m tools.readme` runs it:"
     )
     header = [
         "| recipe | epochs | " + " | ".join(name for name, *_ in COLUMNS) + " |",
@@ -233,6 +233,7 @@ def run_blocks(committed: Committed) -> dict[str, str]:
     cache = sh(here, sys.executable, "-m", "dvc", "cache", "dir").strip()
     with tempfile.TemporaryDirectory(prefix="readme-") as tmp:
         clone = Path(tmp) / here.name
+        os.environ["DVC_SITE_CACHE_DIR"] = str(Path(tmp) / "site")  # DVC's state of the clone goes with it
 
         def dvc(*args: str, status: int = 0) -> str:
             return sh(clone, sys.executable, "-m", "dvc", *args, status=status)
@@ -274,11 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "README.md committed; takes minutes. Run from the project root."
         ),
     )
-    parser.add_argument(
-        "--check", action="store_true",
-        help="no runs, a second: exit 1 naming each block that disagrees with metrics/*.json and params.yaml "
-        "(the default run's numbers) or whose markers are wrong",
-    )  # fmt: skip
+    what = "no runs: exit 1 naming each block that disagrees with metrics/*.json and params.yaml, or bad markers"
+    parser.add_argument("--check", action="store_true", help=what)
     parser.add_argument("--readme", type=Path, default=README, help=f"the file (default: {README})")
     args = parser.parse_args(argv)
     text, committed = args.readme.read_text(), load_committed()
@@ -286,6 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             split(text)  # readable markers before minutes of runs
             args.readme.write_text(replace_blocks(text, run_blocks(committed)))
+            print(f"{args.readme}: rewritten")
         except ReadmeError as err:
             print(f"readme: error: {err}", file=sys.stderr)
             return 1
