@@ -22,6 +22,7 @@ from tools.readme import (
     check,
     console,
     default_run_numbers,
+    load_committed,
     render_results,
     replace_blocks,
     split,
@@ -194,6 +195,26 @@ def test_console_fence():
 
 
 # ---------------------------------------------------------------------------- the project's own README
+
+
+def test_the_readme_agrees_with_the_committed_metrics_and_params(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert check((ROOT / "README.md").read_text(), load_committed()) == []
+
+
+def test_editing_a_number_of_the_readme_fails_the_check(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    text = (ROOT / "README.md").read_text()
+    accuracy = load_committed().metrics["metrics/evaluate.json"]["accuracy"]
+    bold = f"**{accuracy:.4f}**"
+    assert text.count(bold) == 1
+    edited = tmp_path / "README.md"
+    edited.write_text(text.replace(bold, f"**{accuracy + 0.01:.4f}**"))
+    command = [sys.executable, "-m", "tools.readme", "--check"]
+    assert subprocess.run(command, cwd=ROOT, capture_output=True).returncode == 0
+    result = subprocess.run([*command, "--readme", str(edited)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "block `results`: line 6" in result.stderr and "stale, rerun `python -m tools.readme`" in result.stdout
 
 
 @pytest.mark.skipif(os.environ.get("README_WRITE_TEST") != "1", reason="minutes: set README_WRITE_TEST=1")
