@@ -38,7 +38,7 @@ FEATURES_STAGE = "flatten_normalize"
 
 
 def lr_text(lr: float) -> str:
-    """0.001 -> "0.001", never "1e-03": PyYAML would read the exponent form as text in params.yaml."""
+    """0.001 -> "0.001", never "1e-03": experiment names and -S values as a person writes them."""
     return np.format_float_positional(lr, trim="-")
 
 
