@@ -67,3 +67,40 @@ def test_evaluate_stage_writes_metrics_and_plot_files(in_tmp):
     assert list(pd.read_csv("out/roc.csv").columns) == ["fpr", "tpr"]
     for png in ("out/loss.png", "out/w.png"):
         assert Image.open(png).size[0] > 100
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.8, 0.2])
+def test_evaluate_stage_confusion_pairs_and_threshold(in_tmp, threshold):
+    # a random, non-saturating neuron: the labels at `threshold` differ from those at 0.5
+    size = 4
+    rng = np.random.default_rng(1)
+    X = rng.random((60, size * size * 3), dtype=np.float32)
+    y = rng.integers(0, 2, 60).astype(np.uint8)
+    W = (rng.normal(0, 1, size * size * 3) / 3).astype(np.float32)
+    b = np.float32(-float(np.mean(X @ W)))
+    save_npz("in/valid.npz", X=X, y=y)
+    save_npz("in/w.npz", W=W, b=b, image_size=np.int64(size))
+    pd.DataFrame({"epoch": [0, 1], "train_loss": [0.125, 0.1], "valid_loss": [0.125, 0.11],
+                  "train_accuracy": [0.5, 0.6], "valid_accuracy": [0.5, 0.55]}).to_csv("in/h.csv", index=False)
+    metrics = evaluate(
+        EvaluateParams(threshold), model="in/w.npz", valid_features="in/valid.npz", history="in/h.csv",
+        metrics="out/m.json", roc="out/roc.csv", confusion="out/c.csv", loss_plot="out/loss.png", weights_plot="out/w.png",
+    )
+    # the oracle, in float64: P(cat) = sigmoid(X W + b), predicted cat where P(cat) > threshold
+    p = 1 / (1 + np.exp(-(X.astype(np.float64) @ W + float(b))))
+    predicted = (p > threshold).astype(int)
+    assert 0 < np.mean(predicted != (p > 0.5)) or threshold == 0.5  # the threshold matters here
+    confusion = pd.read_csv("out/c.csv")
+    names = np.array(["dog", "cat"])
+    assert confusion.actual.tolist() == names[y].tolist()
+    assert confusion.predicted.tolist() == names[predicted].tolist()
+    tp, fp = int(np.sum((predicted == 1) & (y == 1))), int(np.sum((predicted == 1) & (y == 0)))
+    tn, fn = int(np.sum((predicted == 0) & (y == 0))), int(np.sum((predicted == 0) & (y == 1)))
+    assert (metrics["true_positives"], metrics["false_positives"], metrics["true_negatives"],
+            metrics["false_negatives"]) == (tp, fp, tn, fn)
+    assert metrics["accuracy"] == pytest.approx((tp + tn) / 60, abs=1e-6)
+    assert metrics["precision"] == pytest.approx(tp / (tp + fp), abs=1e-6)
+    assert metrics["recall"] == pytest.approx(tp / (tp + fn), abs=1e-6)
+    assert metrics["mse_loss"] == pytest.approx(np.mean((p - y) ** 2) / 2, abs=1e-6)
+    assert metrics["log_loss"] == pytest.approx(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)), abs=1e-6)
+    assert metrics["roc_auc"] == pytest.approx(pairwise_auc(y, p), abs=1e-6)
