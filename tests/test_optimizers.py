@@ -80,3 +80,38 @@ def test_gradient_descent_matches_a_float64_loop_over_several_steps(momentum, l2
         velocity = momentum * velocity + np.append(gW + l2 * theta[:-1], gb)
         theta = theta - lr * velocity
         np.testing.assert_allclose(np.append(W, b), theta, rtol=1e-5, atol=1e-6, err_msg=f"step {t}")
+
+
+def test_make_optimizer_builds_the_named_optimizer():
+    adam = make_optimizer(TrainParams(lr=0.1, optimizer="adam"))
+    gd = make_optimizer(TrainParams(lr=0.1, momentum=0.9))
+    assert type(adam) is Adam and type(gd) is GradientDescent and gd.momentum == np.float32(0.9)
+
+
+def test_defaults_are_plain_steps_without_l2():
+    W, grad = np.array([1.0, -2.0], np.float32), np.array([0.5, 0.25], np.float32)
+    gd_W = W.copy()
+    for _ in range(2):  # no momentum: the same gradient twice moves W by 2 lr g
+        b = GradientDescent(0.1).step(gd_W, np.float32(0), grad.copy(), np.float32(0))
+    np.testing.assert_allclose(gd_W, W - 2 * 0.1 * grad, rtol=1e-6)
+    adam_W = W.copy()
+    Adam(0.1).step(adam_W, b, grad.copy(), np.float32(0))
+    np.testing.assert_allclose(adam_W, W - 0.1 * np.sign(grad), rtol=1e-5)  # no l2: step 1 is lr sign(g)
+
+
+def test_adam_eps_is_added_to_the_root_of_the_second_moment():
+    # a gradient as small as eps: the update is rate m / (sqrt(v) + eps) (Kingma & Ba's eps-hat form)
+    beta1, beta2 = ADAM_BETAS
+    g = 1e-8
+    W = np.zeros(1, np.float32)
+    Adam(1.0).step(W, np.float32(0), np.array([g], np.float32), np.float32(0))
+    rate = np.sqrt(1 - beta2) / (1 - beta1)
+    expected = -rate * (1 - beta1) * g / (np.sqrt(1 - beta2) * g + ADAM_EPS)
+    assert W[0] == pytest.approx(expected, rel=1e-5) and W[0] < 0
+
+
+def test_optimizer_state_is_float32_like_the_weights():
+    adam, gd = Adam(0.1), GradientDescent(0.1, momentum=0.5)
+    for opt in (adam, gd):
+        opt.step(np.zeros(3, np.float32), np.float32(0), np.ones(3, np.float32), np.float32(1))
+    assert adam.first.dtype == adam.second.dtype == gd.velocity.dtype == np.float32
