@@ -1,5 +1,8 @@
 import hashlib
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,7 +12,7 @@ from stages.images import Preprocessing
 from stages.neuron import loss_value, predict, sigmoid
 from stages.params import ParamError
 from stages.train import TrainParams, main, train
-from tests.conftest import write_params
+from tests.conftest import ROOT, write_params
 from tests.test_fit import toy_problem
 
 
@@ -98,3 +101,21 @@ def test_metrics_are_the_kept_epochs_under_early_stopping(in_tmp):
     z = X[:40].astype(np.float64) @ model["W"] + float(model["b"])
     assert metrics["train_loss"] == pytest.approx(loss_value("cross_entropy", z, sigmoid(z), y[:40]), rel=1e-5)
     assert metrics["train_accuracy"] == pytest.approx(np.mean(predict(sigmoid(z)) == y[:40]), abs=1e-6)
+
+
+def test_two_processes_write_byte_identical_files(in_tmp):
+    # the stage run twice as the pipeline runs it, each in its own Python process: every output file's
+    # bytes equal (weights, history, metrics), and equal those of a run in this process
+    write_features()
+    write_params(in_tmp / "params.yaml", train={"epochs": 40, "lr": 0.5, "momentum": 0.5})
+    outputs = {}
+    for run in ("first", "second"):
+        paths = {**PATHS, "model": f"{run}/w.npz", "history": f"{run}/h.csv", "metrics": f"{run}/m.json"}
+        arguments = [word for key, path in paths.items() for word in (f"--{key.replace('_', '-')}", path)]
+        subprocess.run([sys.executable, "-m", "stages.train", "--params", "params.yaml", *arguments],
+                       check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        outputs[run] = [open(paths[key], "rb").read() for key in ("model", "history", "metrics")]
+    train(TrainParams(lr=0.5, epochs=40, momentum=0.5), progress=False, **PATHS)
+    here = [open(PATHS[key], "rb").read() for key in ("model", "history", "metrics")]
+    assert outputs["first"] == outputs["second"] == here
+    assert len(outputs["first"][1].splitlines()) == 42  # header + epochs 0..40
