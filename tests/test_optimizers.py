@@ -90,9 +90,9 @@ def test_make_optimizer_builds_the_named_optimizer():
 
 def test_defaults_are_plain_steps_without_l2():
     W, grad = np.array([1.0, -2.0], np.float32), np.array([0.5, 0.25], np.float32)
-    gd_W = W.copy()
+    gd_W, gd = W.copy(), GradientDescent(0.1)
     for _ in range(2):  # no momentum: the same gradient twice moves W by 2 lr g
-        b = GradientDescent(0.1).step(gd_W, np.float32(0), grad.copy(), np.float32(0))
+        b = gd.step(gd_W, np.float32(0), grad.copy(), np.float32(0))
     np.testing.assert_allclose(gd_W, W - 2 * 0.1 * grad, rtol=1e-6)
     adam_W = W.copy()
     Adam(0.1).step(adam_W, b, grad.copy(), np.float32(0))
