@@ -104,3 +104,22 @@ def test_evaluate_stage_confusion_pairs_and_threshold(in_tmp, threshold):
     assert metrics["mse_loss"] == pytest.approx(np.mean((p - y) ** 2) / 2, abs=1e-6)
     assert metrics["log_loss"] == pytest.approx(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)), abs=1e-6)
     assert metrics["roc_auc"] == pytest.approx(pairwise_auc(y, p), abs=1e-6)
+
+
+def test_metrics_edge_cases_by_hand():
+    # no predicted cat: precision 0 (not a division by zero), recall 0, F1 0
+    m = classification_metrics(np.array([1, 0, 0]), np.array([-1.0, -2.0, -3.0]))
+    assert (m["precision"], m["recall"], m["f1"], m["n_valid"]) == (0.0, 0.0, 0.0, 3)
+    # no cat at all: recall 0 by convention, and no AUC (one class)
+    m = classification_metrics(np.array([0, 0]), np.array([1.0, -1.0]))
+    assert (m["recall"], m["precision"], m["roc_auc"]) == (0.0, 0.0, None)
+    # tp == fp: precision 1/2; exactly one cat: AUC defined; values rounded to 6 decimals
+    m = classification_metrics(np.array([1, 0, 0]), np.array([2.0, 1.0, -1.0]))
+    assert (m["precision"], m["recall"], m["roc_auc"], m["accuracy"]) == (0.5, 1.0, 1.0, 0.666667)
+    assert m["f1"] == 0.666667
+
+
+def test_metrics_threshold_is_applied_to_the_float64_sigmoid():
+    # sigmoid(1e-9) is 0.5 + 2.5e-10: a cat in float64, exactly 0.5 (a dog) in float32
+    m = classification_metrics(np.array([1]), np.array([1e-9], dtype=np.float32))
+    assert m["true_positives"] == 1
