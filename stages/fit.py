@@ -182,6 +182,9 @@ def fit(
         for epoch in range(params.epochs + 1):
             last = epoch == params.epochs
             z, z_valid = solver.forward(last)
+            if not (np.isfinite(z).all() and np.isfinite(z_valid).all()):  # NaN or inf W, b: diverged
+                bar.close()
+                raise ParamError(divergence_message(params, epoch))
             a, a_valid = sigmoid(z), sigmoid(z_valid)
             history[epoch] = (
                 epoch,
@@ -209,6 +212,21 @@ def fit(
     W, b = solver.weights(best[2] if params.early_stopping else solver.state())
     frame = pd.DataFrame(history, columns=HISTORY_COLUMNS).astype({"epoch": int})
     return W, np.float32(b), frame
+
+
+def divergence_message(params: TrainParams, epoch: int) -> str:
+    """What to change when the scores are no longer finite after `epoch` updates. With L2, each
+    gradient-descent step also subtracts lr l2 W from W: with heavy-ball momentum m that linear map is
+    stable only for lr l2 < 2 (1 + m) (m = 0: |1 - lr l2| < 1); past it |W| grows geometrically to inf."""
+    hint = f"lower train.lr (now {params.lr:g})"
+    bound = 2 * (1 + params.momentum)
+    if params.optimizer == "gd" and params.lr * params.l2 >= bound:
+        hint = (f"gradient descent with L2 is only stable for train.lr x train.l2 < {bound:g}"
+                f"{' = 2 (1 + train.momentum)' if params.momentum else ''}, here {params.lr:g} x {params.l2:g} = "
+                f"{params.lr * params.l2:g}: lower train.lr or train.l2")
+    return (f"params.yaml: train.lr = {params.lr:g} made the training diverge: after {epoch} of {params.epochs} "
+            f"epochs the scores z = X W + b are no longer finite numbers (they overflowed float32, the losses "
+            f"with them); {hint}")
 
 
 def kept_row(history: pd.DataFrame, params: TrainParams) -> pd.Series:

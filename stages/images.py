@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import re
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -25,6 +26,11 @@ from PIL import Image, ImageOps
 from stages.common import CLASS_NAMES, LABELS, DataError, save_json
 
 PIXEL_SCALE = 255.0  # the article divides by 255: features in [0, 1]
+# The most pixels (width x height) load_image decodes, for every stage and predict: Pillow's default bound
+# (Image.MAX_IMAGE_PIXELS, above which it only warns up to twice as many), fixed here so that no other
+# setting of Pillow's can raise it. Decoded, such an image is 256 MiB as RGB (341 MiB with alpha).
+# ingest.max_pixels may lower it for a real source; no stage raises it.
+MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3  # 89,478,485
 # A Kaggle file name: class name, number, .jpg or .jpeg, any case (Cat.3.JPG).
 KAGGLE_NAME = re.compile(r"(cat|dog)\.(\d+)\.jpe?g", re.IGNORECASE)
 
@@ -46,9 +52,19 @@ def load_image(path: Path | str, size: int, draft: bool) -> np.ndarray:
     Applies the EXIF orientation, converts any mode (grayscale, CMYK, palette, alpha) to RGB and
     resizes with bilinear interpolation without keeping the aspect ratio, as the article did.
     draft: let libjpeg decode a JPEG at a reduced scale (1/2 to 1/8) that keeps both sides >= size;
-    other formats ignore it. Raises OSError (or a subclass) when the file is not a readable image.
+    other formats ignore it. Raises OSError (or a subclass) when the file is not a readable image, and
+    Image.DecompressionBombError, before decoding, when its header announces more than MAX_PIXELS pixels.
     """
-    with Image.open(path) as image:
+    with warnings.catch_warnings():  # Pillow warns above its bound; the check below refuses instead
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = Image.open(path)
+    with image:
+        width, height = image.size  # from the header: what the decoder would allocate
+        if width * height > MAX_PIXELS:
+            raise Image.DecompressionBombError(
+                f"{width} x {height} = {width * height:,} pixels, more than the {MAX_PIXELS:,} any stage decodes "
+                "(images.MAX_PIXELS); shrink the image first"
+            )
         if draft:
             image.draft("RGB", (size, size))
         ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of the full image when upright
@@ -81,6 +97,12 @@ class Preprocessing:
         """float32 features (k, image_size * image_size * 3) of k image files."""
         images = np.stack([load_image(path, self.image_size, self.draft) for path in paths])
         return to_features(images, self.pixel_scale)
+
+    def images(self, X: np.ndarray) -> np.ndarray:
+        """The uint8 images (k, image_size, image_size, 3) that features X (k, image_size * image_size * 3)
+        were made from: to_features undone (each feature is a uint8 value divided by pixel_scale)."""
+        values = np.rint(np.asarray(X, dtype=np.float64) * self.pixel_scale).clip(0, 255).astype(np.uint8)
+        return values.reshape(-1, self.image_size, self.image_size, 3)
 
     def save(self, path: Path | str) -> None:
         """Write the record as JSON, e.g. {"image_size": 64, "draft": true, "pixel_scale": 255.0}."""

@@ -1,12 +1,23 @@
-"""Validation metrics of the neuron's scores: accuracy, precision, recall, F1, ROC AUC, losses, confusion counts.
+"""Validation metrics of the neuron's scores: accuracy, precision, recall, F1, ROC AUC, losses, confusion counts,
+and the most confident mistakes.
 
 Pure functions of labels y (m,) in {0, 1} and scores z = X W + b (m,); cat (1) is the positive class.
+The evaluate group of params.yaml (the threshold) is declared here rather than in evaluate.py, so that
+predict reads it without importing evaluate's plotting.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from stages.neuron import loss_value, predict, sigmoid
+from stages.params import Number, param, stage_params
+
+
+@stage_params("evaluate")
+class EvaluateParams:
+    threshold: float = param(
+        0.5, Number(low=0, high=1, low_open=True, high_open=True), "P(cat) above which an image is called a cat"
+    )
 
 
 def roc_curve(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,3 +61,15 @@ def classification_metrics(y: np.ndarray, z: np.ndarray, threshold: float = 0.5)
     metrics = {key: None if value is None else round(float(value), 6) for key, value in metrics.items()}
     metrics.update(true_positives=tp, false_positives=fp, true_negatives=tn, false_negatives=fn, n_valid=len(y))
     return metrics
+
+
+def most_confident_mistakes(y: np.ndarray, z: np.ndarray, threshold: float, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the k most confident false cats (dogs called cat: highest z first) and of the k most
+    confident false dogs (cats called dog: lowest z first), for labels y (m,) and scores z (m,); ties
+    keep row order. Ranked by z, not by P(cat), which rounds to 0 or 1 for large |z|."""
+    y, z = np.asarray(y), np.asarray(z, dtype=np.float64)
+    predicted = predict(sigmoid(z), threshold)
+    cat_first, dog_first = np.argsort(-z, kind="stable"), np.argsort(z, kind="stable")
+    false_cats = cat_first[(predicted[cat_first] == 1) & (y[cat_first] == 0)]
+    false_dogs = dog_first[(predicted[dog_first] == 0) & (y[dog_first] == 1)]
+    return false_cats[:k], false_dogs[:k]

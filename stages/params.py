@@ -52,22 +52,24 @@ class Number:
             bounds.append(f"{'<' if self.high_open else '<='} {self.high}")
         return " ".join(["an integer" if self.integer else "a number", " and ".join(bounds)]).strip()
 
-    def check(self, key: str, value: Any) -> float | int:
+    def check(self, key: str, value: Any, source: str = "params.yaml") -> float | int:
+        """`value`, normalised (an int if `integer`, else a float); else a ParamError naming `source: key`,
+        the value and what is allowed. Also checks plain function arguments (source: the function)."""
         expected = f"expected {self.describe()}"
         if isinstance(value, str):
-            raise ParamError(f"params.yaml: {key} = {value!r} is text, {expected}")
+            raise ParamError(f"{source}: {key} = {value!r} is text, {expected}")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ParamError(f"params.yaml: {key} = {value!r} is not allowed, {expected}")
+            raise ParamError(f"{source}: {key} = {value!r} is not allowed, {expected}")
         if self.integer:
             if not float(value).is_integer():
-                raise ParamError(f"params.yaml: {key} = {value!r} is not allowed, {expected}")
+                raise ParamError(f"{source}: {key} = {value!r} is not allowed, {expected}")
             value = int(value)
         else:
             value = float(value)
         too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
         too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
         if too_low or too_high:
-            raise ParamError(f"params.yaml: {key} = {value!r} is out of range, {expected}")
+            raise ParamError(f"{source}: {key} = {value!r} is out of range, {expected}")
         return value
 
 

@@ -5,9 +5,13 @@ bench/) reads a path from there instead of repeating it:
     stage_path("train", "--history")  # Path("plots/train_history.csv")
 
 The cmd is read as written: dvc.yaml's `${...}` templating is not resolved here.
+
+dvc.lock is the record of how each output was made: locked_params walks it back from a file to the
+parameters of every stage it came from (predict asks it which photo set trained the model).
 """
 from __future__ import annotations
 
+import hashlib
 import shlex
 from pathlib import Path
 
@@ -16,6 +20,7 @@ import yaml
 from stages.common import DataError
 
 DVC_FILE = Path("dvc.yaml")
+DVC_LOCK = Path("dvc.lock")
 
 
 def stage_arguments(stage: str, dvc_file: Path = DVC_FILE) -> list[str]:
@@ -41,3 +46,39 @@ def stage_path(stage: str, option: str, dvc_file: Path = DVC_FILE) -> Path:
     if option not in words[:-1]:
         raise DataError(f"{dvc_file}: stage `{stage}`'s cmd has no `{option} PATH`")
     return Path(words[words.index(option) + 1])
+
+
+def locked_params(path: Path | str, lock_file: Path | str = DVC_LOCK) -> dict | None:
+    """The parameters dvc.lock records for every stage that made the file `path`, directly or through the
+    data it was made from, e.g. {"ingest.source": "synthetic", "train.lr": 0.003, ...}.
+
+    None when dvc.lock does not vouch for the file: dvc.lock is missing or unreadable, no stage records
+    `path` as an output with the file's current md5, or along the way a stage's data dep has another md5
+    than its producer's recorded output (a stage was rerun alone, e.g. `dvc repro -s`, on other data).
+    Paths in dvc.lock are relative to its folder.
+    """
+    lock_file = Path(lock_file)
+    try:
+        stages = yaml.safe_load(lock_file.read_text())["stages"]
+        outs = {(lock_file.parent / out["path"]).resolve(): (stage, out.get("md5"))
+                for stage, record in stages.items() for out in record.get("outs", [])}
+        found = outs.get(Path(path).resolve())
+        if found is None or found[1] != hashlib.md5(Path(path).read_bytes()).hexdigest():
+            return None
+        params, todo, seen = {}, [found[0]], set()
+        while todo:  # the stage that made `path`, then the stages that made its data deps, ...
+            stage = todo.pop()
+            seen.add(stage)
+            for group in (stages[stage].get("params") or {}).values():
+                params.update(group)
+            for dep in stages[stage].get("deps", []):
+                producer = outs.get((lock_file.parent / dep["path"]).resolve())
+                if producer is None:
+                    continue  # code, or an input no stage makes (data/external)
+                if producer[1] != dep.get("md5"):
+                    return None
+                if producer[0] not in seen:
+                    todo.append(producer[0])
+        return params
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return None

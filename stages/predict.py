@@ -1,17 +1,23 @@
 """Classify your own photos with the trained neuron: "is my own photo a cat?".
 
 Prepares each photo exactly as the pipeline prepared the training photos (images.Preprocessing: the
-image size, draft decoding and pixel scale stored in the model file), then P(cat) = sigmoid(x W + b).
-Not a DVC stage: run it after `dvc repro`, from the project root:
+image size, draft decoding and pixel scale stored in the model file), then P(cat) = sigmoid(x W + b),
+and calls it a cat above evaluate.threshold of params.yaml (the threshold of the validation metrics;
+--threshold overrides it). Not a DVC stage: run it after `dvc repro`, from the project root:
 
     python -m stages.predict my_cat.jpg other.png
 
 The model file is, unless --weights names another, the --model file of the train stage's cmd in dvc.yaml.
+A photo of more than images.MAX_PIXELS pixels, or one that is not a readable image, is reported and
+skipped; the others are still classified (exit status 1 if any was skipped).
+
+Which photos trained the model is read from dvc.lock (pipeline.locked_params: the ingest.source of the
+run that made this very model file); predict says so on stderr when they were the embedded synthetic
+set, or when dvc.lock does not record the model file.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -19,17 +25,13 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from stages.common import CLASS_NAMES, load_npz, run_cli
+from stages.common import CLASS_NAMES, run_cli
 from stages.images import Preprocessing
+from stages.metrics import EvaluateParams
+from stages.model import load_model
 from stages.neuron import sigmoid
-from stages.pipeline import stage_path
-
-
-def load_model(path: Path) -> tuple[np.ndarray, np.ndarray, Preprocessing]:
-    """W (n,), b and the preprocessing stored in a model file written by train."""
-    fields = tuple(field.name for field in dataclasses.fields(Preprocessing))
-    arrays = load_npz(path, ("W", "b", *fields))
-    return arrays["W"], arrays["b"], Preprocessing.from_mapping(arrays, str(path))
+from stages.params import PARAMS_FILE, ParamError
+from stages.pipeline import DVC_LOCK, locked_params, stage_path
 
 
 def predict_proba(paths: Sequence[Path], W: np.ndarray, b: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
@@ -45,6 +47,27 @@ def probability(text: str) -> float:
     return value
 
 
+def default_threshold(params_file: Path = PARAMS_FILE) -> float:
+    """evaluate.threshold of params.yaml; a ParamError that also points at --threshold when it cannot be read."""
+    try:
+        return EvaluateParams.read(params_file).threshold
+    except ParamError as err:
+        raise ParamError(f"{err}; or give --threshold") from None
+
+
+def data_note(model: Path, lock_file: Path = DVC_LOCK) -> str | None:
+    """What to tell about the photos that trained `model`, from dvc.lock; None when they were real photos."""
+    params = locked_params(model, lock_file)
+    if params is None:
+        return (f"predict: note: {lock_file} does not record how {model} was made, so which photos trained it "
+                "is unknown")
+    if params.get("ingest.source") == "synthetic":
+        return (f"predict: note: {model} was trained on the embedded synthetic set (ingest.source: synthetic "
+                f"in {lock_file}), drawn animals rather than photos: P(cat) of a real photo means little. "
+                "README, Real data: train it on Kaggle's photos")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m stages.predict",
@@ -55,19 +78,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--weights", type=Path, help="model file (default: the --model file of train's cmd in dvc.yaml)"
     )
     parser.add_argument(
-        "--threshold", type=probability, default=0.5, help="P(cat) above which to say cat, 0 < t < 1 (default: 0.5)"
+        "--threshold", type=probability,
+        help="P(cat) above which to say cat, 0 < t < 1 (default: evaluate.threshold of params.yaml)",
     )
     args = parser.parse_args(argv)
-    model = load_model(args.weights or stage_path("train", "--model"))
+    threshold = args.threshold if args.threshold is not None else default_threshold()
+    path = args.weights or stage_path("train", "--model")
+    model = load_model(path)
+    note = data_note(path)
+    if note:
+        print(note, file=sys.stderr)
     failed = 0
-    for path in args.images:
+    for image in args.images:
         try:
-            (p_cat,) = predict_proba([path], *model)
+            (p_cat,) = predict_proba([image], *model)
         except (OSError, ValueError, Image.DecompressionBombError) as err:
-            print(f"{path}\terror: {err}", file=sys.stderr)
+            print(f"{image}\terror: {err}", file=sys.stderr)
             failed += 1
             continue
-        print(f"{path}\tP(cat)={p_cat:.4f}\t{CLASS_NAMES[int(p_cat > args.threshold)]}")
+        print(f"{image}\tP(cat)={p_cat:.4f}\t{CLASS_NAMES[int(p_cat > threshold)]}")
     if failed:
         raise SystemExit(1)
 

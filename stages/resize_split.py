@@ -33,13 +33,19 @@ from stages.common import (
     usable_cores,
 )
 from stages.images import Preprocessing, label_of, load_image
+from stages.memory import available_memory, check_pipeline_fits
 
 CHUNK = 64  # images per task sent to a worker process
+# Kaggle's photos are at most about 500 px on the long side (a few reach 1,050): a larger square only
+# interpolates pixels they do not have. Memory is bounded separately (stages/memory.py), from the image count.
+MAX_SIZE = 512
 
 
 @stage_params("resize_split")
 class ResizeSplitParams:
-    size: int = param(64, Number(low=1, high=1024, integer=True), "side of the square images, in pixels")
+    size: int = param(
+        64, Number(low=1, high=MAX_SIZE, integer=True), "side of the square images, in pixels (the article: 64)"
+    )
     valid_fraction: float = param(
         0.2, Number(low=0, high=1, low_open=True, high_open=True), "fraction of each class held out for validation"
     )
@@ -116,6 +122,7 @@ def resize_split(
     """Run the stage: the photos of `raw_dir` to `train_file` and `valid_file`, and the preprocessing
     record to `preprocessing_file`; return counts {train, valid, skipped}."""
     paths, labels = list_labelled_images(raw_dir)
+    check_pipeline_fits(len(paths), params.size, available_memory(), raw_dir)  # before decoding anything
     X, ok, skipped = decode_all(paths, params.size, progress, params.draft, params.jobs)
     for name, reason in skipped:
         print(f"resize_split: skipped {name}: {reason}", file=sys.stderr)

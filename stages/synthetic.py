@@ -52,6 +52,7 @@ from tqdm import tqdm
 
 from stages.common import LABELS, atomic_path
 from stages.images import kaggle_file_name
+from stages.params import Number
 from stages.synthetic_animal import draw_animal
 from stages.synthetic_scene import background, camera, clutter, sample_size
 
@@ -69,16 +70,11 @@ _DOG_SCENE_W = np.array([0.25, 0.60, 0.15])
 
 
 # --------------------------------------------------------------------------
-# Argument validation
+# Argument validation (the same rules as params.yaml's values)
 # --------------------------------------------------------------------------
-def _check_int(name: str, value: object, low: int, high: int | None, allowed: str) -> int:
-    """Return ``value`` as int if it is an int in ``[low, high]``, else raise ValueError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__})")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-    return value
+NON_NEGATIVE = Number(low=0, integer=True)
+POSITIVE = Number(low=1, integer=True)
+JPEG_QUALITY = Number(low=1, high=95, integer=True)
 
 
 def _check_label(label: object) -> int:
@@ -121,8 +117,8 @@ def synthetic_photo(label: int, index: int, seed: int) -> Image.Image:
         If ``label`` is not 0/1 or ``index`` / ``seed`` is not a non-negative int.
     """
     label = _check_label(label)
-    index = _check_int("index", index, 0, None, "a non-negative int")
-    seed = _check_int("seed", seed, 0, None, "a non-negative int")
+    index = NON_NEGATIVE.check("index", index, "synthetic_photo")
+    seed = NON_NEGATIVE.check("seed", seed, "synthetic_photo")
     rng = np.random.default_rng([seed, label, index])
 
     width, height = sample_size(rng)
@@ -148,7 +144,7 @@ def photo_jpeg(label: int, index: int, seed: int, quality: int = 90) -> bytes:
     """JPEG bytes of ``synthetic_photo(label, index, seed)``: baseline, 4:2:0 subsampling, no
     optimisation, so the bytes are reproducible for a given Pillow. The one encoder of synthetic
     photos (the dataset here, and the benchmarks' sets and archives)."""
-    quality = _check_int("jpeg_quality", quality, 1, 95, "an int in 1..95")
+    quality = JPEG_QUALITY.check("jpeg_quality", quality, "photo_jpeg")
     buf = io.BytesIO()
     synthetic_photo(label, index, seed).save(
         buf, format="JPEG", quality=quality, optimize=False, progressive=False, subsampling=2
@@ -189,9 +185,9 @@ def write_synthetic_dataset(
     ValueError
         If an argument is out of range (before anything is written).
     """
-    n_per_class = _check_int("n_per_class", n_per_class, 1, None, "a positive int (>= 1)")
-    seed = _check_int("seed", seed, 0, None, "a non-negative int (>= 0)")
-    jpeg_quality = _check_int("jpeg_quality", jpeg_quality, 1, 95, "an int in 1..95")
+    n_per_class = POSITIVE.check("n_per_class", n_per_class, "write_synthetic_dataset")
+    seed = NON_NEGATIVE.check("seed", seed, "write_synthetic_dataset")
+    jpeg_quality = JPEG_QUALITY.check("jpeg_quality", jpeg_quality, "write_synthetic_dataset")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 

@@ -14,9 +14,10 @@ from typing import Sequence
 
 import pandas as pd
 
-from stages.common import atomic_path, load_npz, run_cli, save_json, save_npz, stage_parser
+from stages.common import atomic_path, load_npz, run_cli, save_json, stage_parser
 from stages.fit import fit, kept_row
 from stages.images import Preprocessing
+from stages.model import save_model
 from stages.neuron import GRADIENTS, LOSSES
 from stages.optimizers import ADAM_BETAS, OPTIMIZERS
 from stages.params import Choice, Number, ParamError, param, stage_params
@@ -78,7 +79,7 @@ def train(
     data = load_npz(train_features, ("X", "y"))
     valid = load_npz(valid_features, ("X", "y"))
     W, b, frame = fit(data["X"], data["y"], valid["X"], valid["y"], params, progress)
-    save_npz(model, W=W, b=b, **record.arrays())
+    save_model(model, W, b, record)
     with atomic_path(history) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.8g")
     kept = kept_row(frame, params)

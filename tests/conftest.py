@@ -55,3 +55,20 @@ def photo_like(path, width, height, seed):
     yy, xx = np.mgrid[0:height, 0:width]
     base = np.stack([xx * 255 / width, yy * 255 / height, (xx + yy) * 127 / (width + height)], axis=-1)
     Image.fromarray(np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)).save(path, quality=90)
+
+
+def black_png(path, width, height):
+    """A valid black PNG of width x height (1 bit per pixel), written row by row: a 144-megapixel one takes
+    20 kB on disk and no more memory than a row here, while Pillow decoding it allocates a byte per pixel,
+    and converting it to RGB three more."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    squeeze = zlib.compressobj(9)
+    row = bytes(1 + (width + 7) // 8)  # filter byte 0, then 8 black pixels a byte
+    data = b"".join(squeeze.compress(row) for _ in range(height)) + squeeze.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1 bit per pixel, grayscale
+    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))

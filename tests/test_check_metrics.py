@@ -28,17 +28,14 @@ from tools.check_metrics import (
     Row,
     Rule,
     compare,
-    format_table,
     judge,
     load_rules,
     main,
     params_changes,
     parse_metrics,
     parse_rules,
-    report_markdown,
-    summary,
-    table_cells,
 )
+from tools.gate_report import format_table, report_markdown, summary, table_cells
 from tools.loss_curves import plot_loss_curves
 
 HIGHER, LOWER = Rule("higher", 0.0025), Rule("lower", 0.0001)

@@ -1,5 +1,8 @@
 """The training loop (stages/fit.py): each solver against the reference math (stages/neuron.py) on random
 data, to float32 precision, and the loop's own behaviour (history, early stopping, seeds, threads)."""
+import re
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -250,3 +253,45 @@ def test_cross_entropy_with_l2_reaches_scikit_learns_optimum(shape, lr, epochs):
     np.testing.assert_allclose(W, oracle.coef_[0], rtol=0, atol=2e-5)
     assert b == pytest.approx(oracle.intercept_[0], abs=2e-5)
     assert np.abs(oracle.coef_[0]).max() > 0.05  # the optimum is not W = 0: a wrong l2 moves it
+
+
+def first_overflowing_epoch(X, y, X_valid, y_valid, params):
+    """The oracle: the first epoch at which the article's float64 loop (neuron.reference_fit) has a score
+    z = X W + b beyond float32's range, on the training or validation rows."""
+    limit = np.finfo(np.float32).max
+    for epochs in range(1, params.epochs + 1):
+        W, b, _ = reference_fit(X, y, X_valid, y_valid, params.lr, epochs, params.loss, params.gradient, params.l2)
+        if max(np.abs(X @ W + b).max(), np.abs(X_valid @ W + b).max()) > limit:
+            return epochs
+    raise AssertionError("the reference did not diverge")
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")  # expected here
+@pytest.mark.parametrize(
+    "problem, changes",
+    [(split_toy, {}), (wide_problem, {}), (split_toy, {"batch_size": 16}), (split_toy, {"momentum": 0.5})],
+    ids=["primal", "dual", "mini-batch", "momentum"],
+)
+def test_a_diverging_run_stops_at_the_epoch_its_scores_overflow(request, problem, changes):
+    """lr x l2 = 10 > 2: the L2 term multiplies W by about (1 - 10) each step, so |W| grows ~9x per
+    epoch and the scores leave float32's range within a few dozen epochs."""
+    X, y, X_valid, y_valid = problem()
+    params = TrainParams(lr=10.0, l2=1.0, epochs=300, **changes)
+    with ThreadPoolExecutor(1) as pool:
+        solver = type(stages.fit.solver_for(params, X, y, X_valid, pool)).__name__
+    assert solver == {"dual": "Dual", "mini-batch": "MiniBatch"}.get(request.node.callspec.id, "FullBatch")
+    with pytest.raises(ParamError) as error:
+        fit(X, y, X_valid, y_valid, params, progress=False)
+    epoch = int(re.search(r"after (\d+) of 300 epochs", str(error.value)).group(1))
+    if not changes:  # the reference is plain gradient descent
+        assert abs(epoch - first_overflowing_epoch(X, y, X_valid, y_valid, params)) <= 1
+    bound = "3 = 2 (1 + train.momentum)" if changes.get("momentum") else "2"
+    assert str(error.value).startswith("params.yaml: train.lr = 10 made the training diverge")
+    hint = f"only stable for train.lr x train.l2 < {bound}, here 10 x 1 = 10: lower train.lr or train.l2"
+    assert hint in str(error.value)
+
+
+def test_divergence_without_the_l2_instability_says_to_lower_the_rate():
+    message = stages.fit.divergence_message(TrainParams(lr=1.5, l2=1.0, epochs=9), 7)
+    assert message.endswith("after 7 of 9 epochs the scores z = X W + b are no longer finite numbers (they "
+                            "overflowed float32, the losses with them); lower train.lr (now 1.5)")

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import stages.images
 from stages.common import DataError
 from stages.images import Preprocessing, kaggle_file_name, label_of, load_image, to_features
-from tests.conftest import photo_like
+from tests.conftest import black_png, photo_like
 
 
 def solid(mode, color, size=(40, 30)):
@@ -146,3 +147,24 @@ def test_features_of_files_are_decode_then_divide(tmp_path):
         expected = expected.reshape(2, -1).astype(np.float64) / record.pixel_scale
         np.testing.assert_allclose(record.features(paths), expected, rtol=1e-6)
     assert not np.array_equal(Preprocessing(64, True).features(paths[:1]), Preprocessing(64, False).features(paths[:1]))
+
+
+def test_load_image_refuses_more_pixels_than_the_cap_from_the_header(tmp_path, monkeypatch):
+    """images.MAX_PIXELS applies to the width x height the header announces, before any decoding; Pillow
+    alone would decode this 144-megapixel PNG (it only warns below 2 x its bound)."""
+    black_png(tmp_path / "huge.png", 12_000, 12_000)
+    with pytest.warns(Image.DecompressionBombWarning), Image.open(tmp_path / "huge.png") as image:
+        assert image.size == (12_000, 12_000)  # a real PNG, which Pillow opens with a warning only
+    with pytest.raises(Image.DecompressionBombError, match=r"^12000 x 12000 = 144,000,000 pixels, more than the "
+                       r"89,478,485 any stage decodes \(images.MAX_PIXELS\); shrink the image first$"):
+        load_image(tmp_path / "huge.png", 64, draft=True)
+    monkeypatch.setattr(stages.images, "MAX_PIXELS", 40 * 30)  # the bound itself: equal passes, one more fails
+    solid("RGB", (1, 2, 3), (40, 30)).save(tmp_path / "at.png")
+    solid("RGB", (1, 2, 3), (41, 30)).save(tmp_path / "above.png")
+    assert load_image(tmp_path / "at.png", 8, draft=True).shape == (8, 8, 3)
+    with pytest.raises(Image.DecompressionBombError, match=r"41 x 30 = 1,230 pixels, more than the 1,200"):
+        load_image(tmp_path / "above.png", 8, draft=True)
+
+
+def test_max_pixels_is_pillows_default_bound():
+    assert stages.images.MAX_PIXELS == Image.MAX_IMAGE_PIXELS == 89_478_485

@@ -159,8 +159,57 @@ def test_plots_show_writes_every_plot(clean):
     repo = clean
     dvc(repo, "plots", "show", "-o", "dvc_plots")
     page = (repo / "dvc_plots/index.html").read_text()
-    for title in ("Loss curves", "ROC curve", "Confusion matrix", "loss.png", "weights.png"):
+    for title in ("Loss curves", "ROC curve", "Confusion matrix", "loss.png", "weights.png", "roc.png",
+                  "confusion.png", "mistakes.png"):
         assert title in page, title
+
+
+def test_evaluate_pngs_are_committed_outputs_and_the_same_bytes_when_rerun(clean):
+    """The PNGs are outputs of evaluate kept in git (cache: false), hashed in dvc.lock: forcing evaluate to
+    run again must give the same bytes, so neither the files nor dvc.lock change."""
+    repo = clean
+    pngs = ("plots/loss.png", "plots/weights.png", "plots/roc.png", "plots/confusion.png", "plots/mistakes.png")
+    tracked = run(repo, "git", "ls-files", *pngs).stdout.split()
+    assert sorted(tracked) == sorted(pngs)
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["evaluate"]
+    assert {out["path"] for out in lock["outs"]} >= set(pngs)
+    before = {png: (repo / png).read_bytes() for png in pngs}
+    assert stages_run(dvc(repo, "repro", "--force", "--single-item", "evaluate").stdout) == ["evaluate"]
+    assert {png: (repo / png).read_bytes() for png in pngs} == before
+    assert run(repo, "git", "status", "--porcelain").stdout == ""
+
+
+def test_predict_says_the_model_learned_from_the_synthetic_set(clean):
+    """predict on a photo of the pipeline's own run: P(cat) and the label at evaluate.threshold, and a note
+    that dvc.lock records ingest.source: synthetic for the run that made this model file. After ingest is
+    rerun alone on other photos, dvc.lock no longer vouches for the model's data, and predict says so."""
+    repo = clean
+    command = (str(BIN / "python"), "-m", "stages.predict", "data/raw/cat.0.jpg")
+    result = run(repo, *command)
+    assert re.fullmatch(r"data/raw/cat\.0\.jpg\tP\(cat\)=0\.\d{4}\t(cat|dog)\n", result.stdout)
+    assert result.stderr.startswith(
+        "predict: note: models/weights.npz was trained on the embedded synthetic set (ingest.source: synthetic in "
+        "dvc.lock)")
+    p_cat = float(result.stdout.split("=")[1].split()[0])
+    assert result.stdout.endswith("\tcat\n" if p_cat > 0.5 else "\tdog\n")  # params.yaml's threshold: 0.5
+    flipped = p_cat + 0.001 if p_cat > 0.5 else p_cat - 0.001  # a threshold on the other side of P(cat)
+    set_param(repo, "evaluate", "threshold", f"{flipped:.4f}")
+    assert run(repo, *command).stdout.endswith("\tdog\n" if p_cat > 0.5 else "\tcat\n")
+    set_param(repo, "ingest", "seed", "1")
+    assert stages_run(dvc(repo, "repro", "--single-item", "ingest").stdout) == ["ingest"]
+    assert "so which photos trained it is unknown" in run(repo, *command).stderr
+
+
+def test_a_diverging_learning_rate_stops_train_with_the_epoch_and_what_to_change(clean):
+    repo = clean
+    set_param(repo, "train", "lr", "10.0")
+    set_param(repo, "train", "l2", "1.0")
+    result = dvc(repo, "repro", check=False)
+    assert result.returncode != 0
+    assert re.search(r"train: error: params.yaml: train.lr = 10 made the training diverge: after \d+ of 60 epochs "
+                     r".* only stable for train.lr x train.l2 < 2, here 10 x 1 = 10", result.stderr), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert stages_run(result.stdout) == ["train"]  # evaluate never ran on diverged weights
 
 
 @pytest.mark.parametrize(
@@ -171,6 +220,8 @@ def test_plots_show_writes_every_plot(clean):
         ("train", "lr", "'0.01'", "train.lr = '0.01' is text, expected a number"),
         ("train", "loss", "hinge", "train.loss = 'hinge' is not allowed, expected one of: mse, cross_entropy"),
         ("resize_split", "valid_fraction", "1.5", "resize_split.valid_fraction = 1.5 is out of range"),
+        ("resize_split", "size", "1024",
+         "resize_split.size = 1024 is out of range, expected an integer >= 1 and <= 512"),
     ],
 )
 def test_bad_parameter_stops_the_stage_with_a_message(clean, group, key, value, message):

@@ -9,7 +9,8 @@ from PIL import Image
 from stages.common import load_npz, save_npz
 from stages.flatten_normalize import flatten_normalize
 from stages.images import Preprocessing
-from stages.predict import load_model, predict_proba
+from stages.model import load_model
+from stages.predict import predict_proba
 from stages.resize_split import ResizeSplitParams, resize_split
 from tests.conftest import photo_like
 

@@ -1,12 +1,17 @@
+import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from stages.common import DataError, load_npz
+import stages.resize_split
+from stages.common import DataError, load_npz, run_cli
 from stages.images import Preprocessing
 from stages.resize_split import ResizeSplitParams, decode_all, main, resize_split, validation_mask
+from stages.memory import available_memory, pipeline_bytes
+from stages.params import ParamError
 from tests.conftest import photo_like, write_params
 
 
@@ -36,6 +41,7 @@ def test_validation_mask_is_stratified_seeded_and_order_independent():
         ({"valid_fraction": 1.5}, r"resize_split.valid_fraction = 1.5 .*> 0 and < 1"),
         ({"draft": "yes"}, r"resize_split.draft = 'yes' is not allowed, expected true or false"),
         ({"jobs": -1}, r"resize_split.jobs = -1 is out of range, expected an integer >= 0"),
+        ({"size": 1024}, r"resize_split.size = 1024 is out of range, expected an integer >= 1 and <= 512"),
     ],
 )
 def test_read_params_rejects_bad_values(tmp_path, changes, message):
@@ -135,3 +141,46 @@ def test_resize_split_output_does_not_depend_on_the_listing_order(tmp_path, monk
     assert digests[0] == digests[1] == digests[2]
     names = load_npz(outputs(tmp_path / "out0")[1], ("names",))["names"]
     assert 0 < len(names) < 12 and list(names) == sorted(names)
+
+
+def test_images_that_would_not_fit_in_memory_stop_the_stage_before_decoding(in_tmp, monkeypatch):
+    """m x size^2 x 3 x (1 + 4) bytes against what is available: 2,000 images at 512 px need 7.3 GiB."""
+    raw = in_tmp / "raw"
+    raw.mkdir()
+    (in_tmp / "empty").touch()
+    for i in range(1000):
+        for name in (f"cat.{i}.jpg", f"dog.{i}.jpg"):
+            os.link(in_tmp / "empty", raw / name)  # never decoded: the stage stops first
+    monkeypatch.setattr(stages.resize_split, "available_memory", lambda: 4 << 30)
+    message = (r"^params.yaml: resize_split.size = 512 needs about 7.3 GiB of memory for the 2000 images of .*raw "
+               r"\(m x size\^2 x 3 bytes of uint8 images plus 4 times that of float32 features, held at once by "
+               r"flatten_normalize and train\), more than the 4.0 GiB available now; the largest size that fits is "
+               r"378 \(the article uses 64\)$")
+    with pytest.raises(ParamError, match=message):
+        resize_split(ResizeSplitParams(512, 0.2, 0), raw, *outputs(in_tmp), progress=False)
+    assert pipeline_bytes(2000, 378) <= 4 << 30 < pipeline_bytes(2000, 379)
+    assert not (in_tmp / "prepared").exists()
+
+
+def test_the_memory_check_reads_this_machines_memory(in_tmp, capsys):
+    """End to end through main with the memory the machine really has: enough (empty) photo files that
+    512 x 512 images would need twice what is available now."""
+    per_image = pipeline_bytes(1, 512)
+    m = 2 * available_memory() // per_image + 2
+    if m > 200_000:
+        pytest.skip(f"this machine has too much memory to fill with {m} photo names")
+    (in_tmp / "raw").mkdir()
+    (in_tmp / "empty").touch()
+    for i in range(m // 2):  # hard links: one system call per name
+        os.link(in_tmp / "empty", in_tmp / "raw" / f"cat.{i}.jpg")
+        os.link(in_tmp / "empty", in_tmp / "raw" / f"dog.{i}.jpg")
+    params = write_params(in_tmp / "params.yaml", resize_split={"size": 512})
+    with pytest.raises(SystemExit) as status:
+        run_cli(main, ["--params", str(params), "--raw", "raw", *[str(arg) for pair in zip(
+            ("--train-images", "--valid-images", "--preprocessing"), outputs(in_tmp)) for arg in pair]])
+    assert status.value.code == 2
+    err = capsys.readouterr().err
+    assert re.search(rf"error: params.yaml: resize_split.size = 512 needs about [0-9.]+ GiB of memory for the "
+                     rf"{m // 2 * 2} images of raw .* more than the [0-9.]+ GiB available now; the largest size "
+                     rf"that fits is (\d+) \(the article uses 64\)\n$", err), err
+    assert "skipped" not in err and not (in_tmp / "prepared").exists()  # nothing decoded, nothing written

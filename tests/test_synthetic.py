@@ -223,15 +223,15 @@ def test_progress_bar(tmp_path, capsys):
 @pytest.mark.parametrize(
     "kwargs, name, allowed",
     [
-        ({"n_per_class": 0}, "n_per_class", "positive"),
-        ({"n_per_class": -2}, "n_per_class", "positive"),
-        ({"n_per_class": 2.0}, "n_per_class", "positive"),
-        ({"n_per_class": True}, "n_per_class", "positive"),
-        ({"seed": -1}, "seed", "non-negative"),
-        ({"seed": "1"}, "seed", "non-negative"),
-        ({"jpeg_quality": 0}, "jpeg_quality", "1..95"),
-        ({"jpeg_quality": 96}, "jpeg_quality", "1..95"),
-        ({"jpeg_quality": 90.0}, "jpeg_quality", "1..95"),
+        ({"n_per_class": 0}, "n_per_class", "expected an integer >= 1"),
+        ({"n_per_class": -2}, "n_per_class", "expected an integer >= 1"),
+        ({"n_per_class": 2.5}, "n_per_class", "expected an integer >= 1"),
+        ({"n_per_class": True}, "n_per_class", "expected an integer >= 1"),
+        ({"seed": -1}, "seed", "expected an integer >= 0"),
+        ({"seed": "1"}, "seed", "expected an integer >= 0"),
+        ({"jpeg_quality": 0}, "jpeg_quality", "expected an integer >= 1 and <= 95"),
+        ({"jpeg_quality": 96}, "jpeg_quality", "expected an integer >= 1 and <= 95"),
+        ({"jpeg_quality": 90.5}, "jpeg_quality", "expected an integer >= 1 and <= 95"),
     ],
 )
 def test_write_argument_validation(tmp_path, kwargs, name, allowed):

@@ -1,8 +1,10 @@
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,3 +121,24 @@ def test_two_processes_write_byte_identical_files(in_tmp):
     here = [open(PATHS[key], "rb").read() for key in ("model", "history", "metrics")]
     assert outputs["first"] == outputs["second"] == here
     assert len(outputs["first"][1].splitlines()) == 42  # header + epochs 0..40
+
+
+def test_a_diverging_run_exits_2_with_the_epoch_and_what_to_change_and_writes_nothing(in_tmp):
+    """lr x l2 = 10 (gradient descent with L2 is stable only below 2): the weights grow ~9x per epoch
+    until the scores overflow float32. The stage run as dvc runs it stops there, exit status 2."""
+    write_features()
+    write_params(in_tmp / "params.yaml", train={"lr": 10.0, "l2": 1.0, "epochs": 300})
+    arguments = [word for key, path in PATHS.items() for word in (f"--{key.replace('_', '-')}", path)]
+    result = subprocess.run([sys.executable, "-m", "stages.train", *arguments], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"train: error: params.yaml: train.lr = 10 made the training diverge: after \d+ of 300 epochs the scores "
+        r"z = X W \+ b are no longer finite numbers \(they overflowed float32, the losses with them\); gradient "
+        r"descent with L2 is only stable for train.lr x train.l2 < 2, here 10 x 1 = 10: lower train.lr or train.l2",
+        last,
+    ), last
+    assert "Traceback" not in result.stderr
+    assert not any(Path("out").glob("*"))  # no weights, history or metrics of the diverged run
+

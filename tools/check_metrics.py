@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,8 @@ from typing import Any, Mapping, Sequence
 from ruamel.yaml import YAML, YAMLError
 
 from stages.pipeline import stage_path
+from tools.gate_report import format_table, report_markdown, summary, table_cells
+from tools.git_files import read_at, resolve_revision
 from tools.loss_curves import plot_loss_curves, read_history
 
 CONFIG_FILE = Path("metrics_gate.yaml")
@@ -192,96 +193,7 @@ def params_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple
     return [(name, before.get(name), after.get(name)) for name in names if before.get(name) != after.get(name)]
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.10g}"
-
-
-def _rule(rule: Rule) -> str:
-    return "info" if rule.direction == "info" else f"{rule.direction}, tol {rule.tolerance:g}"
-
-
-def table_cells(rows: Sequence[Row]) -> list[list[str]]:
-    """The table as text cells, header first: metric, old, new, change, rule, verdict."""
-    cells = [["metric", "old", "new", "change", "rule", "verdict"]]
-    for row in rows:
-        change = "-" if row.change is None else f"{row.change:+.6g}"
-        cells.append([f"{row.file}:{row.metric}", _number(row.old), _number(row.new), change, _rule(row.rule), row.verdict])
-    return cells
-
-
-def format_table(cells: Sequence[Sequence[str]]) -> str:
-    """Plain-text table with aligned columns (numbers right-aligned)."""
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    lines = []
-    for index, row in enumerate(cells):
-        parts = [cell.rjust(w) if 0 < i < 4 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
-        lines.append("  ".join(parts).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def markdown_table(cells: Sequence[Sequence[str]]) -> str:
-    """GitHub-flavoured Markdown table."""
-    lines = ["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(cells[0])]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in cells[1:]]
-    return "\n".join(lines)
-
-
-def summary(rows: Sequence[Row], base: str) -> str:
-    """One line: PASS, or FAIL naming every failing metric."""
-    failed = [f"{row.metric} ({row.verdict})" for row in rows if row.failed]
-    if not failed:
-        return f"PASS: no metric worse than its tolerance against {base}"
-    return f"FAIL: {len(failed)} metric(s) worse than allowed against {base}: {', '.join(failed)}"
-
-
-def report_markdown(rows: Sequence[Row], base: str, params: Sequence[tuple[str, Any, Any]], image: str | None) -> str:
-    """The Markdown report for a pull request: verdict, metrics table, params diff, loss curves."""
-    verdict = summary(rows, base)
-    parts = [f"## Metrics gate: {verdict.split(':')[0]}", "", verdict, "", markdown_table(table_cells(rows)), ""]
-    parts += [f"### Params changed since {base}", ""]
-    if params:
-        parts += [markdown_table([["param", "old", "new"], *([name, _text(a), _text(b)] for name, a, b in params)])]
-    else:
-        parts += ["No parameter changed."]
-    parts += ["", "### Loss curves", ""]
-    parts += [f"![loss curves, {base} and workspace]({image})" if image else "No loss history to draw."]
-    return "\n".join(parts) + "\n"
-
-
-def _text(value: Any) -> str:
-    return "-" if value is None else str(value)
-
-
-# --------------------------------------------------------------------------- git and files
-
-
-def _git(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], capture_output=True, text=True)
-
-
-def resolve_revision(revision: str) -> str:
-    """The commit id of `revision` (a branch, tag, sha, HEAD~1...), or a GateError naming it."""
-    result = _git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}")
-    if result.returncode != 0:
-        raise GateError(f"unknown revision {revision!r}: git knows no commit by that name (try `git log --oneline`)")
-    return result.stdout.strip()
-
-
-def read_at(commit: str | None, path: str) -> str | None:
-    """The text of `path` (relative to the current directory) at `commit`, or in the workspace if
-    `commit` is None; None if the file does not exist there."""
-    if commit is None:
-        file = Path(path)
-        return file.read_text() if file.is_file() else None
-    spec = f"{commit}:./{path}"
-    if _git("cat-file", "-e", spec).returncode != 0:
-        return None
-    result = _git("show", spec)
-    if result.returncode != 0:
-        raise GateError(f"git show {spec} failed: {result.stderr.strip()}")
-    return result.stdout
+# --------------------------------------------------------------------------- files at a revision
 
 
 def load_metrics(commit: str | None, label: str, files: Sequence[str]) -> dict[str, dict[str, float | None]]:

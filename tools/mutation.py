@@ -39,6 +39,8 @@ import yaml
 # (no DVC end-to-end tests: each mutant would rerun a pipeline). Add a module here to include it.
 MODULES = {
     "tools/check_metrics.py": ["tests/test_check_metrics.py"],
+    "tools/gate_report.py": ["tests/test_check_metrics.py"],
+    "tools/git_files.py": ["tests/test_check_metrics.py"],
     "stages/params.py": ["tests/test_params.py"],
     "stages/neuron.py": ["tests/test_neuron.py"],
     "stages/optimizers.py": ["tests/test_optimizers.py"],

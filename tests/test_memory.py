@@ -1,0 +1,71 @@
+"""stages/memory.py: the memory a process may still use, read from /proc and /sys laid out in a temporary
+folder the way Linux lays them out (cgroup v1 and v2), and the pipeline's need."""
+import pytest
+
+from stages.memory import available_memory, largest_size, pipeline_bytes
+
+GIB = 1 << 30
+MEMINFO = "MemTotal:       32000000 kB\nMemFree:         1000000 kB\nMemAvailable:   20000000 kB\n"
+
+
+def machine(root, cgroup, files=None, meminfo=MEMINFO):
+    """A fake root with /proc/meminfo, /proc/self/cgroup and the given files under /sys/fs/cgroup."""
+    (root / "proc/self").mkdir(parents=True)
+    (root / "proc/meminfo").write_text(meminfo)
+    (root / "proc/self/cgroup").write_text(cgroup)
+    for path, text in (files or {}).items():
+        (root / "sys/fs/cgroup" / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / "sys/fs/cgroup" / path).write_text(text)
+    return root
+
+
+def test_without_a_cgroup_limit_it_is_memavailable(tmp_path):
+    v1_unlimited = {"memory/memory.limit_in_bytes": "9223372036854771712\n", "memory/memory.usage_in_bytes": "5\n"}
+    root = machine(tmp_path, "4:memory:/\n1:cpu:/\n", v1_unlimited)
+    assert available_memory(root) == 20000000 * 1024
+
+
+def test_cgroup_v1_limit_of_the_process_group_and_of_its_parents(tmp_path):
+    """v1: limit - (usage - total_inactive_file) at each level from the process's group up; the smallest wins."""
+    files = {
+        "memory/memory.limit_in_bytes": "9223372036854771712\n",
+        "memory/jobs/memory.limit_in_bytes": f"{8 * GIB}\n",  # the parent's limit also caps the child
+        "memory/jobs/memory.usage_in_bytes": f"{7 * GIB}\n",
+        "memory/jobs/memory.stat": f"cache 1\ntotal_inactive_file {2 * GIB}\n",
+        "memory/jobs/mine/memory.limit_in_bytes": f"{6 * GIB}\n",
+        "memory/jobs/mine/memory.usage_in_bytes": f"{GIB}\n",
+        "memory/jobs/mine/memory.stat": "total_inactive_file 0\n",
+    }
+    root = machine(tmp_path, "5:cpu,cpuacct:/jobs/mine\n4:memory:/jobs/mine\n", files)
+    assert available_memory(root) == 3 * GIB  # the parent: 8 - (7 - 2) GiB, less than the group's 6 - 1
+
+
+def test_cgroup_v2_limit(tmp_path):
+    files = {"memory.max": "max\n", "box/memory.max": f"{4 * GIB}\n", "box/memory.current": f"{3 * GIB}\n",
+             "box/memory.stat": f"anon 1\ninactive_file {GIB}\nactive_file 7\n"}
+    assert available_memory(machine(tmp_path, "0::/box\n", files)) == 2 * GIB
+
+
+def test_memavailable_can_be_the_smaller(tmp_path):
+    files = {"memory.max": f"{64 * GIB}\n", "memory.current": "0\n"}
+    assert available_memory(machine(tmp_path, "0::/\n", files, "MemAvailable: 1024 kB\n")) == 1 << 20
+
+
+def test_a_group_over_its_limit_has_nothing_left(tmp_path):
+    files = {"memory.max": f"{GIB}\n", "memory.current": f"{2 * GIB}\n"}
+    assert available_memory(machine(tmp_path, "0::/\n", files)) == 0
+
+
+def test_unknown_without_proc(tmp_path):
+    assert available_memory(tmp_path) is None
+
+
+def test_this_machine():
+    assert 0 < available_memory() < 1 << 50
+
+
+@pytest.mark.parametrize("m, size", [(2000, 64), (1, 1), (25_000, 512), (1600, 100)])
+def test_pipeline_bytes_and_the_largest_size_that_fits(m, size):
+    need = pipeline_bytes(m, size)
+    assert need == m * size * size * 3 * 5  # a uint8 value and its float32 feature per pixel channel
+    assert largest_size(m, need) == size and largest_size(m, need - 1) == size - 1
