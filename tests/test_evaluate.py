@@ -126,6 +126,8 @@ def test_metrics_edge_cases_by_hand():
     m = classification_metrics(np.array([1, 0, 0]), np.array([2.0, 1.0, -1.0]))
     assert (m["precision"], m["recall"], m["roc_auc"], m["accuracy"]) == (0.5, 1.0, 1.0, 0.666667)
     assert m["f1"] == 0.666667
+    # tp == fn: recall 1/2
+    assert classification_metrics(np.array([1, 1, 0]), np.array([1.0, -1.0, -2.0]))["recall"] == 0.5
 
 
 def test_metrics_threshold_is_applied_to_the_float64_sigmoid():
