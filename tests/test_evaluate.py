@@ -85,6 +85,57 @@ def test_evaluate_stage_writes_metrics_and_plot_files(in_tmp):
             assert set(png.info) <= {"dpi"}  # no Software, no date: only what the pixels need
 
 
+@pytest.mark.parametrize("threshold", [0.5, 0.8, 0.2])
+def test_evaluate_stage_confusion_pairs_and_threshold(in_tmp, threshold):
+    # a random, non-saturating neuron: the labels at `threshold` differ from those at 0.5
+    size = 4
+    rng = np.random.default_rng(1)
+    X = rng.random((60, size * size * 3), dtype=np.float32)
+    y = rng.integers(0, 2, 60).astype(np.uint8)
+    W = (rng.normal(0, 1, size * size * 3) / 3).astype(np.float32)
+    b = np.float32(-float(np.mean(X @ W)))
+    metrics = run_evaluate(X, y, W, b, size, threshold)
+    # the oracle, in float64: P(cat) = sigmoid(X W + b), predicted cat where P(cat) > threshold
+    p = 1 / (1 + np.exp(-(X.astype(np.float64) @ W + float(b))))
+    predicted = (p > threshold).astype(int)
+    assert 0 < np.mean(predicted != (p > 0.5)) or threshold == 0.5  # the threshold matters here
+    confusion = pd.read_csv(OUTPUTS["confusion"])
+    names = np.array(["dog", "cat"])
+    assert confusion.actual.tolist() == names[y].tolist()
+    assert confusion.predicted.tolist() == names[predicted].tolist()
+    tp, fp = int(np.sum((predicted == 1) & (y == 1))), int(np.sum((predicted == 1) & (y == 0)))
+    tn, fn = int(np.sum((predicted == 0) & (y == 0))), int(np.sum((predicted == 0) & (y == 1)))
+    assert (metrics["true_positives"], metrics["false_positives"], metrics["true_negatives"],
+            metrics["false_negatives"]) == (tp, fp, tn, fn)
+    assert metrics["accuracy"] == pytest.approx((tp + tn) / 60, abs=1e-6)
+    assert metrics["precision"] == pytest.approx(tp / (tp + fp), abs=1e-6)
+    assert metrics["recall"] == pytest.approx(tp / (tp + fn), abs=1e-6)
+    assert metrics["mse_loss"] == pytest.approx(np.mean((p - y) ** 2) / 2, abs=1e-6)
+    assert metrics["log_loss"] == pytest.approx(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)), abs=1e-6)
+    assert metrics["roc_auc"] == pytest.approx(pairwise_auc(y, p), abs=1e-6)
+
+
+def test_metrics_edge_cases_by_hand():
+    # no predicted cat: precision 0 (not a division by zero), recall 0, F1 0
+    m = classification_metrics(np.array([1, 0, 0]), np.array([-1.0, -2.0, -3.0]))
+    assert (m["precision"], m["recall"], m["f1"], m["n_valid"]) == (0.0, 0.0, 0.0, 3)
+    # no cat at all: recall 0 by convention, and no AUC (one class)
+    m = classification_metrics(np.array([0, 0]), np.array([1.0, -1.0]))
+    assert (m["recall"], m["precision"], m["roc_auc"]) == (0.0, 0.0, None)
+    # tp == fp: precision 1/2; exactly one cat: AUC defined; values rounded to 6 decimals
+    m = classification_metrics(np.array([1, 0, 0]), np.array([2.0, 1.0, -1.0]))
+    assert (m["precision"], m["recall"], m["roc_auc"], m["accuracy"]) == (0.5, 1.0, 1.0, 0.666667)
+    assert m["f1"] == 0.666667
+    # tp == fn: recall 1/2
+    assert classification_metrics(np.array([1, 1, 0]), np.array([1.0, -1.0, -2.0]))["recall"] == 0.5
+
+
+def test_metrics_threshold_is_applied_to_the_float64_sigmoid():
+    # sigmoid(1e-9) is 0.5 + 2.5e-10: a cat in float64, exactly 0.5 (a dog) in float32
+    m = classification_metrics(np.array([1]), np.array([1e-9], dtype=np.float32))
+    assert m["true_positives"] == 1
+
+
 def test_every_png_is_the_same_bytes_when_drawn_again(in_tmp):
     """DVC hashes the PNGs (dvc.lock): the same inputs must give the same bytes, run after run."""
     rng = np.random.default_rng(1)

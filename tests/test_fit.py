@@ -237,6 +237,24 @@ def test_when_fit_uses_the_dual(changes, shape, dual):
     assert stages.fit.uses_gram(TrainParams(**{"lr": 0.1, "epochs": 5000, **changes}), shape) == dual
 
 
+@pytest.mark.parametrize("shape, lr, epochs", [((200, 5), 1.0, 2000), ((40, 200), 0.5, 3000)], ids=["primal", "dual"])
+def test_cross_entropy_with_l2_reaches_scikit_learns_optimum(shape, lr, epochs):
+    # fit minimises J + l2/2 |W|^2 with J the mean cross-entropy; scikit-learn's LogisticRegression
+    # minimises 1/2 |W|^2 + C sum(cross-entropy), b unpenalised: the same optimum for C = 1 / (l2 m)
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    m, n = shape
+    X, y = toy_problem(m, n, seed=4)
+    X -= np.float32(0.5)  # centred features: b decoupled from W, so gradient descent converges in few epochs
+    l2 = 0.1
+    params = TrainParams(lr=lr, epochs=epochs, loss="cross_entropy", l2=l2)
+    assert stages.fit.uses_gram(params, shape) == (n > m)  # both solvers are tested
+    W, b, _ = fit(X, y, X, y, params, progress=False)
+    oracle = linear_model.LogisticRegression(C=1 / (l2 * m), tol=1e-12, max_iter=100_000).fit(X.astype(np.float64), y)
+    np.testing.assert_allclose(W, oracle.coef_[0], rtol=0, atol=2e-5)
+    assert b == pytest.approx(oracle.intercept_[0], abs=2e-5)
+    assert np.abs(oracle.coef_[0]).max() > 0.05  # the optimum is not W = 0: a wrong l2 moves it
+
+
 def first_overflowing_epoch(X, y, X_valid, y_valid, params):
     """The oracle: the first epoch at which the article's float64 loop (neuron.reference_fit) has a score
     z = X W + b beyond float32's range, on the training or validation rows."""

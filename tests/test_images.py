@@ -50,6 +50,31 @@ def test_load_image_applies_exif_orientation(tmp_path):
     assert pixels[0, 4, 2] > 200 and pixels[-1, 4, 0] > 200  # blue on top, red at the bottom
 
 
+# EXIF orientation -> what a viewer does to the stored pixels (rows, columns, channels) to show them upright
+ORIENTATIONS = {
+    1: lambda A: A,
+    2: np.fliplr,  # mirrored left-right
+    3: lambda A: np.rot90(A, 2),  # upside down
+    4: np.flipud,  # mirrored top-bottom
+    5: lambda A: A.transpose(1, 0, 2),  # mirrored along the main diagonal
+    6: lambda A: np.rot90(A, -1),  # rotate 90 degrees clockwise
+    7: lambda A: np.rot90(A, 2).transpose(1, 0, 2),  # mirrored along the anti-diagonal
+    8: lambda A: np.rot90(A, 1),  # rotate 90 degrees counter-clockwise
+}
+
+
+@pytest.mark.parametrize("orientation", sorted(ORIENTATIONS))
+@pytest.mark.parametrize("draft", [True, False])
+def test_load_image_applies_every_exif_orientation(tmp_path, orientation, draft):
+    # a square PNG of distinct random pixels at the output size: the resize is the identity, so the
+    # decoded pixels must be the stored ones turned as numpy turns them, exactly
+    stored = np.random.default_rng(orientation).integers(0, 256, (6, 6, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(tmp_path / "cat.1.png", exif=exif)
+    np.testing.assert_array_equal(load_image(tmp_path / "cat.1.png", 6, draft), ORIENTATIONS[orientation](stored))
+
+
 def test_load_image_rejects_non_images(tmp_path):
     (tmp_path / "cat.1.jpg").write_bytes(b"not an image")
     with pytest.raises(OSError):

@@ -82,3 +82,80 @@ def test_reference_fit_two_steps_by_hand():
     assert b == pytest.approx(-dz.sum(), rel=1e-12)
     assert losses.shape == (3, 2) and losses[0, 0] == pytest.approx(0.125)
     assert losses[1, 0] == pytest.approx(((s - 1) ** 2 + (1 - s) ** 2) / 4, rel=1e-12)  # J after step 1 (no L2 term)
+
+
+def plain_loop(X, y, X_valid, y_valid, lr, epochs, loss, gradient, l2):
+    """reference_fit's loop written out with the formulas themselves, in float64 (the oracle)."""
+    s = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    def J(z, y):
+        a = s(z)
+        if loss == "mse":
+            return np.sum((a - y) ** 2) / (2 * len(y))
+        return -np.mean(y * np.log(a) + (1 - y) * np.log(1 - a))
+
+    W, b, rows = np.zeros(X.shape[1]), 0.0, []
+    for epoch in range(epochs + 1):
+        z = X @ W + b
+        rows.append((J(z, y), J(X_valid @ W + b, y_valid)))
+        if epoch == epochs:
+            break
+        a = s(z)
+        if loss == "cross_entropy":
+            dz = (a - y) / len(y)
+        else:
+            d = s(a) if gradient == "notebook" else a
+            dz = (a - y) * d * (1 - d) / len(y)
+        W, b = W - lr * (X.T @ dz + l2 * W), b - lr * np.sum(dz)
+    return W, b, np.array(rows)
+
+
+@pytest.mark.parametrize("loss, gradient, l2", [("mse", "exact", 0.0), ("mse", "notebook", 0.0),
+                                                ("cross_entropy", "exact", 0.0), ("cross_entropy", "exact", 0.2)])
+def test_reference_fit_equals_the_formulas_on_every_path(loss, gradient, l2):
+    rng = np.random.default_rng(5)
+    X, X_valid = rng.random((12, 4)).astype(np.float32), rng.random((7, 4)).astype(np.float32)
+    y, y_valid = (rng.random(12) < 0.5).astype(np.uint8), (rng.random(7) < 0.5).astype(np.uint8)
+    y[:2], y_valid[:2] = (0, 1), (1, 0)
+    calls = []
+    kwargs = {"l2": l2} if l2 else {}  # the default is no L2
+    if gradient != "exact":
+        kwargs["gradient"] = gradient
+    W, b, losses = reference_fit(X, y, X_valid, y_valid, 3.0, 4, loss, on_epoch=lambda e, row: calls.append((e, *row)), **kwargs)
+    Wo, bo, rows = plain_loop(*(v.astype(np.float64) for v in (X, y, X_valid, y_valid)), 3.0, 4, loss, gradient, l2)
+    np.testing.assert_allclose(W, Wo, rtol=1e-12)
+    assert b == pytest.approx(bo, rel=1e-12) and abs(bo) > 1e-3
+    np.testing.assert_allclose(losses, rows, rtol=1e-12)
+    np.testing.assert_allclose(np.array(calls), np.column_stack([np.arange(5), rows]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_backprop_takes_the_gradient_it_is_given(loss):
+    rng = np.random.default_rng(6)
+    X, y, W = rng.random((9, 3)), (rng.random(9) < 0.5).astype(np.float64), rng.normal(size=3)
+    default, exact = backprop(X, y, W, 0.1), backprop(X, y, W, 0.1, "mse", "exact")
+    np.testing.assert_array_equal(default[0], exact[0])
+    if loss == "mse":  # the notebook's gradient differs from the exact one
+        notebook = backprop(X, y, W, 0.1, "mse", "notebook")
+        a = 1 / (1 + np.exp(-(X @ W + 0.1)))
+        s = 1 / (1 + np.exp(-a))
+        np.testing.assert_allclose(notebook[0], X.T @ ((a - y) * s * (1 - s) / 9), rtol=1e-12)
+
+
+def test_loss_gradient_divides_by_the_m_it_is_given():
+    a, y = np.array([0.9, 0.2]), np.array([1.0, 0.0])
+    np.testing.assert_allclose(loss_gradient("cross_entropy", "exact", a, y, m=8), (a - y) / 8)
+    np.testing.assert_allclose(loss_gradient("mse", "exact", a, y, m=8), (a - y) * a * (1 - a) / 8)
+
+
+def test_loss_value_accumulates_float32_inputs_in_float64():
+    rng = np.random.default_rng(7)
+    z = rng.normal(0, 3, 1001).astype(np.float32)
+    y = (rng.random(1001) < 0.5).astype(np.float32)
+    a = sigmoid(z).astype(np.float32)
+    z64, a64, y64 = z.astype(np.float64), a.astype(np.float64), y.astype(np.float64)
+    assert loss_value("cross_entropy", z, a, y) == np.mean(np.logaddexp(0, z64) - y64 * z64)
+    assert loss_value("mse", z, a, y) == 0.5 * np.mean((a64 - y64) ** 2)
+
+
+def test_predict_returns_int64_labels():
+    assert predict(np.array([0.2, 0.9])).dtype == np.int64

@@ -76,3 +76,17 @@ def test_gram_is_a_times_b_transposed():
         G = gram(A, B, pool)
     assert G.shape == (13, 7) and G.dtype == np.float32
     np.testing.assert_allclose(G, A.astype(np.float64) @ B.T.astype(np.float64), rtol=1e-6)
+
+
+@pytest.mark.parametrize("k, n", [(1, 3), (5, 40), (13, 6), (9, 9)])
+def test_gram_fills_every_row_whatever_the_shape(k, n):
+    # rows fewer than, not divisible by, or equal to SHARDS, k != n; the output memory is poisoned with NaN
+    # first (np.empty tends to reuse it), so a row range gram forgets to compute shows
+    rng = np.random.default_rng(k)
+    A, B = rng.random((k, n), dtype=np.float32), rng.random((7, n), dtype=np.float32)
+    for _ in range(3):
+        poison = np.full((k, 7), np.nan, np.float32)
+        del poison
+        with ThreadPoolExecutor(2) as pool:
+            G = gram(A, B, pool)
+        np.testing.assert_allclose(G, A.astype(np.float64) @ B.T.astype(np.float64), rtol=1e-5)

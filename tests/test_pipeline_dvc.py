@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -82,11 +83,24 @@ def clean(repo):
     dvc(repo, "checkout", "--force")
 
 
+def recomputed_metrics(repo):
+    """Accuracy and MSE loss recomputed in float64 from the pipeline's own files: the model train wrote
+    and the validation features evaluate read (the oracle for the metrics evaluate wrote)."""
+    model = np.load(repo / stage_path("train", "--model", repo / "dvc.yaml"))
+    valid = np.load(repo / stage_path("evaluate", "--valid-features", repo / "dvc.yaml"))
+    a = 1 / (1 + np.exp(-(valid["X"].astype(np.float64) @ model["W"] + float(model["b"]))))
+    y = valid["y"].astype(np.float64)
+    return {"accuracy": float(np.mean((a > 0.5) == y)), "mse_loss": float(np.mean((a - y) ** 2) / 2), "n_valid": len(y)}
+
+
 def test_repro_runs_every_stage_then_nothing(repo):
     assert stages_run(FIRST_REPRO["stdout"]) == list(STAGES)
     assert len(list((repo / "data/raw").glob("*.jpg"))) == 60
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
-    assert 0 <= metrics["accuracy"] <= 1 and metrics["n_valid"] == 12
+    expected = recomputed_metrics(repo)
+    assert metrics["n_valid"] == expected["n_valid"] == 12
+    assert metrics["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-6)
+    assert metrics["mse_loss"] == pytest.approx(expected["mse_loss"], rel=1e-5)
     second = dvc(repo, "repro")
     assert stages_run(second.stdout) == []
     assert "up to date" in second.stdout
@@ -113,8 +127,10 @@ def test_experiment_with_a_learning_rate_is_listed_with_its_metrics(clean):
     rows = [dict(zip(header, line.split(","))) for line in table[1:]]
     experiment = next(row for row in rows if row["Experiment"] == "lr-0.01")
     assert float(experiment["train.lr"]) == 0.01
-    assert 0 <= float(experiment["accuracy"]) <= 1
-    assert float(experiment["mse_loss"]) > 0
+    expected = recomputed_metrics(repo)  # exp run leaves the experiment's outputs in the workspace
+    assert float(experiment["accuracy"]) == pytest.approx(expected["accuracy"], abs=1e-4)
+    assert float(experiment["mse_loss"]) == pytest.approx(expected["mse_loss"], rel=1e-4)
+    assert float(experiment["mse_loss"]) != pytest.approx(json.loads(run(repo, "git", "show", "HEAD:metrics/evaluate.json").stdout)["mse_loss"])
 
 
 @pytest.mark.parametrize(

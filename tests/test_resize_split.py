@@ -1,5 +1,6 @@
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,6 +123,24 @@ def test_main_takes_every_path_from_the_command_line(in_tmp, capsys):
         main(["--raw", "photos"])  # every path is required: no default path in the code
     assert "the following arguments are required: --train-images, --valid-images, --preprocessing" in (
         capsys.readouterr().err)
+
+
+def test_resize_split_output_does_not_depend_on_the_listing_order(tmp_path, monkeypatch):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for i in range(12):
+        photo_like(raw / f"{('cat', 'dog')[i % 2]}.{i}.jpg", 60 + 7 * i, 50 + 3 * i, seed=i)
+    original = Path.iterdir
+    digests = []
+    for order in (sorted, lambda entries: sorted(entries, reverse=True),
+                  lambda entries: [entries[i] for i in np.random.default_rng(1).permutation(len(entries))]):
+        monkeypatch.setattr(Path, "iterdir", lambda self, order=order: iter(order(list(original(self)))))
+        out = tmp_path / f"out{len(digests)}"
+        resize_split(ResizeSplitParams(8, 0.3, 5, jobs=1), raw, *outputs(out), progress=False)
+        digests.append([path.read_bytes() for path in outputs(out)])
+    assert digests[0] == digests[1] == digests[2]
+    names = load_npz(outputs(tmp_path / "out0")[1], ("names",))["names"]
+    assert 0 < len(names) < 12 and list(names) == sorted(names)
 
 
 def test_images_that_would_not_fit_in_memory_stop_the_stage_before_decoding(in_tmp, monkeypatch):

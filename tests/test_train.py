@@ -11,6 +11,7 @@ import pytest
 
 from stages.common import load_npz, save_npz
 from stages.images import Preprocessing
+from stages.neuron import loss_value, predict, sigmoid
 from stages.params import ParamError
 from stages.train import TrainParams, main, train
 from tests.conftest import ROOT, write_params
@@ -77,6 +78,49 @@ def test_the_command_line_names_every_file(in_tmp, capsys):
 def test_read_params_rejects_bad_values(tmp_path, changes, message):
     with pytest.raises(ParamError, match=message):
         TrainParams.read(write_params(tmp_path / "params.yaml", train=changes))
+
+
+def test_metrics_are_the_kept_epochs_under_early_stopping(in_tmp):
+    # validation rows = the training rows with every 4th label flipped: with cross-entropy the validation
+    # loss falls, then rises as the neuron grows confident on the flipped rows -> the best epoch is not the last
+    X, y = toy_problem()
+    y_valid = y[:40].copy()
+    y_valid[::4] ^= 1
+    save_npz("in/train.npz", X=X[:40], y=y[:40])
+    save_npz("in/valid.npz", X=X[:40], y=y_valid)
+    Preprocessing(image_size=2, draft=True, pixel_scale=255.0).save("in/preprocessing.json")
+    train(TrainParams(lr=0.5, epochs=2000, loss="cross_entropy", early_stopping=10), progress=False, **PATHS)
+    history = np.genfromtxt("out/h.csv", delimiter=",", names=True)
+    best = int(np.argmin(history["valid_loss"]))
+    assert 0 < best < len(history) - 1  # best is neither the start nor the last epoch
+    metrics = json.loads(open("out/m.json").read())
+    assert metrics["epoch"] == history["epoch"][best]
+    assert metrics["train_loss"] == pytest.approx(history["train_loss"][best], rel=1e-7)
+    assert metrics["train_accuracy"] == pytest.approx(history["train_accuracy"][best], abs=1e-6)
+    assert history["train_accuracy"][best] != history["train_accuracy"][-1]
+    # and they are the numbers of the saved weights, recomputed from the model file in float64
+    model = load_npz("out/w.npz", ("W", "b"))
+    z = X[:40].astype(np.float64) @ model["W"] + float(model["b"])
+    assert metrics["train_loss"] == pytest.approx(loss_value("cross_entropy", z, sigmoid(z), y[:40]), rel=1e-5)
+    assert metrics["train_accuracy"] == pytest.approx(np.mean(predict(sigmoid(z)) == y[:40]), abs=1e-6)
+
+
+def test_two_processes_write_byte_identical_files(in_tmp):
+    # the stage run twice as the pipeline runs it, each in its own Python process: every output file's
+    # bytes equal (weights, history, metrics), and equal those of a run in this process
+    write_features()
+    write_params(in_tmp / "params.yaml", train={"epochs": 40, "lr": 0.5, "momentum": 0.5})
+    outputs = {}
+    for run in ("first", "second"):
+        paths = {**PATHS, "model": f"{run}/w.npz", "history": f"{run}/h.csv", "metrics": f"{run}/m.json"}
+        arguments = [word for key, path in paths.items() for word in (f"--{key.replace('_', '-')}", path)]
+        subprocess.run([sys.executable, "-m", "stages.train", "--params", "params.yaml", *arguments],
+                       check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        outputs[run] = [open(paths[key], "rb").read() for key in ("model", "history", "metrics")]
+    train(TrainParams(lr=0.5, epochs=40, momentum=0.5), progress=False, **PATHS)
+    here = [open(PATHS[key], "rb").read() for key in ("model", "history", "metrics")]
+    assert outputs["first"] == outputs["second"] == here
+    assert len(outputs["first"][1].splitlines()) == 42  # header + epochs 0..40
 
 
 def test_a_diverging_run_exits_2_with_the_epoch_and_what_to_change_and_writes_nothing(in_tmp):

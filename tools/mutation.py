@@ -42,6 +42,10 @@ MODULES = {
     "tools/gate_report.py": ["tests/test_check_metrics.py"],
     "tools/git_files.py": ["tests/test_check_metrics.py"],
     "stages/params.py": ["tests/test_params.py"],
+    "stages/neuron.py": ["tests/test_neuron.py"],
+    "stages/optimizers.py": ["tests/test_optimizers.py"],
+    "stages/metrics.py": ["tests/test_evaluate.py"],
+    "stages/passes.py": ["tests/test_passes.py"],
 }
 
 ROOT = Path(__file__).resolve().parents[1]
