@@ -23,15 +23,10 @@ repro: venv
 test: venv
 	$(BIN)/python -m pytest tests
 
-# Benchmarks (bench/), with their own pinned extras (scikit-learn); writes bench/RESULTS.md.
-# BENCH_ARGS=--quick for a few-minute run with smaller sizes.
+# Benchmarks (bench/); writes bench/RESULTS.md. BENCH_ARGS=--quick for a few-minute run with smaller sizes.
 BENCH_ARGS ?=
 
-$(VENV)/.bench-installed: requirements-bench.txt $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
-	touch $@
-
-bench: venv $(VENV)/.bench-installed
+bench: venv
 	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
 
 clean:
