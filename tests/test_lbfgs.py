@@ -10,7 +10,8 @@ from sklearn.linear_model import LogisticRegression
 import stages.fit
 import stages.passes
 from stages.fit import fit
-from stages.lbfgs import Objective
+import stages.lbfgs
+from stages.lbfgs import Coordinates, Objective, principal_directions
 from stages.neuron import backprop, forward, loss_value, sigmoid
 from stages.params import ParamError
 from stages.passes import ShardedPass
@@ -29,42 +30,74 @@ def objective64(X, y, W, b, l2):
     return loss_value("cross_entropy", z, sigmoid(z), y) + l2 / 2 * W @ W
 
 
+def small_rank(monkeypatch, rank=4):
+    """A change of variables with `rank` principal directions, estimated from every row, on small data."""
+    monkeypatch.setattr(stages.lbfgs, "RANK", rank)
+    monkeypatch.setattr(stages.lbfgs, "OVERSAMPLE", 3)
+
+
+def chain_rule_gradient(X, y, x, l2, coordinates):
+    """dF/dx at x = (v, c) from the reference backprop, through W = P v and b = c - mu W (P = U diag(s - 1)
+    U^T + I built here from U and s), in float64."""
+    P = np.eye(X.shape[1]) + coordinates.U @ np.diag(coordinates.s - 1) @ coordinates.U.T
+    W = P @ x[:-1]
+    b = x[-1] - coordinates.mu @ W
+    dW, db = backprop(X.astype(np.float64), y.astype(np.float64), W, b, "cross_entropy")
+    return W, b, np.append(P @ (dW - coordinates.mu * db + l2 * W), db)  # dF/dv = P^T dF/dW, P symmetric
+
+
 @pytest.mark.parametrize("inline_bytes", [0, 32 << 20])  # shards on the pool, and in this thread
 def test_objective_and_gradient_equal_the_reference(monkeypatch, inline_bytes):
     monkeypatch.setattr(stages.passes, "BLOCK_BYTES", 4 * 20 * 3)  # 3-row blocks
     monkeypatch.setattr(stages.passes, "INLINE_BYTES", inline_bytes)
+    small_rank(monkeypatch)
     X, y = toy_problem(m=50, n=20, seed=4)
     y = y.astype(np.float32)
-    rng = np.random.default_rng(1)
-    mu = X.mean(axis=0, dtype=np.float64)
-    x = np.append(rng.normal(scale=0.5, size=20), 0.3)  # (W, c): the neuron's b is c - mu W
+    x = np.append(np.random.default_rng(1).normal(scale=0.5, size=20), 0.3)  # (v, c)
     l2 = 0.07
+    coordinates = Coordinates(X, l2)
+    assert coordinates.U.shape == (20, 4)  # the change of variables is not the identity here
     with ThreadPoolExecutor(2) as pool:
-        objective = Objective(X, y, l2, ShardedPass(pool), mu)
+        objective = Objective(X, y, l2, ShardedPass(pool), coordinates)
         F, gradient = objective(x)
-    W, b = x[:-1], x[-1] - mu @ x[:-1]
+    W, b, reference = chain_rule_gradient(X, y, x, l2, coordinates)
     assert F == pytest.approx(objective64(X, y, W, b, l2), rel=1e-6)
-    dW, db = backprop(X.astype(np.float64), y.astype(np.float64), W, b, "cross_entropy")
-    # chain rule through b = c - mu W: dF/dW = dJ/dW - mu dJ/db + l2 W, dF/dc = dJ/db
-    np.testing.assert_allclose(gradient[:-1], dW - mu * db + l2 * W, rtol=1e-5, atol=1e-6 * np.abs(dW).max())
-    assert gradient[-1] == pytest.approx(db, rel=1e-5, abs=1e-7)
+    np.testing.assert_allclose(gradient, reference, rtol=1e-5, atol=1e-6 * np.abs(reference).max())
     np.testing.assert_allclose(objective.z, forward(X.astype(np.float64), W, b), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(objective.weights(x)[0], W, rtol=1e-6)
     assert objective.weights(x)[1] == pytest.approx(b, rel=1e-6)
 
 
-def test_objective_gradient_equals_finite_differences():
-    X, y = toy_problem(m=40, n=6, seed=2)
-    mu = X.mean(axis=0, dtype=np.float64)
-    x = np.array([0.4, -0.3, 0.2, 0.1, -0.5, 0.25, -0.1])
-    objective = Objective(X, y.astype(np.float32), 0.05, ShardedPass(None), mu)
+def test_objective_gradient_equals_finite_differences(monkeypatch):
+    small_rank(monkeypatch, rank=2)
+    X, y = toy_problem(m=40, n=8, seed=2)
+    x = np.array([0.4, -0.3, 0.2, 0.1, -0.5, 0.25, -0.1, 0.3, 0.05])
+    coordinates = Coordinates(X, 0.05)
+    objective = Objective(X, y.astype(np.float32), 0.05, ShardedPass(None), coordinates)
     gradient = objective(x)[1].copy()
 
-    def F(point):  # float64, from the neuron's weights W, b = c - mu W
-        return objective64(X, y, point[:-1], point[-1] - mu @ point[:-1], 0.05)
+    def F(point):  # float64, from the neuron's weights W = P v, b = c - mu W
+        W, b, _ = chain_rule_gradient(X, y, point, 0.05, coordinates)
+        return objective64(X, y, W, b, 0.05)
 
     step = 1e-6
     numeric = [(F(x + step * e) - F(x - step * e)) / (2 * step) for e in np.eye(len(x))]
     np.testing.assert_allclose(gradient, numeric, rtol=1e-4, atol=1e-6)
+
+
+def test_principal_directions_are_the_top_eigenvectors_of_the_covariance(monkeypatch):
+    small_rank(monkeypatch, rank=3)
+    rng = np.random.default_rng(0)
+    scales = np.array([5.0, 3.0, 2.0, 1.5] + [0.1] * 26)  # four strong directions in a random basis
+    basis = np.linalg.qr(rng.normal(size=(30, 30)))[0]
+    S = ((rng.normal(size=(400, 30)) * scales) @ basis.T + 0.5).astype(np.float32)
+    mu = S.mean(axis=0, dtype=np.float64)
+    U, s = principal_directions(S, mu, l2=0.01)
+    lam, vectors = np.linalg.eigh(np.cov(S.T.astype(np.float64), bias=True))  # ascending
+    lam, vectors = lam[::-1], vectors[:, ::-1]
+    np.testing.assert_allclose(np.abs(U.T @ vectors[:, :3]), np.eye(3), atol=2e-3)  # same directions
+    h = lam / 4 + 0.01
+    np.testing.assert_allclose(s, np.sqrt(h[3] / h[:3]), rtol=2e-3)  # curvature scaled to the 4th's
 
 
 @pytest.mark.parametrize("C", [0.05, 1.0])
@@ -102,9 +135,10 @@ def test_stops_when_the_gradient_is_within_the_tolerance():
     params = lbfgs_params(l2=0.01, tolerance=1e-6)
     W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
     assert len(history) - 1 < params.epochs
-    mu = X.mean(axis=0, dtype=np.float64)
-    dW, db = backprop(X.astype(np.float64), y.astype(np.float64), W.astype(np.float64), float(b), "cross_entropy")
-    gradient = np.append(dW - mu * db + params.l2 * W, db)  # in the centred coordinates L-BFGS moves
+    coordinates = Coordinates(X, params.l2)
+    P = np.eye(X.shape[1]) + coordinates.U @ np.diag(coordinates.s - 1) @ coordinates.U.T
+    x = np.append(np.linalg.solve(P, W.astype(np.float64)), b + coordinates.mu @ W)  # (v, c) of W, b
+    gradient = chain_rule_gradient(X, y, x, params.l2, coordinates)[2]  # in the coordinates L-BFGS moves
     assert np.abs(gradient).max() < 1e-5
 
 
