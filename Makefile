@@ -51,15 +51,11 @@ lint: venv
 	"$(BIN)/ruff" check .
 	"$(BIN)/ruff" format --check .
 
-# Benchmarks (bench/), with their own pinned extras (scikit-learn); writes bench/RESULTS.md.
+# Benchmarks (bench/; scikit-learn, their baseline, is pinned in requirements.txt); writes bench/RESULTS.md.
 # BENCH_ARGS=--quick for a few-minute run with smaller sizes (writes bench/.cache/RESULTS-partial.md instead).
 BENCH_ARGS ?=
 
-$(VENV)/.bench-installed: requirements-bench.txt $(VENV)/.installed
-	"$(BIN)/python" -m pip install --quiet -r requirements-bench.txt
-	touch "$@"
-
-bench: venv $(VENV)/.bench-installed
+bench: venv
 	"$(BIN)/python" -m bench.run_all $(BENCH_ARGS)
 
 # Mutation testing (tools/mutation.py; not in CI: minutes per module), with its own pinned extras (mutmut);

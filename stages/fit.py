@@ -1,18 +1,24 @@
 """Training: fit runs the epochs from W = 0, b = 0, records one history row per epoch, stops early.
 
-How an epoch moves the weights is a solver's business. fit picks one (solver_for):
+How the weights move is a solver's business. fit picks one (solver_for):
     FullBatch  the plain path: one fused read of X per epoch gives z = X W + b for the history and the
                gradient X^T dz (stages/passes.py), then one optimizer step (stages/optimizers.py);
     Dual       the fast path for far fewer training rows than features (uses_gram), see below;
-    MiniBatch  train.batch_size > 0: one optimizer step per batch of rows, in a seeded random order.
-Each computes the math of stages/neuron.py; tests/test_fit.py checks each against neuron.reference_fit.
+    MiniBatch  train.batch_size > 0: one optimizer step per batch of rows, in a seeded random order;
+    LBFGS      train.optimizer lbfgs: scipy's L-BFGS-B, one history row per iteration (stages/lbfgs.py).
+Each computes the math of stages/neuron.py; tests/test_fit.py checks each against neuron.reference_fit
+(tests/test_lbfgs.py: LBFGS against the reference gradient and scikit-learn's optimum).
 
-A solver has four methods, all fit needs:
-    forward(last) -> z (m,), z_valid (m_valid,)  the scores at the current weights (last: no step follows)
-    step(a)                                       one epoch of updates, given a = sigmoid(z) (m,)
+A solver has three methods, all fit needs:
+    run(epochs, record)                           calls record(k, z (m,), z_valid (m_valid,)) with the
+                                                  scores after k = 0, 1, ... epochs (or iterations), and
+                                                  stops after `epochs` or when record returns True
     state() -> tuple                              a copy of what it updates (early stopping keeps the best)
     weights(state) -> W (n,) float32, b float32   the neuron's weights of a state
-A new solver is a class with these four and a branch in solver_for.
+The epoch-by-epoch solvers get run from EpochLoop, from two methods of their own:
+    forward(last) -> z (m,), z_valid (m_valid,)  the scores at the current weights (last: no step follows)
+    step(a)                                       one epoch of updates, given a = sigmoid(z) (m,)
+A new solver is a class with these and a branch in solver_for.
 
 The dual: gradient descent (with or without momentum and L2) starts at W = 0 and every step adds X^T
 times a vector, so W = X^T theta with theta (m,), z = X W + b = G theta + b with G = X X^T (m, m), and a
@@ -34,6 +40,7 @@ from stages.common import usable_cores
 from stages.params import ParamError
 from stages.neuron import loss_gradient, loss_value, predict, sigmoid
 from stages.optimizers import make_optimizer
+from stages.lbfgs import LBFGS
 from stages.passes import ShardedPass, forward_backward, gram
 
 if TYPE_CHECKING:
@@ -44,14 +51,28 @@ GRAM_MAX_RATIO = 0.25  # dual (Gram matrix) training when m <= this x n ...
 GRAM_EPOCHS_PER_ROW = 8  # ... and epochs >= m / this: see uses_gram
 
 
+Record = Callable[[int, np.ndarray, np.ndarray], bool]  # record(k, z, z_valid) -> stop now
+
+
 class Solver(Protocol):
-    def forward(self, last: bool) -> tuple[np.ndarray, np.ndarray]: ...
-    def step(self, a: np.ndarray) -> None: ...
+    def run(self, epochs: int, record: Record) -> None: ...
     def state(self) -> tuple: ...
     def weights(self, state: tuple) -> tuple[np.ndarray, np.float32]: ...
 
 
-class FullBatch:
+class EpochLoop:
+    """run for a solver that moves the weights one epoch at a time: forward, record, step, in turn."""
+
+    def run(self, epochs: int, record: Record) -> None:
+        for epoch in range(epochs + 1):
+            last = epoch == epochs
+            z, z_valid = self.forward(last)
+            if record(epoch, z, z_valid) or last:
+                return
+            self.step(sigmoid(z))
+
+
+class FullBatch(EpochLoop):
     """The plain path: W (n,), b updated once per epoch with the gradient over all m rows."""
 
     def __init__(self, X, y, X_valid, params: TrainParams, passes: ShardedPass):
@@ -100,7 +121,7 @@ class MiniBatch(FullBatch):
             self.b = self.optimizer.step(self.W, self.b, *grad)
 
 
-class Dual:
+class Dual(EpochLoop):
     """The fast path (module docstring): theta (m,), b updated once per epoch; W = X^T theta."""
 
     def __init__(self, X, y, X_valid, params: TrainParams, passes: ShardedPass, pool: ThreadPoolExecutor):
@@ -140,6 +161,8 @@ def uses_gram(params: TrainParams, shape: tuple[int, int]) -> bool:
 def solver_for(params: TrainParams, X, y, X_valid, pool: ThreadPoolExecutor) -> Solver:
     """The solver that trains with `params` on X (m, n), y (m,), scoring X_valid (m_valid, n) each epoch."""
     passes = ShardedPass(pool)
+    if params.optimizer == "lbfgs":
+        return LBFGS(X, y, X_valid, params, passes)
     if uses_gram(params, X.shape):  # fast path: far fewer rows than features, train in the dual
         return Dual(X, y, X_valid, params, passes, pool)
     if params.batch_size in (0, X.shape[0]):
@@ -163,8 +186,9 @@ def fit(
     threads: worker threads (default: all cores; the result does not depend on it); on_epoch(epoch,
     history_row) is called after each history row (e.g. to time the run).
     Returns W (n,) float32, b float32 and the history: row k holds the losses and accuracies
-    (threshold 0.5) after k epochs. With early stopping, the history ends at the stopping epoch and
-    W, b are those of the epoch with the lowest validation loss.
+    (threshold 0.5) after k epochs (with lbfgs: k iterations; its history ends where L-BFGS converged).
+    With early stopping, the history ends at the stopping epoch and W, b are those of the epoch with
+    the lowest validation loss.
     """
     X = np.ascontiguousarray(X, dtype=np.float32)
     X_valid = np.ascontiguousarray(X_valid, dtype=np.float32)
@@ -174,43 +198,43 @@ def fit(
         raise ParamError(
             f"params.yaml: train.batch_size = {params.batch_size} is more than the {X.shape[0]} training examples"
         )
-    history = np.zeros((params.epochs + 1, len(HISTORY_COLUMNS)))
+    rows = []  # the history, one row per epoch
     bar = tqdm(total=params.epochs, desc="train", unit="epoch", disable=not progress, mininterval=0.5)
     with ThreadPoolExecutor(threads or usable_cores()) as pool:
         solver = solver_for(params, X, y, X_valid, pool)
         best = (np.inf, 0, solver.state())  # (lowest validation loss, its epoch, the solver's state then)
-        for epoch in range(params.epochs + 1):
-            last = epoch == params.epochs
-            z, z_valid = solver.forward(last)
+
+        def record(epoch: int, z: np.ndarray, z_valid: np.ndarray) -> bool:
+            """Add the history row of `epoch` from the scores z, z_valid; True: stop early."""
+            nonlocal best
             if not (np.isfinite(z).all() and np.isfinite(z_valid).all()):  # NaN or inf W, b: diverged
                 bar.close()
                 raise ParamError(divergence_message(params, epoch))
             a, a_valid = sigmoid(z), sigmoid(z_valid)
-            history[epoch] = (
+            rows.append((
                 epoch,
                 loss_value(params.loss, z, a, y),
                 loss_value(params.loss, z_valid, a_valid, y_valid),
                 np.mean(predict(a) == y),
                 np.mean(predict(a_valid) == y_valid),
-            )
+            ))
             if on_epoch:
-                on_epoch(epoch, history[epoch])
-            if params.early_stopping:
-                if history[epoch, 2] < best[0]:
-                    best = (history[epoch, 2], epoch, solver.state())
-                elif epoch - best[1] >= params.early_stopping:
-                    break
-            if last:
-                break
-            solver.step(a)
-            bar.update()
+                on_epoch(epoch, np.array(rows[-1]))
+            if epoch:
+                bar.update()
             if epoch % 100 == 0:
-                bar.set_postfix(train_loss=f"{history[epoch, 1]:.6f}", valid_loss=f"{history[epoch, 2]:.6f}")
+                bar.set_postfix(train_loss=f"{rows[-1][1]:.6f}", valid_loss=f"{rows[-1][2]:.6f}")
+            if params.early_stopping:
+                if rows[-1][2] < best[0]:
+                    best = (rows[-1][2], epoch, solver.state())
+                elif epoch - best[1] >= params.early_stopping:
+                    return True
+            return False
+
+        solver.run(params.epochs, record)
     bar.close()
-    if params.early_stopping:
-        history = history[: epoch + 1]
     W, b = solver.weights(best[2] if params.early_stopping else solver.state())
-    frame = pd.DataFrame(history, columns=HISTORY_COLUMNS).astype({"epoch": int})
+    frame = pd.DataFrame(np.array(rows, dtype=np.float64), columns=HISTORY_COLUMNS).astype({"epoch": int})
     return W, np.float32(b), frame
 
 

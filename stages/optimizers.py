@@ -2,6 +2,7 @@
 
     gd:   v = momentum v + g, W -= lr v (heavy ball); momentum 0 is the article's W -= lr g.
     adam: Adam (Kingma & Ba 2015) with beta1, beta2 = ADAM_BETAS and eps = ADAM_EPS.
+    lbfgs is not a step rule of this kind: scipy's L-BFGS-B drives the whole run (stages/lbfgs.py).
 L2 adds l2 W to dJ/dW (minimising J + l2/2 |W|^2; b is not penalised).
 
 step(W, b, grad_W, grad_b) updates W (k,) float32 in place and returns the new b; grad_W is dJ/dW (k,)
@@ -17,7 +18,7 @@ import numpy as np
 if TYPE_CHECKING:
     from stages.train import TrainParams
 
-OPTIMIZERS = ("gd", "adam")
+OPTIMIZERS = ("gd", "adam", "lbfgs")
 ADAM_BETAS = (0.9, 0.999)  # Kingma & Ba's defaults, with eps = 1e-8
 ADAM_EPS = 1e-8
 

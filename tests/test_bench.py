@@ -1,7 +1,5 @@
 """Smoke tests of the benchmark scripts (bench/): each runs on tiny inputs so that it cannot rot.
 They check that the scripts run and report, not the speed (the benchmarks themselves do that)."""
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -38,13 +36,10 @@ def test_epoch_bench():
 def test_time_to_accuracy_bench(in_tmp, monkeypatch):
     monkeypatch.setattr(time_to_accuracy, "ARTICLE", TrainParams(lr=0.003, epochs=30))
     monkeypatch.setattr(time_to_accuracy, "RECIPE", TrainParams(lr=0.02, epochs=10, momentum=0.9, early_stopping=3))
-    if importlib.util.find_spec("sklearn") is None:  # benchmark-only dependency, not in `make test`'s venv
-        monkeypatch.setattr(time_to_accuracy, "SKLEARN_C", ())
     text = time_to_accuracy.run((10,))
     assert "article recipe" in text and "ours: lr=0.02, epochs=10, momentum=0.9, early_stopping=3" in text
 
 
-@pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="scikit-learn is installed by `make bench`")
 def test_sklearn_part_of_time_to_accuracy():
     rng = np.random.default_rng(0)
     data = {"X": rng.random((20, 5), dtype=np.float32), "y": np.arange(20) % 2}

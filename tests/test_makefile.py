@@ -27,7 +27,7 @@ needs_old_python = pytest.mark.skipif(OLD_PYTHON is None, reason="no Python 3.10
 def checkout(tmp_path):
     folder = tmp_path / "a checkout"
     folder.mkdir()
-    for name in ("Makefile", "requirements.txt", "requirements-bench.txt"):
+    for name in ("Makefile", "requirements.txt", "requirements-mutation.txt"):
         shutil.copy(ROOT / name, folder / name)
     return folder
 
