@@ -1,12 +1,13 @@
 """What the benchmarks share: timing (median of repeats), the machine's description, Markdown tables."""
+
 from __future__ import annotations
 
 import os
 import platform
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import PIL

@@ -8,13 +8,14 @@ Also reports how much draft decoding changes the pixels, against the full decode
 
     python -m bench.decode [--sizes 2000 25000] [--repeats 3]
 """
+
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -79,14 +80,31 @@ def run_one(n_images: int, repeats: int, with_full: bool) -> tuple[list[list[str
     same = np.array_equal(outputs["draft1"], outputs["draftN"])
     rows = [[f"{n_images:,}", "straightforward, full decode, 1 process", f"{rate['baseline']:.0f}", "1.00x", ""]]
     if with_full:
-        rows.append([f"{n_images:,}", "resize_split draft=false, jobs=1", f"{rate['full1']:.0f}",
-                     f"{rate['full1'] / rate['baseline']:.2f}x", ""])
+        rows.append(
+            [
+                f"{n_images:,}",
+                "resize_split draft=false, jobs=1",
+                f"{rate['full1']:.0f}",
+                f"{rate['full1'] / rate['baseline']:.2f}x",
+                "",
+            ]
+        )
     rows += [
-        [f"{n_images:,}", "resize_split draft=true, jobs=1", f"{rate['draft1']:.0f}", f"{per_core:.2f}x",
-         f"per core >= 2x: {verdict(per_core >= 2)}"],
-        [f"{n_images:,}", f"resize_split draft=true, jobs=0 ({cores} cores)", f"{rate['draftN']:.0f}",
-         f"{rate['draftN'] / rate['baseline']:.2f}x", f"scaling {scaling:.2f}x on {cores} cores "
-         f"(near-linear >= {0.8 * cores:.1f}x: {verdict(scaling >= 0.8 * cores)}); output identical to jobs=1: {same}"],
+        [
+            f"{n_images:,}",
+            "resize_split draft=true, jobs=1",
+            f"{rate['draft1']:.0f}",
+            f"{per_core:.2f}x",
+            f"per core >= 2x: {verdict(per_core >= 2)}",
+        ],
+        [
+            f"{n_images:,}",
+            f"resize_split draft=true, jobs=0 ({cores} cores)",
+            f"{rate['draftN']:.0f}",
+            f"{rate['draftN'] / rate['baseline']:.2f}x",
+            f"scaling {scaling:.2f}x on {cores} cores "
+            f"(near-linear >= {0.8 * cores:.1f}x: {verdict(scaling >= 0.8 * cores)}); output identical to jobs=1: {same}",
+        ],
     ]
     note = f"{n_images:,} images, draft vs full decode: {pixel_difference(outputs['baseline'], outputs['draft1'])}."
     return rows, note

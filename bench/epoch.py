@@ -9,13 +9,14 @@ of X @ w, NumPy's BLAS matrix-vector product, on 1 thread and on all cores).
 
     python -m bench.epoch [--rows 20000] [--valid-rows 5000] [--repeats 5]
 """
+
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
 import numpy as np
 
@@ -36,8 +37,10 @@ def read_bandwidth(X: np.ndarray, repeats: int) -> float:
     threads = usable_cores()
     edges = np.linspace(0, X.shape[0], threads + 1).astype(int)
     with ThreadPoolExecutor(threads) as pool:
+
         def split():
             list(pool.map(lambda lo_hi: X[lo_hi[0] : lo_hi[1]] @ w, zip(edges[:-1], edges[1:])))
+
         many = median_seconds(split, repeats)
     return X.nbytes / min(one, many)
 
@@ -51,7 +54,9 @@ def run(rows: int = 20000, valid_rows: int = 5000, repeats: int = 5, seed: int =
     params = TrainParams(lr=0.003, epochs=repeats)
 
     stamps = []
-    W, b, _ = fit(X, y, X_valid, y_valid, params, progress=False, on_epoch=lambda *_: stamps.append(time.perf_counter()))
+    W, b, _ = fit(
+        X, y, X_valid, y_valid, params, progress=False, on_epoch=lambda *_: stamps.append(time.perf_counter())
+    )
     ours = statistics.median(np.diff(stamps))  # epoch k's interval: its forward+backward pass, then update
     bandwidth = read_bandwidth(X, repeats)
     bound = X.nbytes / bandwidth

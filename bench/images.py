@@ -7,13 +7,14 @@ n_images = 2000 and seed 0 it is exactly the embedded default set of `dvc repro`
 
     python -m bench.images 25000     # prints the folder
 """
+
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Sequence
 
 from bench.common import CACHE_DIR
 from stages.common import atomic_path, usable_cores
@@ -41,7 +42,9 @@ def kaggle_layout(n_images: int, seed: int = 0, cache: Path = CACHE_DIR) -> list
     folder = Path(cache) / f"kaggle-{n_images}-seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     per_class = n_images // 2
-    tasks = [(label, range(lo, min(lo + CHUNK, per_class))) for label in (CAT, DOG) for lo in range(0, per_class, CHUNK)]
+    tasks = [
+        (label, range(lo, min(lo + CHUNK, per_class))) for label in (CAT, DOG) for lo in range(0, per_class, CHUNK)
+    ]
     with ProcessPoolExecutor(usable_cores()) as pool:
         list(pool.map(_write, [folder] * len(tasks), *zip(*tasks), [seed] * len(tasks)))
     return sorted(folder.glob("*.jpg"))

@@ -7,6 +7,7 @@ only train and evaluate, not the image stages).
 
     python -m bench.incremental [--epochs 5000] [--n-per-class 1000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from bench.common import CACHE_DIR, ROOT, table, verdict
 
@@ -58,10 +59,18 @@ def run(epochs: int = 5000, n_per_class: int = 1000) -> str:
     shutil.rmtree(repo, ignore_errors=True)
     rows = [
         ["first `dvc repro` (all stages)", f"{first:.1f} s", "", ""],
-        ["`dvc repro`, nothing changed", f"{nothing:.1f} s", ", ".join(ran_nothing) or "none",
-         verdict(not ran_nothing)],
-        ["`dvc repro` after train.lr 0.003 -> 0.01", f"{after_lr:.1f} s", ", ".join(ran_lr),
-         f"image stages not rerun: {verdict(ran_lr == ['train', 'evaluate'])}"],
+        [
+            "`dvc repro`, nothing changed",
+            f"{nothing:.1f} s",
+            ", ".join(ran_nothing) or "none",
+            verdict(not ran_nothing),
+        ],
+        [
+            "`dvc repro` after train.lr 0.003 -> 0.01",
+            f"{after_lr:.1f} s",
+            ", ".join(ran_lr),
+            f"image stages not rerun: {verdict(ran_lr == ['train', 'evaluate'])}",
+        ],
     ]
     return "\n".join(
         [

@@ -9,13 +9,14 @@ The photos are stages/synthetic.py's (same size distribution as Kaggle's: mostly
 side, 1 % under 64 px, 1 % near 1000 px), JPEG quality 90, deflated like Kaggle's zip. The archive is
 a pure function of the arguments (fixed entry timestamps), and is written one image at a time.
 """
+
 from __future__ import annotations
 
 import argparse
 import zipfile
+from collections.abc import Sequence
 from multiprocessing import Pool
 from pathlib import Path
-from typing import Sequence
 
 from tqdm import tqdm
 

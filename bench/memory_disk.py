@@ -7,6 +7,7 @@ the cache files with the article's float64 train.npz / valid.npz (8 bytes per va
 
     python -m bench.memory_disk [--images 25000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import yaml
 
@@ -58,9 +59,12 @@ def scratch_project(n_images: int) -> Path:
 def run(n_images: int = 25000) -> str:
     project = scratch_project(n_images)
     peaks = {stage: run_stage(project, stage) for stage in STAGES}
-    sizes = {f"{kind}/{split}": (project / "data" / kind / f"{split}.npz").stat().st_size
-             for kind in ("prepared", "features") for split in ("train", "valid")}
-    import numpy as np  # noqa: PLC0415  (after the children: keeps this process small while they run)
+    sizes = {
+        f"{kind}/{split}": (project / "data" / kind / f"{split}.npz").stat().st_size
+        for kind in ("prepared", "features")
+        for split in ("train", "valid")
+    }
+    import numpy as np
 
     from stages.common import load_npz
 
@@ -70,12 +74,19 @@ def run(n_images: int = 25000) -> str:
     rows = []
     for split in ("train", "valid"):
         article = counts[split] * n_features * 8
-        rows.append([f"{split} ({counts[split]:,} images)", f"{article / 1e6:,.0f} MB", f"{sizes['prepared/' + split] / 1e6:,.0f} MB "
-                     f"({article / sizes['prepared/' + split]:.1f}x smaller)", f"{sizes['features/' + split] / 1e6:,.0f} MB "
-                     f"({article / sizes['features/' + split]:.1f}x smaller)"])
+        rows.append(
+            [
+                f"{split} ({counts[split]:,} images)",
+                f"{article / 1e6:,.0f} MB",
+                f"{sizes['prepared/' + split] / 1e6:,.0f} MB ({article / sizes['prepared/' + split]:.1f}x smaller)",
+                f"{sizes['features/' + split] / 1e6:,.0f} MB ({article / sizes['features/' + split]:.1f}x smaller)",
+            ]
+        )
     memory_rows = [[stage, f"{peaks[stage] / 1e6:,.0f} MB", ""] for stage in STAGES]
     ratio = peaks["train"] / matrix
-    memory_rows[2][2] = f"{ratio:.2f}x its float32 matrix ({matrix / 1e6:,.0f} MB; target < {TRAIN_TARGET}x: {verdict(ratio < TRAIN_TARGET)})"
+    memory_rows[2][2] = (
+        f"{ratio:.2f}x its float32 matrix ({matrix / 1e6:,.0f} MB; target < {TRAIN_TARGET}x: {verdict(ratio < TRAIN_TARGET)})"
+    )
     shutil.rmtree(project, ignore_errors=True)
     return "\n".join(
         [

@@ -7,13 +7,14 @@
 Only the full set writes the committed record bench/RESULTS.md; a quick or partial run (a look, not the
 record) goes to the git-ignored bench/.cache/ unless --out says otherwise.
 """
+
 from __future__ import annotations
 
 import argparse
 import datetime
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from bench import decode, epoch, incremental, memory_disk, time_to_accuracy
 from bench.common import CACHE_DIR, machine
@@ -55,7 +56,7 @@ def run(quick: bool, only: Sequence[str], out: Path) -> str:
         [
             "# Benchmark results (issue 4: speed)",
             f"Written by `python -m bench.run_all{' --quick' if quick else ''}` (`{command}`) on "
-            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, in {time.perf_counter() - start:.0f} s.",
+            f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, in {time.perf_counter() - start:.0f} s.",
             f"Machine at the start: {at_start}.\nAt the end: {machine()}.",
             "Ratios compare methods timed in the same run. The machine is shared (see the load averages): "
             "absolute times are noisy, ratios less so.",

@@ -11,12 +11,13 @@ embedded default set (2,000 images) and of a bigger generated set (bench/images.
 
     python -m bench.time_to_accuracy [--sizes 2000 5000]
 """
+
 from __future__ import annotations
 
 import argparse
 import time
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -45,8 +46,9 @@ def pipeline_features(n_images: int) -> tuple[dict, dict]:
         prepared = [folder / "prepared" / name for name in ("train.npz", "valid.npz", "preprocessing.json")]
         resize_split(ResizeSplitParams(64, 0.2, 42), paths[0].parent, *prepared, progress=False)
         for split in ("train", "valid"):
-            flatten_normalize(folder / f"prepared/{split}.npz", folder / f"features/{split}.npz",
-                              Preprocessing.load(prepared[2]))
+            flatten_normalize(
+                folder / f"prepared/{split}.npz", folder / f"features/{split}.npz", Preprocessing.load(prepared[2])
+            )
     return tuple(load_npz(folder / f"features/{split}.npz", ("X", "y")) for split in ("train", "valid"))
 
 
@@ -56,7 +58,12 @@ def timed_fit(train: dict, valid: dict, params: TrainParams) -> dict:
     start = time.perf_counter()
     stamps = []
     _, _, history = fit(
-        train["X"], train["y"], valid["X"], valid["y"], params, progress=False,
+        train["X"],
+        train["y"],
+        valid["X"],
+        valid["y"],
+        params,
+        progress=False,
         on_epoch=lambda epoch, row: stamps.append(time.perf_counter() - start),
     )
     return {
@@ -93,7 +100,13 @@ def run_one(n_images: int) -> list[list[str]]:
     article_hit = np.flatnonzero(article["curve"] >= target)[0]
     stamps = []
     reference_fit(
-        train["X"], train["y"], valid["X"], valid["y"], 0.003, 20, on_epoch=lambda *_: stamps.append(time.perf_counter())
+        train["X"],
+        train["y"],
+        valid["X"],
+        valid["y"],
+        0.003,
+        20,
+        on_epoch=lambda *_: stamps.append(time.perf_counter()),
     )
     plain_epoch = np.median(np.diff(stamps))
     ours = timed_fit(train, valid, RECIPE)
@@ -102,19 +115,41 @@ def run_one(n_images: int) -> list[list[str]]:
     vs_plain = plain_epoch * article_hit / ours_time
     vs_fit = article["stamps"][article_hit] / ours_time
     rows = [
-        [label, "article recipe, plain float64 loop (the article's code; extrapolated from 20 epochs)",
-         f"{plain_epoch * ARTICLE.epochs:.0f} s", f"epoch {article_hit}, {plain_epoch * article_hit:.0f} s", "1x"],
-        [label, "article recipe, stages.train", f"{article['seconds']:.1f} s, acc {target:.4f}", first_reach(article, target),
-         f"{plain_epoch * article_hit / article['stamps'][article_hit]:.0f}x sooner"],
-        [label, recipe_text(RECIPE), f"{ours['seconds']:.2f} s, acc {ours['accuracy']:.4f}", first_reach(ours, target),
-         f"{vs_plain:.0f}x sooner (>= {TARGET}x: {verdict(vs_plain >= TARGET)}); {vs_fit:.1f}x sooner than the "
-         "article recipe in stages.train"],
+        [
+            label,
+            "article recipe, plain float64 loop (the article's code; extrapolated from 20 epochs)",
+            f"{plain_epoch * ARTICLE.epochs:.0f} s",
+            f"epoch {article_hit}, {plain_epoch * article_hit:.0f} s",
+            "1x",
+        ],
+        [
+            label,
+            "article recipe, stages.train",
+            f"{article['seconds']:.1f} s, acc {target:.4f}",
+            first_reach(article, target),
+            f"{plain_epoch * article_hit / article['stamps'][article_hit]:.0f}x sooner",
+        ],
+        [
+            label,
+            recipe_text(RECIPE),
+            f"{ours['seconds']:.2f} s, acc {ours['accuracy']:.4f}",
+            first_reach(ours, target),
+            f"{vs_plain:.0f}x sooner (>= {TARGET}x: {verdict(vs_plain >= TARGET)}); {vs_fit:.1f}x sooner than the "
+            "article recipe in stages.train",
+        ],
     ]
     for C in SKLEARN_C:
         sk = sklearn_fit(train, valid, C)
         better = ours["accuracy"] >= sk["accuracy"] and ours["seconds"] < sk["seconds"]
-        rows.append([label, f"scikit-learn LogisticRegression(C={C}){sk['note']}", f"{sk['seconds']:.2f} s, acc {sk['accuracy']:.4f}",
-                     "", f"ours (whole run) equal or better acc in less time: {verdict(better)}"])
+        rows.append(
+            [
+                label,
+                f"scikit-learn LogisticRegression(C={C}){sk['note']}",
+                f"{sk['seconds']:.2f} s, acc {sk['accuracy']:.4f}",
+                "",
+                f"ours (whole run) equal or better acc in less time: {verdict(better)}",
+            ]
+        )
     return rows
 
 
@@ -132,7 +167,10 @@ def run(sizes: Sequence[int] = (2000, 5000)) -> str:
         [
             "### Time to the article recipe's final validation accuracy (pipeline features, 64 x 64 x 3)",
             "",
-            table(["images", "method", "whole run", "first reaches the target", "time to target vs the article's code"], rows),
+            table(
+                ["images", "method", "whole run", "first reaches the target", "time to target vs the article's code"],
+                rows,
+            ),
             "",
             "- Target: the validation accuracy the article's recipe ends with (5000 epochs) on the same features.",
             "- Ours, the whole run includes early stopping (at most 50 epochs, stops 10 epochs after the best validation loss and "

@@ -6,6 +6,7 @@ here are matrix-vector, limited by memory bandwidth, and a second BLAS thread ga
 other core loaded). One thread also makes float sums, hence the weights, independent of core count.
 This must run before NumPy is first imported, which importing any stage module guarantees.
 """
+
 import os
 
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -2,6 +2,7 @@
 
 Label convention of the whole project (the article's): cat = 1, dog = 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -144,8 +145,10 @@ def restore_hint(path: Path | str, lock_file: Path = Path("dvc.lock")) -> str:
             for out in record.get("outs", []):
                 if Path(out["path"]).resolve() == path.resolve() and "md5" in out:
                     md5 = out["md5"]
-                    return (f"it is an output of stage {stage}: drop DVC's cached copy and rebuild it: "
-                            f"rm -f \"$(dvc cache dir)/files/md5/{md5[:2]}/{md5[2:]}\" && dvc repro")
+                    return (
+                        f"it is an output of stage {stage}: drop DVC's cached copy and rebuild it: "
+                        f'rm -f "$(dvc cache dir)/files/md5/{md5[:2]}/{md5[2:]}" && dvc repro'
+                    )
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
         pass
     return "replace it with a good copy (README: Damaged files)"
@@ -163,7 +166,9 @@ def _read_array(member: BinaryIO, size: int) -> np.ndarray:
         raise ValueError("holds Python objects, not numbers or text")
     count = math.prod(shape)
     if count * dtype.itemsize != size - member.tell():
-        raise ValueError(f"its header announces {count * dtype.itemsize} bytes of data, it holds {size - member.tell()}")
+        raise ValueError(
+            f"its header announces {count * dtype.itemsize} bytes of data, it holds {size - member.tell()}"
+        )
     flat = np.empty(count, dtype)
     view = memoryview(flat.view(np.uint8))
     done = 0

@@ -7,16 +7,17 @@ them): the loss curves, W reshaped to the image it looks at, the ROC curve, the 
 mistakes gallery (the validation images the neuron got most confidently wrong, as the neuron saw them).
 Every path is an argument: dvc.yaml's cmd names them.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from stages.figures import plot_confusion, plot_losses, plot_mistakes, plot_roc, plot_weights
 from stages.common import CLASS_NAMES, DataError, atomic_path, load_npz, run_cli, save_json, stage_parser
+from stages.figures import plot_confusion, plot_losses, plot_mistakes, plot_roc, plot_weights
 from stages.metrics import EvaluateParams, classification_metrics, most_confident_mistakes, roc_curve
 from stages.model import load_model
 from stages.neuron import forward, predict, sigmoid
@@ -59,8 +60,10 @@ def evaluate(
     valid = load_npz(valid_features, ("X", "y", "names"))
     z = forward(valid["X"], weights.W, weights.b).astype(np.float64)
     if not np.isfinite(z).all():  # finite but huge weights: float32 scores overflow, metrics would be NaN
-        raise DataError(f"{model}: the scores z = X W + b of {np.count_nonzero(~np.isfinite(z))} validation images "
-                        "overflow float32: the weights are too large; retrain with a lower train.lr (`dvc repro`)")
+        raise DataError(
+            f"{model}: the scores z = X W + b of {np.count_nonzero(~np.isfinite(z))} validation images "
+            "overflow float32: the weights are too large; retrain with a lower train.lr (`dvc repro`)"
+        )
     scores = classification_metrics(valid["y"], z, params.threshold)
     save_json(metrics, scores)
 

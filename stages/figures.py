@@ -4,6 +4,7 @@ confusion matrix and the mistakes gallery.
 Reproducible bytes: a fixed size and DPI, and no date or software name in the PNG (savefig's metadata), so
 the same inputs give the same file and DVC's hash of it does not change when nothing else did.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,11 +12,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from stages.common import atomic_path  # noqa: E402
+from stages.common import atomic_path
 
 DPI = 80
 
@@ -63,8 +64,13 @@ def plot_roc(fpr: np.ndarray, tpr: np.ndarray, roc_auc: float | None, path: Path
     figure, axes = plt.subplots(figsize=(5, 5))
     axes.plot(fpr, tpr, label="the neuron")
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
-    axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="false positive rate (dogs called cat)",
-             ylabel="true positive rate (cats called cat)", title=f"ROC curve (validation), AUC {roc_auc}")
+    axes.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="false positive rate (dogs called cat)",
+        ylabel="true positive rate (cats called cat)",
+        title=f"ROC curve (validation), AUC {roc_auc}",
+    )
     axes.legend(loc="lower right")
     figure.tight_layout()
     save_figure(figure, path)
@@ -72,27 +78,43 @@ def plot_roc(fpr: np.ndarray, tpr: np.ndarray, roc_auc: float | None, path: Path
 
 def plot_confusion(metrics: dict, threshold: float, path: Path | str) -> None:
     """The 2 x 2 confusion matrix of the metrics' counts: rows the actual class, columns the predicted."""
-    counts = np.array([[metrics["true_positives"], metrics["false_negatives"]],
-                       [metrics["false_positives"], metrics["true_negatives"]]])
+    counts = np.array(
+        [
+            [metrics["true_positives"], metrics["false_negatives"]],
+            [metrics["false_positives"], metrics["true_negatives"]],
+        ]
+    )
     figure, axes = plt.subplots(figsize=(5, 4.5))
     axes.imshow(counts, cmap="Blues", vmin=0)
     for (row, column), count in np.ndenumerate(counts):
         dark = count > counts.max() / 2
         axes.text(column, row, str(count), ha="center", va="center", fontsize=16, color="white" if dark else "black")
-    axes.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["cat", "dog"], yticklabels=["cat", "dog"],
-             xlabel="predicted", ylabel="actual", title=f"Confusion matrix (validation, threshold {threshold:g})")
+    axes.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=["cat", "dog"],
+        yticklabels=["cat", "dog"],
+        xlabel="predicted",
+        ylabel="actual",
+        title=f"Confusion matrix (validation, threshold {threshold:g})",
+    )
     figure.tight_layout()
     save_figure(figure, path)
 
 
-def plot_mistakes(false_cats: list[tuple], false_dogs: list[tuple], totals: tuple[int, int], columns: int,
-                  path: Path | str) -> None:
+def plot_mistakes(
+    false_cats: list[tuple], false_dogs: list[tuple], totals: tuple[int, int], columns: int, path: Path | str
+) -> None:
     """The mistakes gallery: a row of false cats (dogs called cat), a row of false dogs (cats called dog),
     each a list of at most `columns` (image uint8 (s, s, 3), file name, P(cat)), the most confident mistake
     first; `totals`: how many of each the validation set has."""
     figure = plt.figure(figsize=(1.5 * columns, 4.4))
-    grid = figure.subplots(2, columns, squeeze=False, gridspec_kw=dict(
-        left=0.01, right=0.99, top=0.8, bottom=0.02, wspace=0.1, hspace=0.75))  # fixed: no layout search
+    grid = figure.subplots(
+        2,
+        columns,
+        squeeze=False,
+        gridspec_kw=dict(left=0.01, right=0.99, top=0.8, bottom=0.02, wspace=0.1, hspace=0.75),
+    )  # fixed: no layout search
     rows = (("false cats: dogs called cat", false_cats), ("false dogs: cats called dog", false_dogs))
     for axes_row, (title, mistakes), total, top in zip(grid, rows, totals, (0.97, 0.47)):
         for axes in axes_row:

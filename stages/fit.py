@@ -26,21 +26,23 @@ step on W with dJ/dW = X^T dz is the step on theta with dz. After one product G 
 epoch reads G instead of X: m / n of the bytes. Same math as the primal; the rounding differs, within
 float32 precision.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from stages.common import usable_cores
-from stages.params import ParamError
+from stages.lbfgs import LBFGS
 from stages.neuron import loss_gradient, loss_value, predict, sigmoid
 from stages.optimizers import make_optimizer
-from stages.lbfgs import LBFGS
+from stages.params import ParamError
 from stages.passes import ShardedPass, forward_backward, gram
 
 if TYPE_CHECKING:
@@ -211,13 +213,15 @@ def fit(
                 bar.close()
                 raise ParamError(divergence_message(params, epoch))
             a, a_valid = sigmoid(z), sigmoid(z_valid)
-            rows.append((
-                epoch,
-                loss_value(params.loss, z, a, y),
-                loss_value(params.loss, z_valid, a_valid, y_valid),
-                np.mean(predict(a) == y),
-                np.mean(predict(a_valid) == y_valid),
-            ))
+            rows.append(
+                (
+                    epoch,
+                    loss_value(params.loss, z, a, y),
+                    loss_value(params.loss, z_valid, a_valid, y_valid),
+                    np.mean(predict(a) == y),
+                    np.mean(predict(a_valid) == y_valid),
+                )
+            )
             if on_epoch:
                 on_epoch(epoch, np.array(rows[-1]))
             if epoch:
@@ -245,12 +249,16 @@ def divergence_message(params: TrainParams, epoch: int) -> str:
     hint = f"lower train.lr (now {params.lr:g})"
     bound = 2 * (1 + params.momentum)
     if params.optimizer == "gd" and params.lr * params.l2 >= bound:
-        hint = (f"gradient descent with L2 is only stable for train.lr x train.l2 < {bound:g}"
-                f"{' = 2 (1 + train.momentum)' if params.momentum else ''}, here {params.lr:g} x {params.l2:g} = "
-                f"{params.lr * params.l2:g}: lower train.lr or train.l2")
-    return (f"params.yaml: train.lr = {params.lr:g} made the training diverge: after {epoch} of {params.epochs} "
-            f"epochs the scores z = X W + b are no longer finite numbers (they overflowed float32, the losses "
-            f"with them); {hint}")
+        hint = (
+            f"gradient descent with L2 is only stable for train.lr x train.l2 < {bound:g}"
+            f"{' = 2 (1 + train.momentum)' if params.momentum else ''}, here {params.lr:g} x {params.l2:g} = "
+            f"{params.lr * params.l2:g}: lower train.lr or train.l2"
+        )
+    return (
+        f"params.yaml: train.lr = {params.lr:g} made the training diverge: after {epoch} of {params.epochs} "
+        f"epochs the scores z = X W + b are no longer finite numbers (they overflowed float32, the losses "
+        f"with them); {hint}"
+    )
 
 
 def kept_row(history: pd.DataFrame, params: TrainParams) -> pd.Series:

@@ -5,10 +5,11 @@ float32, y (m,) uint8 and names (m,); pixel values are divided by the preprocess
 (images.to_features). Every path comes from the command line (dvc.yaml's `cmd:`).
 Rows are examples (the article's notebook used the transpose, one column per image).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from stages.common import DataError, load_npz, run_cli, save_npz, stage_parser
 from stages.images import Preprocessing, to_features
@@ -19,8 +20,10 @@ def flatten_normalize(images_file: Path, features_file: Path, preprocessing: Pre
     data = load_npz(images_file, ("X", "y", "names"))
     size = preprocessing.image_size
     if data["X"].shape[1:] != (size, size, 3):
-        raise DataError(f"{images_file}: images of shape {data['X'].shape[1:]}, the preprocessing record says "
-                        f"{(size, size, 3)} (rerun resize_split: `dvc repro`)")
+        raise DataError(
+            f"{images_file}: images of shape {data['X'].shape[1:]}, the preprocessing record says "
+            f"{(size, size, 3)} (rerun resize_split: `dvc repro`)"
+        )
     X = to_features(data["X"], preprocessing.pixel_scale)
     save_npz(features_file, X=X, y=data["y"], names=data["names"])
     return X.shape

@@ -10,6 +10,7 @@ as the training photos were.
 Also here: the Kaggle file name (`cat.12.jpg`, `dog.7.jpg`) that carries every photo's label, the
 layout ingest writes and resize_split reads.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,8 +18,8 @@ import json
 import math
 import re
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -121,8 +122,11 @@ class Preprocessing:
 
     def arrays(self) -> dict[str, np.generic]:
         """The record as NumPy scalars, to store in an .npz beside the weights."""
-        return {"image_size": np.int64(self.image_size), "draft": np.bool_(self.draft),
-                "pixel_scale": np.float32(self.pixel_scale)}
+        return {
+            "image_size": np.int64(self.image_size),
+            "draft": np.bool_(self.draft),
+            "pixel_scale": np.float32(self.pixel_scale),
+        }
 
     @classmethod
     def from_mapping(cls, record: Mapping, source: str) -> Preprocessing:
@@ -134,11 +138,16 @@ class Preprocessing:
         image_size = _scalar(record["image_size"], "iu")
         draft = _scalar(record["draft"], "b")
         pixel_scale = _scalar(record["pixel_scale"], "iuf")
-        if image_size is None or image_size < 1 or draft is None or not (
-                pixel_scale is not None and math.isfinite(pixel_scale) and pixel_scale > 0):
+        if (
+            image_size is None
+            or image_size < 1
+            or draft is None
+            or not (pixel_scale is not None and math.isfinite(pixel_scale) and pixel_scale > 0)
+        ):
             got = ", ".join(f"{name} = {record[name]!r}" for name in names)
-            raise DataError(f"{source}: {got}; expected an integer image_size >= 1, draft true or false, "
-                            "a number pixel_scale > 0")
+            raise DataError(
+                f"{source}: {got}; expected an integer image_size >= 1, draft true or false, a number pixel_scale > 0"
+            )
         return cls(int(image_size), bool(draft), float(pixel_scale))
 
 

@@ -20,6 +20,7 @@ and which inflate to 64 MiB or to 1 GiB give the same peaks, 40 MB for the main 
 the largest worker (31 MB of it decoding a 4-megapixel PNG). Disk: at most one file per worker beyond
 the kept ones.
 """
+
 from __future__ import annotations
 
 import csv
@@ -119,8 +120,9 @@ def check_source(value, external: PurePath) -> str:
     return value
 
 
-def _copy_and_check(item: tuple[Entry, str], source: FolderSource | ZipSource, out_dir: Path,
-                    max_pixels: int) -> tuple[str, str] | None:
+def _copy_and_check(
+    item: tuple[Entry, str], source: FolderSource | ZipSource, out_dir: Path, max_pixels: int
+) -> tuple[str, str] | None:
     """Copy one entry to `out_dir`/<its Kaggle name> and decode that copy; remove it and return
     (reason, detail) when it is not usable, else None. Runs in a worker process: what it holds is a
     few CHUNKs of the file (bounded by MAX_FILE_BYTES on disk) and the decoded image (bounded by
@@ -149,8 +151,13 @@ def ingest_source(source_path: Path, out_dir: Path, max_pixels: int, jobs: int, 
     layout, skipped, to_check = plan(source.entries())
     check = functools.partial(_copy_and_check, source=source, out_dir=out_dir, max_pixels=max_pixels)
     kept = []
-    for (entry, name), verdict in tqdm(ordered_map(check, to_check, jobs), total=len(to_check),
-                                       desc=f"ingest: {source_path}", unit="file", disable=not progress):
+    for (entry, name), verdict in tqdm(
+        ordered_map(check, to_check, jobs),
+        total=len(to_check),
+        desc=f"ingest: {source_path}",
+        unit="file",
+        disable=not progress,
+    ):
         if verdict:
             skipped.append(Outcome(entry.name, *verdict, index=entry.index))
         else:

@@ -27,10 +27,12 @@ the line search finds no lower F (the same); or train.epochs iterations. The his
 iteration: row k holds the losses and accuracies after k iterations. With early stopping, the run ends
 train.early_stopping iterations after the lowest validation loss and keeps that iterate's weights.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -148,8 +150,18 @@ class LBFGS:
                 raise StopIteration  # early stopping: scipy ends the run
 
         minimize(
-            self.objective, self.x, jac=True, method="L-BFGS-B", callback=callback,
-            options={"maxiter": epochs, "gtol": self.tolerance, "ftol": FTOL, "maxcor": MEMORY, "maxls": MAX_LINE_SEARCH},
+            self.objective,
+            self.x,
+            jac=True,
+            method="L-BFGS-B",
+            callback=callback,
+            options={
+                "maxiter": epochs,
+                "gtol": self.tolerance,
+                "ftol": FTOL,
+                "maxcor": MEMORY,
+                "maxls": MAX_LINE_SEARCH,
+            },
         )
 
     def state(self):

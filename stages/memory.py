@@ -12,6 +12,7 @@ above this process that caps memory (v2 memory.max, v1 memory.limit_in_bytes: a 
 limit less the group's working set (usage less its inactive file pages, which the kernel reclaims first:
 what `docker stats` and the kubelet count).
 """
+
 from __future__ import annotations
 
 import math
@@ -71,8 +72,10 @@ def _cgroup_limits(root: Path) -> list[tuple[int, int]]:
         if controllers == "":  # v2: one unified hierarchy
             mount, files = root / "sys/fs/cgroup", ("memory.max", "memory.current", "inactive_file")
         elif "memory" in controllers.split(","):
-            mount, files = root / "sys/fs/cgroup/memory", ("memory.limit_in_bytes", "memory.usage_in_bytes",
-                                                            "total_inactive_file")
+            mount, files = (
+                root / "sys/fs/cgroup/memory",
+                ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"),
+            )
         else:
             continue
         folder = mount / path.strip("/")

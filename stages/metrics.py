@@ -5,6 +5,7 @@ Pure functions of labels y (m,) in {0, 1} and scores z = X W + b (m,); cat (1) i
 The evaluate group of params.yaml (the threshold) is declared here rather than in evaluate.py, so that
 predict reads it without importing evaluate's plotting.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ Weights that are not finite numbers (a run that diverged, a hand-made file) are 
 stage writes them, and no stage scores with them (NaN scores would give NaN metrics and meaningless
 labels while exiting 0).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,7 +49,9 @@ def load_model(path: Path | str) -> Model:
     W, b = arrays["W"], arrays["b"]
     n = preprocessing.image_size**2 * 3
     if W.shape != (n,) or b.shape != ():
-        raise DataError(f"{path}: W of shape {W.shape} and b of shape {b.shape}; the image size "
-                        f"{preprocessing.image_size} needs W of shape ({n},) and one b")
+        raise DataError(
+            f"{path}: W of shape {W.shape} and b of shape {b.shape}; the image size "
+            f"{preprocessing.image_size} needs W of shape ({n},) and one b"
+        )
     check_finite(W, b, str(path))
     return Model(W, b[()], preprocessing)

@@ -9,9 +9,10 @@ stages/passes.py computes the same in float32 cache-sized blocks on threads, sta
 it (and in the dual, and in mini-batches); tests/test_fit.py and tests/test_passes.py check each of them
 against `backprop` and `reference_fit` below.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -9,6 +9,7 @@ step(W, b, grad_W, grad_b) updates W (k,) float32 in place and returns the new b
 and may be overwritten. W is any parameter vector: in the dual (stages/fit.py) it is theta (m,) and the
 gradient dz; gd and L2 are linear in it, so they carry over.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

@@ -9,10 +9,11 @@ BLAS runs one thread per shard (BLAS_THREADS), as BLAS threads nested in the poo
 cores (a 20,000 x 12,288 pass on a busy 2-core machine: 1.2-1.9 s, against 0.35 s one-threaded). gram computes X X^T for the dual (stages/fit.py).
 tests/test_passes.py checks each against neuron.backprop.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 import numpy as np
 from threadpoolctl import ThreadpoolController

@@ -9,6 +9,7 @@ The cmd is read as written: dvc.yaml's `${...}` templating is not resolved here.
 dvc.lock is the record of how each output was made: locked_params walks it back from a file to the
 parameters of every stage it came from (predict asks it which photo set trained the model).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -60,8 +61,11 @@ def locked_params(path: Path | str, lock_file: Path | str = DVC_LOCK) -> dict | 
     lock_file = Path(lock_file)
     try:
         stages = yaml.safe_load(lock_file.read_text())["stages"]
-        outs = {(lock_file.parent / out["path"]).resolve(): (stage, out.get("md5"))
-                for stage, record in stages.items() for out in record.get("outs", [])}
+        outs = {
+            (lock_file.parent / out["path"]).resolve(): (stage, out.get("md5"))
+            for stage, record in stages.items()
+            for out in record.get("outs", [])
+        }
         found = outs.get(Path(path).resolve())
         if found is None or found[1] != hashlib.md5(Path(path).read_bytes()).hexdigest():
             return None

@@ -15,12 +15,13 @@ Which photos trained the model is read from dvc.lock (pipeline.locked_params: th
 run that made this very model file); predict says so on stderr when they were the embedded synthetic
 set, or when dvc.lock does not record the model file.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -59,12 +60,13 @@ def data_note(model: Path, lock_file: Path = DVC_LOCK) -> str | None:
     """What to tell about the photos that trained `model`, from dvc.lock; None when they were real photos."""
     params = locked_params(model, lock_file)
     if params is None:
-        return (f"predict: note: {lock_file} does not record how {model} was made, so which photos trained it "
-                "is unknown")
+        return f"predict: note: {lock_file} does not record how {model} was made, so which photos trained it is unknown"
     if params.get("ingest.source") == "synthetic":
-        return (f"predict: note: {model} was trained on the embedded synthetic set (ingest.source: synthetic "
-                f"in {lock_file}), drawn animals rather than photos: P(cat) of a real photo means little. "
-                "README, Real data: train it on Kaggle's photos")
+        return (
+            f"predict: note: {model} was trained on the embedded synthetic set (ingest.source: synthetic "
+            f"in {lock_file}), drawn animals rather than photos: P(cat) of a real photo means little. "
+            "README, Real data: train it on Kaggle's photos"
+        )
     return None
 
 
@@ -78,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--weights", type=Path, help="model file (default: the --model file of train's cmd in dvc.yaml)"
     )
     parser.add_argument(
-        "--threshold", type=probability,
+        "--threshold",
+        type=probability,
         help="P(cat) above which to say cat, 0 < t < 1 (default: evaluate.threshold of params.yaml)",
     )
     args = parser.parse_args(argv)

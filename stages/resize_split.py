@@ -10,30 +10,31 @@ that is still at least size x size), which skips most of the decoding work; the 
 starts from that smaller image. Images are decoded by `jobs` processes; every image is decoded on its
 own, so the output does not depend on `jobs`.
 """
+
 from __future__ import annotations
 
 import functools
 import hashlib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from stages.params import Flag, Number, param, stage_params
 from stages.common import (
     LABELS,
     DataError,
     ordered_map,
     run_cli,
-    stage_parser,
     save_npz,
+    stage_parser,
     usable_cores,
 )
 from stages.images import Preprocessing, label_of, load_image
 from stages.memory import available_memory, check_pipeline_fits
+from stages.params import Flag, Number, param, stage_params
 
 CHUNK = 64  # images per task sent to a worker process
 # Kaggle's photos are at most about 500 px on the long side (a few reach 1,050): a larger square only
@@ -79,7 +80,9 @@ def list_labelled_images(raw_dir: Path) -> tuple[list[Path], np.ndarray]:
     return paths, np.array([label_of(p.name) for p in paths], dtype=np.uint8)
 
 
-def _decode_chunk(paths: Sequence[Path], size: int, draft: bool) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+def _decode_chunk(
+    paths: Sequence[Path], size: int, draft: bool
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """Decode `paths` (k,): X (k, size, size, 3) uint8 (zeros where a file failed), the mask of decoded
     rows (k,), and the (name, reason) of every file that could not be decoded."""
     X = np.zeros((len(paths), size, size, 3), dtype=np.uint8)

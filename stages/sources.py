@@ -10,6 +10,7 @@ Every file gets one outcome: kept under its Kaggle name (`cat.N.jpg`, `dog.N.jpg
 of the reasons in REASONS; no name and no content stops the reading. This module decides from names
 (`plan`) and decodes (`check_image`); stages/readers.py reads the files, stages/archive.py zip archives.
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -125,7 +126,7 @@ def kaggle_name(layout: str, name: str) -> str | None:
     """The Kaggle name (`cat.N.jpg` / `dog.N.jpg`) of an entry in `layout`, or None when its name
     carries no label: ("kaggle", "train/Cat.7.JPG") -> "cat.7.jpg", ("microsoft", "PetImages/Dog/7.jpg")
     -> "dog.7.jpg"."""
-    tail = as_path(name).rsplit("/", 2)[-1 if layout == "kaggle" else -2:]
+    tail = as_path(name).rsplit("/", 2)[-1 if layout == "kaggle" else -2 :]
     match = LAYOUTS[layout].fullmatch("/".join(tail))
     return kaggle_file_name(LABELS[match.group(1).lower()], match.group(2)) if match else None
 
@@ -141,8 +142,11 @@ def detect_layout(names: Iterable[str]) -> str:
         return best
     sample = ", ".join(names[:5]) or "no files"
     if not most:
-        hint = " (a zip inside the source? extract the inner train.zip first)" if any(
-            n.lower().endswith(".zip") for n in names) else ""
+        hint = (
+            " (a zip inside the source? extract the inner train.zip first)"
+            if any(n.lower().endswith(".zip") for n in names)
+            else ""
+        )
         raise DataError(f"no cat/dog image names found{hint}; {LAYOUT_HELP}. First files seen: {sample}")
     raise DataError(
         f"both layouts found, as often ({counts['kaggle']} Kaggle-style and {counts['microsoft']} Microsoft-style "
@@ -170,7 +174,9 @@ def plan(entries: Sequence[Entry]) -> tuple[str, list[Outcome], list[tuple[Entry
         elif out is None:
             skipped.append(Outcome(entry.name, "no_label", f"not a {layout}-layout cat/dog name", entry.index))
         elif len(out) > NAME_MAX:
-            skipped.append(Outcome(entry.name, "bad_name", f"its Kaggle name is longer than {NAME_MAX} bytes", entry.index))
+            skipped.append(
+                Outcome(entry.name, "bad_name", f"its Kaggle name is longer than {NAME_MAX} bytes", entry.index)
+            )
         else:
             claims[out].append(entry)
     to_check = []
@@ -178,8 +184,10 @@ def plan(entries: Sequence[Entry]) -> tuple[str, list[Outcome], list[tuple[Entry
         if len(claimants) == 1:
             to_check.append((claimants[0], out))
         else:
-            skipped.extend(Outcome(e.name, "duplicate", f"{len(claimants)} entries are {out}; none is kept", e.index)
-                           for e in claimants)
+            skipped.extend(
+                Outcome(e.name, "duplicate", f"{len(claimants)} entries are {out}; none is kept", e.index)
+                for e in claimants
+            )
     return layout, sorted(skipped, key=Outcome.key), to_check
 
 

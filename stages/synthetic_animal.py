@@ -70,8 +70,10 @@ def draw_animal(rng: np.random.Generator, draw: ImageDraw.ImageDraw, label: int,
     by = hy + head_h * 0.6 + bh * 0.8
     bx = hx + rng.uniform(-0.25, 0.25) * size
     tail_dir = 1 if rng.random() < 0.5 else -1
-    tail = [(bx + tail_dir * bw * 0.8, by + bh * 0.6),
-            (bx + tail_dir * bw * (1.4 if is_cat else 1.1), by - bh * (0.6 if is_cat else 0.1))]
+    tail = [
+        (bx + tail_dir * bw * 0.8, by + bh * 0.6),
+        (bx + tail_dir * bw * (1.4 if is_cat else 1.1), by - bh * (0.6 if is_cat else 0.1)),
+    ]
     draw.line(tail, fill=rgb(coat), width=max(1, int(size * (0.06 if is_cat else 0.09))))
     draw.ellipse([bx - bw, by - bh, bx + bw, by + bh], fill=rgb(coat))
     if rng.random() < 0.5:  # lighter chest
@@ -85,25 +87,29 @@ def draw_animal(rng: np.random.Generator, draw: ImageDraw.ImageDraw, label: int,
             base_y = hy - head_h * 0.45
             tip = (hx + side * head_w * rng.uniform(0.6, 0.85), hy - head_h * rng.uniform(1.35, 1.7))
             draw.polygon([(base_in, base_y - head_h * 0.3), (base_out, base_y), tip], fill=rgb(coat))
-            inner = [(base_in + side * head_w * 0.15, base_y - head_h * 0.25),
-                     (base_out - side * head_w * 0.12, base_y - head_h * 0.05),
-                     (tip[0], tip[1] + head_h * 0.3)]
+            inner = [
+                (base_in + side * head_w * 0.15, base_y - head_h * 0.25),
+                (base_out - side * head_w * 0.12, base_y - head_h * 0.05),
+                (tip[0], tip[1] + head_h * 0.3),
+            ]
             draw.polygon(inner, fill=(225, 160, 165))
         else:
             ex = hx + side * head_w * 0.9
             ear_w = head_w * rng.uniform(0.28, 0.42)
             ear_h = head_h * rng.uniform(0.8, 1.2)
             top = hy - head_h * 0.75
-            draw.ellipse([ex - ear_w, top, ex + ear_w, top + ear_h * 1.6],
-                         fill=rgb(dark if rng.random() < 0.7 else coat))
+            draw.ellipse(
+                [ex - ear_w, top, ex + ear_w, top + ear_h * 1.6], fill=rgb(dark if rng.random() < 0.7 else coat)
+            )
 
     # Head.
     draw.ellipse([hx - head_w, hy - head_h, hx + head_w, hy + head_h], fill=rgb(coat))
     if is_cat and rng.random() < 0.5:  # tabby stripes on the forehead
         for k in (-1, 0, 1):
             x = hx + k * head_w * 0.25
-            draw.line([(x, hy - head_h * 0.9), (x, hy - head_h * 0.45)], fill=rgb(dark),
-                      width=max(1, int(head_w * 0.08)))
+            draw.line(
+                [(x, hy - head_h * 0.9), (x, hy - head_h * 0.45)], fill=rgb(dark), width=max(1, int(head_w * 0.08))
+            )
 
     # Muzzle: small (cat) vs long lighter snout (dog).
     if is_cat:
@@ -119,8 +125,9 @@ def draw_animal(rng: np.random.Generator, draw: ImageDraw.ImageDraw, label: int,
     ey = hy - head_h * (0.05 if is_cat else 0.15)
     for side in (-1, 1):
         ex = hx + side * head_w * 0.42
-        draw.ellipse([ex - er, ey - er * (0.75 if is_cat else 1.0), ex + er, ey + er * (0.75 if is_cat else 1.0)],
-                     fill=eye)
+        draw.ellipse(
+            [ex - er, ey - er * (0.75 if is_cat else 1.0), ex + er, ey + er * (0.75 if is_cat else 1.0)], fill=eye
+        )
         pw = er * (0.3 if is_cat else 0.6)
         draw.ellipse([ex - pw, ey - er * 0.7, ex + pw, ey + er * 0.7], fill=(10, 10, 10))
 
@@ -133,7 +140,10 @@ def draw_animal(rng: np.random.Generator, draw: ImageDraw.ImageDraw, label: int,
         wc = (235, 235, 235) if coat.mean() < 150 else (60, 55, 50)
         for side in (-1, 1):
             for dy in (-0.08, 0.0, 0.08):
-                draw.line([(hx + side * mw * 0.6, my), (hx + side * head_w * 1.4, my + (dy - 0.04) * head_h * 2)],
-                          fill=wc, width=1)
+                draw.line(
+                    [(hx + side * mw * 0.6, my), (hx + side * head_w * 1.4, my + (dy - 0.04) * head_h * 2)],
+                    fill=wc,
+                    width=1,
+                )
     if not is_cat and rng.random() < 0.35:
         draw.ellipse([hx - mw * 0.3, my + mh * 0.5, hx + mw * 0.3, my + mh * 1.3], fill=(220, 100, 120))

@@ -7,10 +7,11 @@ stages/fit.py and its fast passes in stages/passes.py. This script reads the tra
 features and writes the weights (W, b, and the preprocessing a new photo needs), the per-epoch history
 and the final training metrics. Every path is an argument: dvc.yaml's cmd names them.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -36,14 +37,16 @@ PATHS = {  # the files train reads and writes: each one an option of its cmd in 
 class TrainParams:
     lr: float = param(0.003, Number(low=0, high=1e6, low_open=True), "learning rate (unused by lbfgs)")
     epochs: int = param(
-        5000, Number(low=1, high=10_000_000, integer=True), "passes over the training set (lbfgs: at most this many iterations)"
+        5000,
+        Number(low=1, high=10_000_000, integer=True),
+        "passes over the training set (lbfgs: at most this many iterations)",
     )
     loss: str = param("mse", Choice(LOSSES), "mse: 1/(2m) sum (a - y)^2; cross_entropy: log loss")
-    gradient: str = param(
-        "exact", Choice(GRADIENTS), "exact dJ/dz, or the notebook's double sigmoid (loss mse only)"
-    )
+    gradient: str = param("exact", Choice(GRADIENTS), "exact dJ/dz, or the notebook's double sigmoid (loss mse only)")
     optimizer: str = param(
-        "gd", Choice(OPTIMIZERS), "gd: gradient descent (with momentum if > 0); adam; lbfgs: L-BFGS (cross_entropy, full batch)"
+        "gd",
+        Choice(OPTIMIZERS),
+        "gd: gradient descent (with momentum if > 0); adam; lbfgs: L-BFGS (cross_entropy, full batch)",
     )
     momentum: float = param(0.0, Number(low=0, high=1, high_open=True), "heavy-ball momentum (gd only)")
     batch_size: int = param(0, Number(low=0, integer=True), "rows per update; 0 = full batch")
@@ -53,7 +56,9 @@ class TrainParams:
     )
     seed: int = param(0, Number(low=0, integer=True), "seed of the mini-batch order")
     tolerance: float = param(
-        1e-5, Number(low=0, high=1, low_open=True), "lbfgs: stop when every gradient component of J + l2/2 |W|^2 is at most this"
+        1e-5,
+        Number(low=0, high=1, low_open=True),
+        "lbfgs: stop when every gradient component of J + l2/2 |W|^2 is at most this",
     )
 
     def check_together(self) -> None:
@@ -69,7 +74,9 @@ class TrainParams:
             )
         if self.optimizer == "lbfgs":
             needs = {"loss": "cross_entropy", "batch_size": 0, "momentum": 0.0}
-            wrong = [f"train.{key} = {getattr(self, key)!r}" for key, value in needs.items() if getattr(self, key) != value]
+            wrong = [
+                f"train.{key} = {getattr(self, key)!r}" for key, value in needs.items() if getattr(self, key) != value
+            ]
             if wrong:
                 raise ParamError(
                     f"params.yaml: train.optimizer = 'lbfgs' needs train.loss = 'cross_entropy', train.batch_size = 0 "

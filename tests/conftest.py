@@ -1,5 +1,6 @@
 """Shared fixtures and helpers. Tests never touch the project's own data/, models/, metrics/ or plots/:
 each works in a temporary folder (tmp_path, or a temporary git repository for the DVC tests)."""
+
 import os
 import shutil
 from pathlib import Path
@@ -12,8 +13,15 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 os.environ["DVC_NO_ANALYTICS"] = "1"
 PIPELINE_FILES = (
-    "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gitignore",
-    "data/external/README.md", "data/external/.gitignore", "metrics_gate.yaml",
+    "dvc.yaml",
+    "params.yaml",
+    ".gitignore",
+    ".dvcignore",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    "data/external/README.md",
+    "data/external/.gitignore",
+    "metrics_gate.yaml",
 )
 PIPELINE_DIRS = ("stages", "tools", ".dvc/plots")  # .dvc/plots: the offline page template of `dvc plots`
 
@@ -79,7 +87,8 @@ def pytest_terminal_summary(terminalreporter):
     lines = [
         f"{report.nodeid}: {value}"
         for report in terminalreporter.stats.get("passed", [])
-        for name, value in report.user_properties if name == "timings"
+        for name, value in report.user_properties
+        if name == "timings"
     ]
     if lines:
         terminalreporter.write_sep("-", "timings")

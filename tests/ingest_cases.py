@@ -4,6 +4,7 @@ archive or as a folder, in the Kaggle or the Microsoft layout.
 Each case is (file number, class, content bytes, expected outcome): the outcome is the skip reason, or
 KEEP with the RGB colour(s) resize_split must read from the kept file.
 """
+
 from __future__ import annotations
 
 import io
@@ -36,7 +37,7 @@ def without_jfif(data: bytes) -> bytes:
     """The JPEG `data` without its APP0 JFIF segment: an Exif-only JPEG, as many cameras write."""
     assert data[2:4] == b"\xff\xe0"
     length = struct.unpack(">H", data[4:6])[0]
-    return data[:2] + data[4 + length:]
+    return data[:2] + data[4 + length :]
 
 
 def exif_rotated() -> bytes:
@@ -51,6 +52,7 @@ def exif_rotated() -> bytes:
 
 def png_header_bomb(width=30000, height=30000) -> bytes:
     """A 100-byte grayscale PNG whose header claims width x height pixels (beyond Pillow's own bound)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -69,7 +71,7 @@ def broken_png() -> bytes:
     """A PNG whose compressed pixel data is garbled: zlib fails while decoding."""
     data = _encode(Image.new("RGB", SIZE, RED), "PNG")
     start = data.index(b"IDAT") + 6
-    return data[:start] + b"\x00" * 4 + data[start + 4:]
+    return data[:start] + b"\x00" * 4 + data[start + 4 :]
 
 
 @dataclass(frozen=True)

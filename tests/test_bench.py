@@ -1,5 +1,6 @@
 """Smoke tests of the benchmark scripts (bench/): each runs on tiny inputs so that it cannot rot.
 They check that the scripts run and report, not the speed (the benchmarks themselves do that)."""
+
 import numpy as np
 import pytest
 
@@ -85,5 +86,10 @@ def test_make_kaggle_archive_writes_the_kaggle_layout(in_tmp):
 
     main([str(in_tmp / "train.zip"), "--n-per-class", "2", "--jobs", "1"])
     with zipfile.ZipFile(in_tmp / "train.zip") as archive:
-        assert sorted(archive.namelist()) == ["train/cat.0.jpg", "train/cat.1.jpg", "train/dog.0.jpg", "train/dog.1.jpg"]
+        assert sorted(archive.namelist()) == [
+            "train/cat.0.jpg",
+            "train/cat.1.jpg",
+            "train/dog.0.jpg",
+            "train/dog.1.jpg",
+        ]
         assert archive.read("train/dog.1.jpg") == photo_jpeg(0, 1, 0)  # the one encoder of synthetic photos

@@ -9,10 +9,9 @@ from stages.common import atomic_path, load_npz, save_npz
 def test_atomic_path_keeps_old_file_when_writer_fails(tmp_path):
     target = tmp_path / "out.json"
     target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
     assert target.read_text() == "old"
     assert list(tmp_path.iterdir()) == [target]
 

@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 
 from stages.common import DataError, run_cli, save_npz
-from stages.images import Preprocessing, to_features
-from stages.model import save_model
 from stages.evaluate import EvaluateParams, evaluate, main
+from stages.images import Preprocessing, to_features
 from stages.metrics import classification_metrics, most_confident_mistakes, roc_curve
+from stages.model import save_model
 from tests.conftest import write_params
 
 
@@ -50,9 +50,16 @@ def test_single_class_has_no_auc():
     assert classification_metrics(np.array([1, 1]), np.array([0.3, -0.2]))["roc_auc"] is None
 
 
-OUTPUTS = dict(metrics="out/m.json", roc="out/roc.csv", confusion="out/c.csv", loss_plot="out/loss.png",
-               weights_plot="out/w.png", roc_plot="out/roc.png", confusion_plot="out/confusion.png",
-               mistakes_plot="out/mistakes.png")
+OUTPUTS = dict(
+    metrics="out/m.json",
+    roc="out/roc.csv",
+    confusion="out/c.csv",
+    loss_plot="out/loss.png",
+    weights_plot="out/w.png",
+    roc_plot="out/roc.png",
+    confusion_plot="out/confusion.png",
+    mistakes_plot="out/mistakes.png",
+)
 PNGS = ("loss_plot", "weights_plot", "roc_plot", "confusion_plot", "mistakes_plot")
 
 
@@ -60,10 +67,18 @@ def run_evaluate(X, y, W, b, size, threshold=0.5):
     """evaluate on validation features X (m, n), labels y (m,), with the model W (n,), b; names v0.jpg, v1.jpg..."""
     save_npz("in/valid.npz", X=X, y=y, names=np.array([f"v{i}.jpg" for i in range(len(y))]))
     save_model("in/w.npz", W, np.float32(b), Preprocessing(size, True))
-    pd.DataFrame({"epoch": [0, 1], "train_loss": [0.125, 0.1], "valid_loss": [0.125, 0.11],
-                  "train_accuracy": [0.5, 0.6], "valid_accuracy": [0.5, 0.55]}).to_csv("in/h.csv", index=False)
-    return evaluate(EvaluateParams(threshold), model="in/w.npz", valid_features="in/valid.npz", history="in/h.csv",
-                    **OUTPUTS)
+    pd.DataFrame(
+        {
+            "epoch": [0, 1],
+            "train_loss": [0.125, 0.1],
+            "valid_loss": [0.125, 0.11],
+            "train_accuracy": [0.5, 0.6],
+            "valid_accuracy": [0.5, 0.55],
+        }
+    ).to_csv("in/h.csv", index=False)
+    return evaluate(
+        EvaluateParams(threshold), model="in/w.npz", valid_features="in/valid.npz", history="in/h.csv", **OUTPUTS
+    )
 
 
 def test_evaluate_stage_writes_metrics_and_plot_files(in_tmp):
@@ -98,15 +113,19 @@ def test_evaluate_stage_confusion_pairs_and_threshold(in_tmp, threshold):
     # the oracle, in float64: P(cat) = sigmoid(X W + b), predicted cat where P(cat) > threshold
     p = 1 / (1 + np.exp(-(X.astype(np.float64) @ W + float(b))))
     predicted = (p > threshold).astype(int)
-    assert 0 < np.mean(predicted != (p > 0.5)) or threshold == 0.5  # the threshold matters here
+    assert np.mean(predicted != (p > 0.5)) > 0 or threshold == 0.5  # the threshold matters here
     confusion = pd.read_csv(OUTPUTS["confusion"])
     names = np.array(["dog", "cat"])
     assert confusion.actual.tolist() == names[y].tolist()
     assert confusion.predicted.tolist() == names[predicted].tolist()
     tp, fp = int(np.sum((predicted == 1) & (y == 1))), int(np.sum((predicted == 1) & (y == 0)))
     tn, fn = int(np.sum((predicted == 0) & (y == 0))), int(np.sum((predicted == 0) & (y == 1)))
-    assert (metrics["true_positives"], metrics["false_positives"], metrics["true_negatives"],
-            metrics["false_negatives"]) == (tp, fp, tn, fn)
+    assert (
+        metrics["true_positives"],
+        metrics["false_positives"],
+        metrics["true_negatives"],
+        metrics["false_negatives"],
+    ) == (tp, fp, tn, fn)
     assert metrics["accuracy"] == pytest.approx((tp + tn) / 60, abs=1e-6)
     assert metrics["precision"] == pytest.approx(tp / (tp + fp), abs=1e-6)
     assert metrics["recall"] == pytest.approx(tp / (tp + fn), abs=1e-6)
@@ -153,10 +172,12 @@ def test_every_png_is_the_same_bytes_when_drawn_again(in_tmp):
 def brute_force_mistakes(y, z, threshold, k):
     """The oracle: the mistakes listed one by one, sorted by (confidence, row) with Python's sort."""
     p_cat = [1 / (1 + math.exp(-value)) for value in z]
-    false_cats = sorted((row for row in range(len(y)) if y[row] == 0 and p_cat[row] > threshold),
-                        key=lambda row: (-z[row], row))
-    false_dogs = sorted((row for row in range(len(y)) if y[row] == 1 and p_cat[row] <= threshold),
-                        key=lambda row: (z[row], row))
+    false_cats = sorted(
+        (row for row in range(len(y)) if y[row] == 0 and p_cat[row] > threshold), key=lambda row: (-z[row], row)
+    )
+    false_dogs = sorted(
+        (row for row in range(len(y)) if y[row] == 1 and p_cat[row] <= threshold), key=lambda row: (z[row], row)
+    )
     return false_cats[:k], false_dogs[:k]
 
 
@@ -213,7 +234,8 @@ def test_evaluate_refuses_weights_that_are_not_finite(in_tmp, capsys):
     assert exit_status.value.code == 2
     assert capsys.readouterr().err.endswith(
         "error: w.npz: 12 of the 13 weights (W and b) are not finite numbers (NaN or infinity): the training "
-        "diverged; retrain with a lower train.lr (`dvc repro`)\n")
+        "diverged; retrain with a lower train.lr (`dvc repro`)\n"
+    )
     assert sorted(p.name for p in in_tmp.iterdir()) == ["params.yaml", "valid.npz", "w.npz"]
 
 

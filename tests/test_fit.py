@@ -1,5 +1,6 @@
 """The training loop (stages/fit.py): each solver against the reference math (stages/neuron.py) on random
 data, to float32 precision, and the loop's own behaviour (history, early stopping, seeds, threads)."""
+
 import re
 from concurrent.futures import ThreadPoolExecutor
 
@@ -152,7 +153,10 @@ def test_faster_recipes_learn(changes):
 
 def test_minibatch_order_follows_the_seed():
     X, y, X_valid, y_valid = split_toy()
-    runs = [fit(X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=3, batch_size=7, seed=s), progress=False)[0] for s in (1, 1, 2)]
+    runs = [
+        fit(X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=3, batch_size=7, seed=s), progress=False)[0]
+        for s in (1, 1, 2)
+    ]
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
 
@@ -171,7 +175,9 @@ def test_early_stopping_keeps_the_weights_of_the_best_validation_loss():
     best = int(history.valid_loss.idxmin())
     assert best > 0  # the kept weights are trained ones, not the zeros of epoch 0
     assert len(history) == best + 6 < 401  # stopped 5 epochs after the best one
-    W_best, b_best, _ = fit(X, y, X_valid, y_valid, TrainParams(**{**params.__dict__, "epochs": best, "early_stopping": 0}), progress=False)
+    W_best, b_best, _ = fit(
+        X, y, X_valid, y_valid, TrainParams(**{**params.__dict__, "epochs": best, "early_stopping": 0}), progress=False
+    )
     np.testing.assert_array_equal(W, W_best)
     assert b == b_best
 
@@ -293,5 +299,7 @@ def test_a_diverging_run_stops_at_the_epoch_its_scores_overflow(request, problem
 
 def test_divergence_without_the_l2_instability_says_to_lower_the_rate():
     message = stages.fit.divergence_message(TrainParams(lr=1.5, l2=1.0, epochs=9), 7)
-    assert message.endswith("after 7 of 9 epochs the scores z = X W + b are no longer finite numbers (they "
-                            "overflowed float32, the losses with them); lower train.lr (now 1.5)")
+    assert message.endswith(
+        "after 7 of 9 epochs the scores z = X W + b are no longer finite numbers (they "
+        "overflowed float32, the losses with them); lower train.lr (now 1.5)"
+    )

@@ -27,7 +27,9 @@ def test_flatten_normalize_scales_by_the_records_pixel_scale(tmp_path):
 
 def test_images_of_another_size_than_the_record_are_refused(tmp_path):
     write_images(tmp_path / "in.npz", 2, size=4)
-    with pytest.raises(DataError, match=r"in.npz: images of shape \(4, 4, 3\), the preprocessing record says \(8, 8, 3\)"):
+    with pytest.raises(
+        DataError, match=r"in.npz: images of shape \(4, 4, 3\), the preprocessing record says \(8, 8, 3\)"
+    ):
         flatten_normalize(tmp_path / "in.npz", tmp_path / "out.npz", Preprocessing(8, True))
     assert not (tmp_path / "out.npz").exists()
 
@@ -36,8 +38,20 @@ def test_main_takes_every_path_from_the_command_line(in_tmp, capsys):
     write_images(in_tmp / "tr.npz", 5, value=255)
     write_images(in_tmp / "va.npz", 2, value=255)
     Preprocessing(4, True).save(in_tmp / "pre.json")
-    main(["--preprocessing", "pre.json", "--train-images", "tr.npz", "--valid-images", "va.npz",
-          "--train-features", "f/tr.npz", "--valid-features", "f/va.npz"])
+    main(
+        [
+            "--preprocessing",
+            "pre.json",
+            "--train-images",
+            "tr.npz",
+            "--valid-images",
+            "va.npz",
+            "--train-features",
+            "f/tr.npz",
+            "--valid-features",
+            "f/va.npz",
+        ]
+    )
     assert capsys.readouterr().out == "flatten_normalize: train 5 x 48, valid 2 x 48\n"
     assert load_npz("f/va.npz", ("X",))["X"].max() == 1.0
     with pytest.raises(SystemExit):

@@ -1,4 +1,5 @@
 """Tests for stages/images.py: decoding a photo, features, the Kaggle file name, the preprocessing record."""
+
 import json
 
 import numpy as np
@@ -114,7 +115,10 @@ def test_preprocessing_record_round_trips_through_json_and_npz_arrays(tmp_path):
     assert Preprocessing.load(tmp_path / "p.json") == record
     arrays = record.arrays()
     assert (arrays["image_size"].dtype, arrays["draft"].dtype, arrays["pixel_scale"].dtype) == (
-        np.int64, np.bool_, np.float32)
+        np.int64,
+        np.bool_,
+        np.float32,
+    )
     assert Preprocessing.from_mapping({k: np.asarray(v) for k, v in arrays.items()}, "x") == record
 
 
@@ -122,7 +126,10 @@ def test_preprocessing_record_round_trips_through_json_and_npz_arrays(tmp_path):
     "text, message",
     [
         ('{"image_size": 64, "draft": true}', "expected the preprocessing fields image_size, draft, pixel_scale"),
-        ('{"image_size": 0, "draft": true, "pixel_scale": 255.0}', "image_size = 0, .*; expected an integer image_size >= 1"),
+        (
+            '{"image_size": 0, "draft": true, "pixel_scale": 255.0}',
+            "image_size = 0, .*; expected an integer image_size >= 1",
+        ),
         ('{"image_size": 64, "draft": "yes", "pixel_scale": 255.0}', "draft = 'yes'"),
         ('{"image_size": 64, "draft": false, "pixel_scale": -1}', "pixel_scale = -1"),
         ('{"image_size": 64.5, "draft": false, "pixel_scale": 255}', "image_size = 64.5"),
@@ -155,8 +162,11 @@ def test_load_image_refuses_more_pixels_than_the_cap_from_the_header(tmp_path, m
     black_png(tmp_path / "huge.png", 12_000, 12_000)
     with pytest.warns(Image.DecompressionBombWarning), Image.open(tmp_path / "huge.png") as image:
         assert image.size == (12_000, 12_000)  # a real PNG, which Pillow opens with a warning only
-    with pytest.raises(Image.DecompressionBombError, match=r"^12000 x 12000 = 144,000,000 pixels, more than the "
-                       r"89,478,485 any stage decodes \(images.MAX_PIXELS\); shrink the image first$"):
+    with pytest.raises(
+        Image.DecompressionBombError,
+        match=r"^12000 x 12000 = 144,000,000 pixels, more than the "
+        r"89,478,485 any stage decodes \(images.MAX_PIXELS\); shrink the image first$",
+    ):
         load_image(tmp_path / "huge.png", 64, draft=True)
     monkeypatch.setattr(stages.images, "MAX_PIXELS", 40 * 30)  # the bound itself: equal passes, one more fails
     solid("RGB", (1, 2, 3), (40, 30)).save(tmp_path / "at.png")

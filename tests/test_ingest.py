@@ -1,5 +1,6 @@
 """Tests for stages/ingest.py and stages/sources.py: the synthetic default, and real sources (zip and
 folder, Kaggle and Microsoft layouts) with every good, unusual and bad file of issue 3."""
+
 from __future__ import annotations
 
 import csv
@@ -51,8 +52,14 @@ def tree(folder: Path) -> set[str]:
 
 @pytest.mark.parametrize(
     "name, unsafe",
-    [("train/cat.1.jpg", False), ("../cat.1.jpg", True), ("train/../../x.jpg", True), ("/etc/cat.1.jpg", True),
-     ("C:/Users/cat.1.jpg", True), ("train/..cat.1.jpg", False)],
+    [
+        ("train/cat.1.jpg", False),
+        ("../cat.1.jpg", True),
+        ("train/../../x.jpg", True),
+        ("/etc/cat.1.jpg", True),
+        ("C:/Users/cat.1.jpg", True),
+        ("train/..cat.1.jpg", False),
+    ],
 )
 def test_unsafe_name(name, unsafe):
     assert unsafe_name(name) is unsafe
@@ -60,9 +67,14 @@ def test_unsafe_name(name, unsafe):
 
 @pytest.mark.parametrize(
     "name, reason",
-    [("__MACOSX/train/cat.1.jpg", "macos_metadata"), ("train/._cat.1.jpg", "macos_metadata"),
-     ("PetImages/Cat/Thumbs.db", "system_file"), ("train/.DS_Store", "system_file"),
-     ("../train/cat.1.jpg", "unsafe_path"), ("train/cat.1.jpg", None)],
+    [
+        ("__MACOSX/train/cat.1.jpg", "macos_metadata"),
+        ("train/._cat.1.jpg", "macos_metadata"),
+        ("PetImages/Cat/Thumbs.db", "system_file"),
+        ("train/.DS_Store", "system_file"),
+        ("../train/cat.1.jpg", "unsafe_path"),
+        ("train/cat.1.jpg", None),
+    ],
 )
 def test_name_problem(name, reason):
     assert (name_problem(name) or (None,))[0] == reason
@@ -70,10 +82,16 @@ def test_name_problem(name, reason):
 
 @pytest.mark.parametrize(
     "layout, name, out",
-    [("kaggle", "train/cat.12.jpg", "cat.12.jpg"), ("kaggle", "Dog.7.JPEG", "dog.7.jpg"),
-     ("kaggle", "train/cat.x.jpg", None), ("kaggle", "PetImages/Cat/12.jpg", None),
-     ("microsoft", "PetImages/Cat/12.jpg", "cat.12.jpg"), ("microsoft", "Dog/7.jpg", "dog.7.jpg"),
-     ("microsoft", "PetImages/Cow/7.jpg", None), ("microsoft", "train/cat.12.jpg", None)],
+    [
+        ("kaggle", "train/cat.12.jpg", "cat.12.jpg"),
+        ("kaggle", "Dog.7.JPEG", "dog.7.jpg"),
+        ("kaggle", "train/cat.x.jpg", None),
+        ("kaggle", "PetImages/Cat/12.jpg", None),
+        ("microsoft", "PetImages/Cat/12.jpg", "cat.12.jpg"),
+        ("microsoft", "Dog/7.jpg", "dog.7.jpg"),
+        ("microsoft", "PetImages/Cow/7.jpg", None),
+        ("microsoft", "train/cat.12.jpg", None),
+    ],
 )
 def test_kaggle_name_takes_the_label_from_the_name(layout, name, out):
     assert kaggle_name(layout, name) == out
@@ -124,8 +142,19 @@ def test_source_accepts_synthetic_or_a_path_under_the_external_folder(value):
     assert check_source(value, Path("data/external")) == value
 
 
-@pytest.mark.parametrize("value", ["kaggle", "data/external", "data/external/../../etc", "/tmp/train.zip", "", 3,
-                                   "data/train.zip", "data/externals/train.zip"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "kaggle",
+        "data/external",
+        "data/external/../../etc",
+        "/tmp/train.zip",
+        "",
+        3,
+        "data/train.zip",
+        "data/externals/train.zip",
+    ],
+)
 def test_source_refuses_anything_else(value):
     with pytest.raises(ParamError, match=r"ingest.source = .* expected `synthetic` or a path under data/external/"):
         check_source(value, Path("data/external"))
@@ -215,7 +244,7 @@ def test_zip_entries_too_large_or_unreadable_are_skipped_without_reading(tmp_pat
         archive.writestr(zipfile.ZipInfo("train/dog.1.jpg"), good, compress_type=zipfile.ZIP_STORED)
     blob = source.read_bytes()
     start = blob.index(good)
-    source.write_bytes(blob[:start + 300] + b"\xff\x00" + blob[start + 302:])  # CRC no longer matches
+    source.write_bytes(blob[: start + 300] + b"\xff\x00" + blob[start + 302 :])  # CRC no longer matches
     monkeypatch.setattr(sources, "MAX_FILE_BYTES", 1_000_000)
     report = ingest(params(str(source)), tmp_path / "raw", progress=False)
     reasons = {o.entry: o.reason for o in report.skipped}
@@ -285,8 +314,20 @@ def test_report_files(tmp_path):
 def test_main_prints_one_summary_line_and_shows_progress(in_tmp, capfd):
     source, _ = build(in_tmp, "zip", "kaggle")
     write_params(in_tmp / "params.yaml", ingest={"source": "data/external/source.zip", "max_pixels": MAX_PIXELS})
-    main(["--params", "params.yaml", "--external", "data/external", "--raw", "data/raw",
-          "--metrics", "metrics/ingest.json", "--skipped", "metrics/ingest_skipped.csv"])
+    main(
+        [
+            "--params",
+            "params.yaml",
+            "--external",
+            "data/external",
+            "--raw",
+            "data/raw",
+            "--metrics",
+            "metrics/ingest.json",
+            "--skipped",
+            "metrics/ingest_skipped.csv",
+        ]
+    )
     out, err = capfd.readouterr()
     assert out.splitlines() == [
         "ingest: 10 usable images (6 cats, 4 dogs), 15 skipped (2 unsafe_path, 1 link_not_followed, "

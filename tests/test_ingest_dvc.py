@@ -1,5 +1,6 @@
 """End to end with real data: the real `dvc` CLI in a temporary git repository, on a zip archive and
 a folder holding every case of issue 3, dropped in data/external/ as a user would."""
+
 import csv
 import json
 import zipfile

@@ -1,6 +1,7 @@
 """train.optimizer lbfgs (stages/lbfgs.py): its objective and gradient against the reference math
 (stages/neuron.py), its optimum against scikit-learn's LogisticRegression for the same C, and its place
 in fit (history, stopping, early stopping, threads, parameter checks)."""
+
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -8,9 +9,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import stages.fit
+import stages.lbfgs
 import stages.passes
 from stages.fit import fit
-import stages.lbfgs
 from stages.lbfgs import Coordinates, Objective, principal_directions
 from stages.neuron import backprop, forward, loss_value, sigmoid
 from stages.params import ParamError
@@ -61,7 +62,7 @@ def test_objective_and_gradient_equal_the_reference(monkeypatch, inline_bytes):
         objective = Objective(X, y, l2, ShardedPass(pool), coordinates)
         F, gradient = objective(x)
     W, b, reference = chain_rule_gradient(X, y, x, l2, coordinates)
-    assert F == pytest.approx(objective64(X, y, W, b, l2), rel=1e-6)
+    assert pytest.approx(objective64(X, y, W, b, l2), rel=1e-6) == F
     np.testing.assert_allclose(gradient, reference, rtol=1e-5, atol=1e-6 * np.abs(reference).max())
     np.testing.assert_allclose(objective.z, forward(X.astype(np.float64), W, b), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(objective.weights(x)[0], W, rtol=1e-6)
@@ -110,7 +111,7 @@ def test_lbfgs_reaches_the_optimum_of_scikit_learn_for_the_same_C(C):
     reference = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X_train.astype(np.float64), y_train)
     W_ref, b_ref = reference.coef_[0], reference.intercept_[0]
     F, F_ref = objective64(X_train, y_train, W, b, l2), objective64(X_train, y_train, W_ref, b_ref, l2)
-    assert F == pytest.approx(F_ref, rel=1e-6)
+    assert pytest.approx(F_ref, rel=1e-6) == F
     correct = np.sum((forward(X_valid, W, b) > 0) == y_valid)
     correct_ref = np.sum(reference.predict(X_valid) == y_valid)
     assert abs(int(correct) - int(correct_ref)) <= 2
@@ -147,7 +148,7 @@ def test_early_stopping_keeps_the_iterate_of_the_best_validation_loss():
     params = lbfgs_params(early_stopping=3, l2=1e-4)
     W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
     best = int(history.valid_loss.idxmin())
-    assert 0 < best and len(history) == best + 4  # stopped 3 iterations after the best one
+    assert best > 0 and len(history) == best + 4  # stopped 3 iterations after the best one
     W_best, b_best, _ = fit(X, y, X_valid, y_valid, lbfgs_params(epochs=best, l2=1e-4), progress=False)
     np.testing.assert_array_equal(W, W_best)
     assert b == b_best
@@ -177,6 +178,9 @@ def test_fit_picks_lbfgs():
     ],
 )
 def test_lbfgs_needs_cross_entropy_at_full_batch_without_momentum(changes, got):
-    with pytest.raises(ParamError, match="train.optimizer = 'lbfgs' needs train.loss = 'cross_entropy', "
-                                         r"train.batch_size = 0 \(full batch\) and train.momentum = 0.0; got " + got):
+    with pytest.raises(
+        ParamError,
+        match="train.optimizer = 'lbfgs' needs train.loss = 'cross_entropy', "
+        r"train.batch_size = 0 \(full batch\) and train.momentum = 0.0; got " + got,
+    ):
         lbfgs_params(**changes)

@@ -1,5 +1,6 @@
 """stages/memory.py: the memory a process may still use, read from /proc and /sys laid out in a temporary
 folder the way Linux lays them out (cgroup v1 and v2), and the pipeline's need."""
+
 import pytest
 
 from stages.memory import available_memory, largest_size, pipeline_bytes
@@ -41,8 +42,12 @@ def test_cgroup_v1_limit_of_the_process_group_and_of_its_parents(tmp_path):
 
 
 def test_cgroup_v2_limit(tmp_path):
-    files = {"memory.max": "max\n", "box/memory.max": f"{4 * GIB}\n", "box/memory.current": f"{3 * GIB}\n",
-             "box/memory.stat": f"anon 1\ninactive_file {GIB}\nactive_file 7\n"}
+    files = {
+        "memory.max": "max\n",
+        "box/memory.max": f"{4 * GIB}\n",
+        "box/memory.current": f"{3 * GIB}\n",
+        "box/memory.stat": f"anon 1\ninactive_file {GIB}\nactive_file 7\n",
+    }
     assert available_memory(machine(tmp_path, "0::/box\n", files)) == 2 * GIB
 
 

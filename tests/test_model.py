@@ -1,5 +1,6 @@
 """The model file (stages/model.py): what train writes is what evaluate and predict read; weights that are
 not finite numbers are refused both ways."""
+
 import numpy as np
 import pytest
 
@@ -18,21 +19,30 @@ def test_round_trip(tmp_path):
 
 def test_non_finite_weights_are_never_written(tmp_path):
     W = np.array([0.5, np.inf, np.nan], dtype=np.float32)
-    with pytest.raises(DataError, match=r"w.npz: 2 of the 4 weights \(W and b\) are not finite numbers .*"
-                                        r"the training diverged; retrain with a lower train.lr"):
+    with pytest.raises(
+        DataError,
+        match=r"w.npz: 2 of the 4 weights \(W and b\) are not finite numbers .*"
+        r"the training diverged; retrain with a lower train.lr",
+    ):
         save_model(tmp_path / "w.npz", W, np.float32(0.0), Preprocessing(1, True))
     with pytest.raises(DataError, match=r"w.npz: 1 of the 4 weights"):
         save_model(tmp_path / "w.npz", np.zeros(3, np.float32), np.float32(-np.inf), Preprocessing(1, True))
     assert not (tmp_path / "w.npz").exists()
 
 
-@pytest.mark.parametrize("W, b, message", [
-    (np.full(3, np.nan, np.float32), np.float32(0), r"3 of the 4 weights \(W and b\) are not finite"),
-    (np.zeros(3, np.float32), np.float32(np.inf), r"1 of the 4 weights"),
-    (np.zeros(4, np.float32), np.float32(0),
-     r"W of shape \(4,\) and b of shape \(\); the image size 1 needs W of shape \(3,\)"),
-    (np.zeros(3, np.float32), np.zeros(2, np.float32), r"b of shape \(2,\)"),
-])
+@pytest.mark.parametrize(
+    "W, b, message",
+    [
+        (np.full(3, np.nan, np.float32), np.float32(0), r"3 of the 4 weights \(W and b\) are not finite"),
+        (np.zeros(3, np.float32), np.float32(np.inf), r"1 of the 4 weights"),
+        (
+            np.zeros(4, np.float32),
+            np.float32(0),
+            r"W of shape \(4,\) and b of shape \(\); the image size 1 needs W of shape \(3,\)",
+        ),
+        (np.zeros(3, np.float32), np.zeros(2, np.float32), r"b of shape \(2,\)"),
+    ],
+)
 def test_a_model_file_that_cannot_score_is_refused(tmp_path, W, b, message):
     save_npz(tmp_path / "w.npz", W=W, b=b, **Preprocessing(1, True).arrays())  # written by hand, not by train
     with pytest.raises(DataError, match=message):

@@ -1,4 +1,5 @@
 """The reference math (stages/neuron.py) against independent oracles: hand computation, finite differences."""
+
 import numpy as np
 import pytest
 
@@ -87,6 +88,7 @@ def test_reference_fit_two_steps_by_hand():
 def plain_loop(X, y, X_valid, y_valid, lr, epochs, loss, gradient, l2):
     """reference_fit's loop written out with the formulas themselves, in float64 (the oracle)."""
     s = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+
     def J(z, y):
         a = s(z)
         if loss == "mse":
@@ -109,8 +111,10 @@ def plain_loop(X, y, X_valid, y_valid, lr, epochs, loss, gradient, l2):
     return W, b, np.array(rows)
 
 
-@pytest.mark.parametrize("loss, gradient, l2", [("mse", "exact", 0.0), ("mse", "notebook", 0.0),
-                                                ("cross_entropy", "exact", 0.0), ("cross_entropy", "exact", 0.2)])
+@pytest.mark.parametrize(
+    "loss, gradient, l2",
+    [("mse", "exact", 0.0), ("mse", "notebook", 0.0), ("cross_entropy", "exact", 0.0), ("cross_entropy", "exact", 0.2)],
+)
 def test_reference_fit_equals_the_formulas_on_every_path(loss, gradient, l2):
     rng = np.random.default_rng(5)
     X, X_valid = rng.random((12, 4)).astype(np.float32), rng.random((7, 4)).astype(np.float32)
@@ -120,7 +124,9 @@ def test_reference_fit_equals_the_formulas_on_every_path(loss, gradient, l2):
     kwargs = {"l2": l2} if l2 else {}  # the default is no L2
     if gradient != "exact":
         kwargs["gradient"] = gradient
-    W, b, losses = reference_fit(X, y, X_valid, y_valid, 3.0, 4, loss, on_epoch=lambda e, row: calls.append((e, *row)), **kwargs)
+    W, b, losses = reference_fit(
+        X, y, X_valid, y_valid, 3.0, 4, loss, on_epoch=lambda e, row: calls.append((e, *row)), **kwargs
+    )
     Wo, bo, rows = plain_loop(*(v.astype(np.float64) for v in (X, y, X_valid, y_valid)), 3.0, 4, loss, gradient, l2)
     np.testing.assert_allclose(W, Wo, rtol=1e-12)
     assert b == pytest.approx(bo, rel=1e-12) and abs(bo) > 1e-3

@@ -1,5 +1,6 @@
 """The optimizers against independent float64 oracles: finite differences of the penalised loss
 J + l2/2 |W|^2 (stages/neuron.py's J), and plain float64 loops of the update rules over several steps."""
+
 import numpy as np
 import pytest
 
@@ -17,6 +18,7 @@ def problem(m=30, n=6, seed=0):
 
 def penalised_gradient(X, y, W, b, loss, l2, h=1e-6):
     """d/d(W, b) of J(W, b) + l2/2 |W|^2 by central finite differences, in float64."""
+
     def objective(theta):
         z = forward(X, theta[:-1], theta[-1])
         return loss_value(loss, z, sigmoid(z), y) + l2 / 2 * np.sum(theta[:-1] ** 2)

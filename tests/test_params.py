@@ -182,7 +182,9 @@ def test_building_a_declared_stage_checks_normalises_and_freezes():
     toy = declare_toy()
     built = toy(rate=1, n=4.0, mode="b")
     assert (built.rate, built.n) == (1.0, 4) and isinstance(built.rate, float) and isinstance(built.n, int)
-    with pytest.raises(ParamError, match=r"^params.yaml: toy.rate = 1.5 is out of range, expected a number >= 0 and <= 1$"):
+    with pytest.raises(
+        ParamError, match=r"^params.yaml: toy.rate = 1.5 is out of range, expected a number >= 0 and <= 1$"
+    ):
         toy(rate=1.5)
     with pytest.raises(ParamError, match=r"^params.yaml: toy.mode = 'c' is not allowed, expected one of: a, b$"):
         toy(mode="c")
@@ -206,13 +208,15 @@ def test_a_declared_stage_reads_its_group(tmp_path, monkeypatch):
 
 
 def test_help_text_of_a_declared_stage():
-    assert describe(declare_toy()) == "\n".join([
-        "parameters (the `toy` group of params.yaml):",
-        "  rate: share of something (a number >= 0 and <= 1)",
-        "  n: how many (an integer >= 1)",
-        "  mode: which way (one of: a, b)",
-        "  jobs: worker processes (an integer >= 1; not tracked by dvc.yaml)",
-    ])
+    assert describe(declare_toy()) == "\n".join(
+        [
+            "parameters (the `toy` group of params.yaml):",
+            "  rate: share of something (a number >= 0 and <= 1)",
+            "  n: how many (an integer >= 1)",
+            "  mode: which way (one of: a, b)",
+            "  jobs: worker processes (an integer >= 1; not tracked by dvc.yaml)",
+        ]
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
 """The fast float32 passes (stages/passes.py) against the reference math (stages/neuron.py) on random data."""
+
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 

@@ -3,6 +3,7 @@
 One repository per module (the first `dvc repro` is the expensive part); every test leaves it as it
 found it: the commit made after the first run, with its outputs checked out.
 """
+
 import json
 import os
 import re
@@ -112,7 +113,9 @@ def test_learning_rate_change_reruns_only_train_and_evaluate(clean):
     assert stages_run(dvc(repo, "repro").stdout) == ["train", "evaluate"]
     params_diff = json.loads(dvc(repo, "params", "diff", "--json").stdout)
     assert list(params_diff["params.yaml"]) == ["train.lr"]
-    assert params_diff["params.yaml"]["train.lr"]["old"] == 0.003 and params_diff["params.yaml"]["train.lr"]["new"] == 0.5
+    assert (
+        params_diff["params.yaml"]["train.lr"]["old"] == 0.003 and params_diff["params.yaml"]["train.lr"]["new"] == 0.5
+    )
     metrics_diff = json.loads(dvc(repo, "metrics", "diff", "--json").stdout)
     changed = metrics_diff["metrics/evaluate.json"]["mse_loss"]
     assert changed["old"] != changed["new"] and changed["diff"] == pytest.approx(changed["new"] - changed["old"])
@@ -130,7 +133,9 @@ def test_experiment_with_a_learning_rate_is_listed_with_its_metrics(clean):
     expected = recomputed_metrics(repo)  # exp run leaves the experiment's outputs in the workspace
     assert float(experiment["accuracy"]) == pytest.approx(expected["accuracy"], abs=1e-4)
     assert float(experiment["mse_loss"]) == pytest.approx(expected["mse_loss"], rel=1e-4)
-    assert float(experiment["mse_loss"]) != pytest.approx(json.loads(run(repo, "git", "show", "HEAD:metrics/evaluate.json").stdout)["mse_loss"])
+    assert float(experiment["mse_loss"]) != pytest.approx(
+        json.loads(run(repo, "git", "show", "HEAD:metrics/evaluate.json").stdout)["mse_loss"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -159,8 +164,16 @@ def test_plots_show_writes_every_plot(clean):
     repo = clean
     dvc(repo, "plots", "show", "-o", "dvc_plots")
     page = (repo / "dvc_plots/index.html").read_text()
-    for title in ("Loss curves", "ROC curve", "Confusion matrix", "loss.png", "weights.png", "roc.png",
-                  "confusion.png", "mistakes.png"):
+    for title in (
+        "Loss curves",
+        "ROC curve",
+        "Confusion matrix",
+        "loss.png",
+        "weights.png",
+        "roc.png",
+        "confusion.png",
+        "mistakes.png",
+    ):
         assert title in page, title
 
 
@@ -189,7 +202,8 @@ def test_predict_says_the_model_learned_from_the_synthetic_set(clean):
     assert re.fullmatch(r"data/raw/cat\.0\.jpg\tP\(cat\)=0\.\d{4}\t(cat|dog)\n", result.stdout)
     assert result.stderr.startswith(
         "predict: note: models/weights.npz was trained on the embedded synthetic set (ingest.source: synthetic in "
-        "dvc.lock)")
+        "dvc.lock)"
+    )
     p_cat = float(result.stdout.split("=")[1].split()[0])
     assert result.stdout.endswith("\tcat\n" if p_cat > 0.5 else "\tdog\n")  # params.yaml's threshold: 0.5
     flipped = p_cat + 0.001 if p_cat > 0.5 else p_cat - 0.001  # a threshold on the other side of P(cat)
@@ -206,8 +220,11 @@ def test_a_diverging_learning_rate_stops_train_with_the_epoch_and_what_to_change
     set_param(repo, "train", "l2", "1.0")
     result = dvc(repo, "repro", check=False)
     assert result.returncode != 0
-    assert re.search(r"train: error: params.yaml: train.lr = 10 made the training diverge: after \d+ of 60 epochs "
-                     r".* only stable for train.lr x train.l2 < 2, here 10 x 1 = 10", result.stderr), result.stderr
+    assert re.search(
+        r"train: error: params.yaml: train.lr = 10 made the training diverge: after \d+ of 60 epochs "
+        r".* only stable for train.lr x train.l2 < 2, here 10 x 1 = 10",
+        result.stderr,
+    ), result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert stages_run(result.stdout) == ["train"]  # evaluate never ran on diverged weights
 
@@ -220,8 +237,12 @@ def test_a_diverging_learning_rate_stops_train_with_the_epoch_and_what_to_change
         ("train", "lr", "'0.01'", "train.lr = '0.01' is text, expected a number"),
         ("train", "loss", "hinge", "train.loss = 'hinge' is not allowed, expected one of: mse, cross_entropy"),
         ("resize_split", "valid_fraction", "1.5", "resize_split.valid_fraction = 1.5 is out of range"),
-        ("resize_split", "size", "1024",
-         "resize_split.size = 1024 is out of range, expected an integer >= 1 and <= 512"),
+        (
+            "resize_split",
+            "size",
+            "1024",
+            "resize_split.size = 1024 is out of range, expected an integer >= 1 and <= 512",
+        ),
     ],
 )
 def test_bad_parameter_stops_the_stage_with_a_message(clean, group, key, value, message):

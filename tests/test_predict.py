@@ -1,8 +1,8 @@
 import hashlib
 import os
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,7 +65,14 @@ def test_threshold_must_be_a_probability(tmp_path, capsys):
 
 def test_default_weights_are_the_model_file_of_trains_cmd(in_tmp, capsys):
     W = np.zeros(8 * 8 * 3, np.float32)
-    save_npz("elsewhere/w.npz", W=W, b=np.float32(3.0), image_size=np.int64(8), draft=np.bool_(True), pixel_scale=np.float32(255))
+    save_npz(
+        "elsewhere/w.npz",
+        W=W,
+        b=np.float32(3.0),
+        image_size=np.int64(8),
+        draft=np.bool_(True),
+        pixel_scale=np.float32(255),
+    )
     (in_tmp / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python -m stages.train --model elsewhere/w.npz\n")
     write_params(in_tmp / "params.yaml")
     Image.new("RGB", (20, 20), (0, 0, 0)).save("black.png")
@@ -79,19 +86,37 @@ def test_a_photo_with_too_many_pixels_is_reported_and_skipped_without_being_deco
     black_png(tmp_path / "huge.png", 12_000, 12_000)
     Image.new("RGB", (300, 200), (255, 0, 0)).save(tmp_path / "red.jpg")
     save_model(tmp_path / "w.npz", np.zeros(8 * 8 * 3, np.float32), np.float32(1.0), Preprocessing(8, True))
-    probe = ("import resource, subprocess, sys; status = subprocess.run(sys.argv[1:]).returncode; "
-             "print(status, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # KiB on Linux
-    command = [sys.executable, "-m", "stages.predict", "huge.png", "red.jpg", "--weights", "w.npz",
-               "--threshold", "0.5"]
-    result = subprocess.run([sys.executable, "-c", probe, *command], cwd=tmp_path, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    probe = (
+        "import resource, subprocess, sys; status = subprocess.run(sys.argv[1:]).returncode; "
+        "print(status, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )  # KiB on Linux
+    command = [
+        sys.executable,
+        "-m",
+        "stages.predict",
+        "huge.png",
+        "red.jpg",
+        "--weights",
+        "w.npz",
+        "--threshold",
+        "0.5",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *command],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     *lines, last = result.stdout.splitlines()
     status, peak_kib = map(int, last.split())
     assert status == 1 and lines == ["red.jpg\tP(cat)=0.7311\tcat"]  # sigmoid(1)
-    assert result.stderr == ("predict: note: dvc.lock does not record how w.npz was made, so which photos trained it "
-                             "is unknown\n"
-                             "huge.png\terror: 12000 x 12000 = 144,000,000 pixels, more than the 89,478,485 any "
-                             "stage decodes (images.MAX_PIXELS); shrink the image first\n")
+    assert result.stderr == (
+        "predict: note: dvc.lock does not record how w.npz was made, so which photos trained it "
+        "is unknown\n"
+        "huge.png\terror: 12000 x 12000 = 144,000,000 pixels, more than the 89,478,485 any "
+        "stage decodes (images.MAX_PIXELS); shrink the image first\n"
+    )
     assert peak_kib * 1024 < 200 << 20, peak_kib  # decoded and converted to RGB: 144 + 432 MB
 
 
@@ -108,25 +133,40 @@ def test_the_default_threshold_is_evaluate_threshold_of_params_yaml(in_tmp, caps
     with pytest.raises(SystemExit) as status:
         run_cli(main, ["black.png", "--weights", "w.npz"])
     assert status.value.code == 2
-    assert capsys.readouterr().err.endswith("error: params.yaml: evaluate.threshold = 1.5 is out of range, expected a "
-                                            "number > 0 and < 1; or give --threshold\n")
+    assert capsys.readouterr().err.endswith(
+        "error: params.yaml: evaluate.threshold = 1.5 is out of range, expected a "
+        "number > 0 and < 1; or give --threshold\n"
+    )
 
 
 def fake_lock(folder, model_md5, raw_md5_in_resize_split="raw.dir"):
     """A dvc.lock of ingest -> resize_split -> train, as DVC writes one (paths relative to its folder)."""
-    lock = {"schema": "2.0", "stages": {
-        "ingest": {"cmd": "python -m stages.ingest", "deps": [{"path": "data/external", "md5": "ext.dir"}],
-                   "params": {"params.yaml": {"ingest.source": "synthetic", "ingest.seed": 0}},
-                   "outs": [{"path": "data/raw", "hash": "md5", "md5": "raw.dir"}]},
-        "resize_split": {"cmd": "python -m stages.resize_split",
-                         "deps": [{"path": "data/raw", "md5": raw_md5_in_resize_split},
-                                  {"path": "stages/images.py", "md5": "code"}],
-                         "params": {"params.yaml": {"resize_split.size": 64}},
-                         "outs": [{"path": "data/prepared/train.npz", "md5": "prepared"}]},
-        "train": {"cmd": "python -m stages.train", "deps": [{"path": "data/prepared/train.npz", "md5": "prepared"}],
-                  "params": {"params.yaml": {"train.lr": 0.003}},
-                  "outs": [{"path": "models/weights.npz", "hash": "md5", "md5": model_md5}]},
-    }}
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            "ingest": {
+                "cmd": "python -m stages.ingest",
+                "deps": [{"path": "data/external", "md5": "ext.dir"}],
+                "params": {"params.yaml": {"ingest.source": "synthetic", "ingest.seed": 0}},
+                "outs": [{"path": "data/raw", "hash": "md5", "md5": "raw.dir"}],
+            },
+            "resize_split": {
+                "cmd": "python -m stages.resize_split",
+                "deps": [
+                    {"path": "data/raw", "md5": raw_md5_in_resize_split},
+                    {"path": "stages/images.py", "md5": "code"},
+                ],
+                "params": {"params.yaml": {"resize_split.size": 64}},
+                "outs": [{"path": "data/prepared/train.npz", "md5": "prepared"}],
+            },
+            "train": {
+                "cmd": "python -m stages.train",
+                "deps": [{"path": "data/prepared/train.npz", "md5": "prepared"}],
+                "params": {"params.yaml": {"train.lr": 0.003}},
+                "outs": [{"path": "models/weights.npz", "hash": "md5", "md5": model_md5}],
+            },
+        },
+    }
     (folder / "dvc.lock").write_text(yaml.safe_dump(lock))
     return folder / "dvc.lock"
 
@@ -136,17 +176,22 @@ def test_locked_params_walk_back_from_the_model_to_ingest(in_tmp):
     md5 = hashlib.md5(Path("models/weights.npz").read_bytes()).hexdigest()
     lock = fake_lock(in_tmp, md5)
     assert locked_params("models/weights.npz", lock) == {
-        "train.lr": 0.003, "resize_split.size": 64, "ingest.source": "synthetic", "ingest.seed": 0}
+        "train.lr": 0.003,
+        "resize_split.size": 64,
+        "ingest.source": "synthetic",
+        "ingest.seed": 0,
+    }
     assert locked_params(in_tmp / "models/weights.npz", lock)["ingest.source"] == "synthetic"  # absolute path
     assert data_note(Path("models/weights.npz"), lock).startswith(
-        "predict: note: models/weights.npz was trained on the embedded synthetic set (ingest.source: synthetic")
+        "predict: note: models/weights.npz was trained on the embedded synthetic set (ingest.source: synthetic"
+    )
     fake_lock(in_tmp, md5, raw_md5_in_resize_split="other.dir")  # resize_split was rerun alone on other photos
     assert locked_params("models/weights.npz", lock) is None
     fake_lock(in_tmp, "0" * 32)  # not this model file
     assert locked_params("models/weights.npz", lock) is None
     assert data_note(Path("models/weights.npz"), lock) == (
-        f"predict: note: {lock} does not record how models/weights.npz was made, so which photos trained it is "
-        "unknown")
+        f"predict: note: {lock} does not record how models/weights.npz was made, so which photos trained it is unknown"
+    )
     lock.write_text("stages: [")
     assert locked_params("models/weights.npz", lock) is None
     assert locked_params("models/weights.npz", in_tmp / "missing.lock") is None

@@ -2,6 +2,7 @@
 the model file equals sigmoid(X W + b) on the features the pipeline itself made of the same files
 (resize_split + flatten_normalize), to float32 precision. W is random and not saturating (z is O(1)) and
 looks at every pixel, so a wrong pixel scale or a wrong decode (draft ignored) changes P(cat)."""
+
 import numpy as np
 import pytest
 from PIL import Image

@@ -9,9 +9,9 @@ from PIL import Image
 import stages.resize_split
 from stages.common import DataError, load_npz, run_cli
 from stages.images import Preprocessing
-from stages.resize_split import ResizeSplitParams, decode_all, main, resize_split, validation_mask
 from stages.memory import available_memory, pipeline_bytes
 from stages.params import ParamError
+from stages.resize_split import ResizeSplitParams, decode_all, main, resize_split, validation_mask
 from tests.conftest import photo_like, write_params
 
 
@@ -113,16 +113,30 @@ def test_main_takes_every_path_from_the_command_line(in_tmp, capsys):
         solid("RGB", (250, 250, 250)).save(in_tmp / "photos" / f"cat.{i}.jpg")
         solid("RGB", (5, 5, 5)).save(in_tmp / "photos" / f"dog.{i}.jpg")
     params = write_params(in_tmp / "p.yaml", resize_split={"size": 4, "jobs": 1})
-    main(["--params", str(params), "--raw", "photos", "--train-images", "a/tr.npz", "--valid-images", "b/va.npz",
-          "--preprocessing", "c/pre.json"])
+    main(
+        [
+            "--params",
+            str(params),
+            "--raw",
+            "photos",
+            "--train-images",
+            "a/tr.npz",
+            "--valid-images",
+            "b/va.npz",
+            "--preprocessing",
+            "c/pre.json",
+        ]
+    )
     assert capsys.readouterr().out == "resize_split: 8 train, 2 valid, 0 skipped\n"
     assert sorted(str(p) for p in in_tmp.rglob("*.*") if "photos" not in p.parts) == sorted(
-        str(in_tmp / name) for name in ("a/tr.npz", "b/va.npz", "c/pre.json", "p.yaml"))
+        str(in_tmp / name) for name in ("a/tr.npz", "b/va.npz", "c/pre.json", "p.yaml")
+    )
     assert Preprocessing.load("c/pre.json") == Preprocessing(4, True)
     with pytest.raises(SystemExit):
         main(["--raw", "photos"])  # every path is required: no default path in the code
     assert "the following arguments are required: --train-images, --valid-images, --preprocessing" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
 
 
 def test_resize_split_output_does_not_depend_on_the_listing_order(tmp_path, monkeypatch):
@@ -132,8 +146,11 @@ def test_resize_split_output_does_not_depend_on_the_listing_order(tmp_path, monk
         photo_like(raw / f"{('cat', 'dog')[i % 2]}.{i}.jpg", 60 + 7 * i, 50 + 3 * i, seed=i)
     original = Path.iterdir
     digests = []
-    for order in (sorted, lambda entries: sorted(entries, reverse=True),
-                  lambda entries: [entries[i] for i in np.random.default_rng(1).permutation(len(entries))]):
+    for order in (
+        sorted,
+        lambda entries: sorted(entries, reverse=True),
+        lambda entries: [entries[i] for i in np.random.default_rng(1).permutation(len(entries))],
+    ):
         monkeypatch.setattr(Path, "iterdir", lambda self, order=order: iter(order(list(original(self)))))
         out = tmp_path / f"out{len(digests)}"
         resize_split(ResizeSplitParams(8, 0.3, 5, jobs=1), raw, *outputs(out), progress=False)
@@ -152,10 +169,12 @@ def test_images_that_would_not_fit_in_memory_stop_the_stage_before_decoding(in_t
         for name in (f"cat.{i}.jpg", f"dog.{i}.jpg"):
             os.link(in_tmp / "empty", raw / name)  # never decoded: the stage stops first
     monkeypatch.setattr(stages.resize_split, "available_memory", lambda: 4 << 30)
-    message = (r"^params.yaml: resize_split.size = 512 needs about 7.3 GiB of memory for the 2000 images of .*raw "
-               r"\(m x size\^2 x 3 bytes of uint8 images plus 4 times that of float32 features, held at once by "
-               r"flatten_normalize and train\), more than the 4.0 GiB available now; the largest size that fits is "
-               r"378 \(the article uses 64\)$")
+    message = (
+        r"^params.yaml: resize_split.size = 512 needs about 7.3 GiB of memory for the 2000 images of .*raw "
+        r"\(m x size\^2 x 3 bytes of uint8 images plus 4 times that of float32 features, held at once by "
+        r"flatten_normalize and train\), more than the 4.0 GiB available now; the largest size that fits is "
+        r"378 \(the article uses 64\)$"
+    )
     with pytest.raises(ParamError, match=message):
         resize_split(ResizeSplitParams(512, 0.2, 0), raw, *outputs(in_tmp), progress=False)
     assert pipeline_bytes(2000, 378) <= 4 << 30 < pipeline_bytes(2000, 379)
@@ -176,11 +195,26 @@ def test_the_memory_check_reads_this_machines_memory(in_tmp, capsys):
         os.link(in_tmp / "empty", in_tmp / "raw" / f"dog.{i}.jpg")
     params = write_params(in_tmp / "params.yaml", resize_split={"size": 512})
     with pytest.raises(SystemExit) as status:
-        run_cli(main, ["--params", str(params), "--raw", "raw", *[str(arg) for pair in zip(
-            ("--train-images", "--valid-images", "--preprocessing"), outputs(in_tmp)) for arg in pair]])
+        run_cli(
+            main,
+            [
+                "--params",
+                str(params),
+                "--raw",
+                "raw",
+                *[
+                    str(arg)
+                    for pair in zip(("--train-images", "--valid-images", "--preprocessing"), outputs(in_tmp))
+                    for arg in pair
+                ],
+            ],
+        )
     assert status.value.code == 2
     err = capsys.readouterr().err
-    assert re.search(rf"error: params.yaml: resize_split.size = 512 needs about [0-9.]+ GiB of memory for the "
-                     rf"{m // 2 * 2} images of raw .* more than the [0-9.]+ GiB available now; the largest size "
-                     rf"that fits is (\d+) \(the article uses 64\)\n$", err), err
+    assert re.search(
+        rf"error: params.yaml: resize_split.size = 512 needs about [0-9.]+ GiB of memory for the "
+        rf"{m // 2 * 2} images of raw .* more than the [0-9.]+ GiB available now; the largest size "
+        rf"that fits is (\d+) \(the article uses 64\)\n$",
+        err,
+    ), err
     assert "skipped" not in err and not (in_tmp / "prepared").exists()  # nothing decoded, nothing written

@@ -1,5 +1,6 @@
 """The learning-rate sweep: its pure helpers, then the real command on DVC's queue in a temporary
 repository with tiny params (two learning rates)."""
+
 import json
 import sys
 
@@ -32,10 +33,13 @@ def test_queue_commands():
 def test_experiment_revs_skips_failed_runs_and_names_missing_ones():
     show = [
         {"rev": "workspace", "experiments": None},
-        {"rev": "abc", "experiments": [
-            {"executor": None, "revs": [{"rev": "111", "name": "lr-0.1", "error": None}]},
-            {"executor": {"state": "failed"}, "revs": [{"rev": "222", "name": "lr-1", "error": None}]},
-        ]},
+        {
+            "rev": "abc",
+            "experiments": [
+                {"executor": None, "revs": [{"rev": "111", "name": "lr-0.1", "error": None}]},
+                {"executor": {"state": "failed"}, "revs": [{"rev": "222", "name": "lr-1", "error": None}]},
+            ],
+        },
     ]
     assert experiment_revs(show, ["lr-0.1"]) == {"lr-0.1": "111"}
     with pytest.raises(RuntimeError, match="experiment.s. lr-1 did not finish"):
@@ -43,8 +47,9 @@ def test_experiment_revs_skips_failed_runs_and_names_missing_ones():
 
 
 def test_sweep_runs_the_queue_and_draws_the_runs(project):  # noqa: F811
-    result = run(project, sys.executable, "-m", "tools.sweep", "--lr", "0.3", "0.001", "-S", "train.epochs=20",
-                 "--out", "sweep")
+    result = run(
+        project, sys.executable, "-m", "tools.sweep", "--lr", "0.3", "0.001", "-S", "train.epochs=20", "--out", "sweep"
+    )
     printed = [line.split("[")[1].split("]")[0] for line in result.stdout.splitlines() if "[lr-" in line]
     assert sorted(printed) == ["lr-0.001", "lr-0.3"]
     shown = json.loads(dvc(project, "exp", "show", "--json").stdout)

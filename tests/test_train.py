@@ -17,10 +17,13 @@ from stages.train import TrainParams, main, train
 from tests.conftest import ROOT, write_params
 from tests.test_fit import toy_problem
 
-
 PATHS = dict(
-    preprocessing="in/preprocessing.json", train_features="in/train.npz", valid_features="in/valid.npz",
-    model="out/w.npz", history="out/h.csv", metrics="out/m.json",
+    preprocessing="in/preprocessing.json",
+    train_features="in/train.npz",
+    valid_features="in/valid.npz",
+    model="out/w.npz",
+    history="out/h.csv",
+    metrics="out/m.json",
 )
 
 
@@ -114,8 +117,12 @@ def test_two_processes_write_byte_identical_files(in_tmp):
     for run in ("first", "second"):
         paths = {**PATHS, "model": f"{run}/w.npz", "history": f"{run}/h.csv", "metrics": f"{run}/m.json"}
         arguments = [word for key, path in paths.items() for word in (f"--{key.replace('_', '-')}", path)]
-        subprocess.run([sys.executable, "-m", "stages.train", "--params", "params.yaml", *arguments],
-                       check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        subprocess.run(
+            [sys.executable, "-m", "stages.train", "--params", "params.yaml", *arguments],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         outputs[run] = [open(paths[key], "rb").read() for key in ("model", "history", "metrics")]
     train(TrainParams(lr=0.5, epochs=40, momentum=0.5), progress=False, **PATHS)
     here = [open(PATHS[key], "rb").read() for key in ("model", "history", "metrics")]
@@ -129,8 +136,12 @@ def test_a_diverging_run_exits_2_with_the_epoch_and_what_to_change_and_writes_no
     write_features()
     write_params(in_tmp / "params.yaml", train={"lr": 10.0, "l2": 1.0, "epochs": 300})
     arguments = [word for key, path in PATHS.items() for word in (f"--{key.replace('_', '-')}", path)]
-    result = subprocess.run([sys.executable, "-m", "stages.train", *arguments], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.train", *arguments],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 2, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert re.fullmatch(
@@ -141,4 +152,3 @@ def test_a_diverging_run_exits_2_with_the_epoch_and_what_to_change_and_writes_no
     ), last
     assert "Traceback" not in result.stderr
     assert not any(Path("out").glob("*"))  # no weights, history or metrics of the diverged run
-

@@ -13,15 +13,17 @@ no DVC cache needed.
 Exit status: 0 no regression, 1 a regression or a removed metric, 2 bad input (unknown revision,
 malformed metrics file or config).
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import math
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
@@ -258,7 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--base", default="HEAD", help="revision to compare with (default: HEAD; on a branch: main)")
     parser.add_argument("--config", type=Path, default=CONFIG_FILE, help=f"gate rules (default: {CONFIG_FILE})")
     parser.add_argument(
-        "--report", type=Path, metavar="DIR",
+        "--report",
+        type=Path,
+        metavar="DIR",
         help="also write DIR/metrics_report.md (metrics diff, params diff, loss curves) and DIR/loss_curves.png",
     )
     args = parser.parse_args(argv)

@@ -3,7 +3,8 @@ and the Markdown report for a pull request. Pure formatting of tools.check_metri
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tools.check_metrics import Row, Rule
@@ -22,7 +23,9 @@ def table_cells(rows: Sequence[Row]) -> list[list[str]]:
     cells = [["metric", "old", "new", "change", "rule", "verdict"]]
     for row in rows:
         change = "-" if row.change is None else f"{row.change:+.6g}"
-        cells.append([f"{row.file}:{row.metric}", _number(row.old), _number(row.new), change, _rule(row.rule), row.verdict])
+        cells.append(
+            [f"{row.file}:{row.metric}", _number(row.old), _number(row.new), change, _rule(row.rule), row.verdict]
+        )
     return cells
 
 

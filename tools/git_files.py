@@ -19,7 +19,9 @@ def resolve_revision(revision: str) -> str:
     """The commit id of `revision` (a branch, tag, sha, HEAD~1...), or a GateError naming it."""
     result = _git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}")
     if result.returncode != 0:
-        raise RevisionError(f"unknown revision {revision!r}: git knows no commit by that name (try `git log --oneline`)")
+        raise RevisionError(
+            f"unknown revision {revision!r}: git knows no commit by that name (try `git log --oneline`)"
+        )
     return result.stdout.strip()
 
 

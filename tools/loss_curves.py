@@ -1,17 +1,18 @@
 """Loss curves of several runs on one chart (the gate's report and the learning-rate sweep)."""
+
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from stages.common import atomic_path  # noqa: E402
+from stages.common import atomic_path
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss")
 
@@ -37,7 +38,9 @@ def plot_loss_curves(histories: Mapping[str, pd.DataFrame], path: Path | str, ti
     for index, (label, frame) in enumerate(histories.items()):
         colour = f"C{index % 10}"
         axes.plot(frame["epoch"], frame["train_loss"], color=colour, linewidth=1, label=f"{label} train")
-        axes.plot(frame["epoch"], frame["valid_loss"], color=colour, linewidth=1, linestyle="--", label=f"{label} valid")
+        axes.plot(
+            frame["epoch"], frame["valid_loss"], color=colour, linewidth=1, linestyle="--", label=f"{label} valid"
+        )
     axes.set_xlabel("epoch")
     axes.set_ylabel("loss")
     axes.set_title(title)

@@ -12,6 +12,7 @@ experiment lr-LR of HEAD is removed first); then the queue runs one experiment a
 Experiments stay in the repository: `dvc exp apply lr-0.01` puts one in the workspace,
 `dvc exp remove lr-0.01` deletes it. Queued experiments start from HEAD plus the workspace's changes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,8 +53,7 @@ def queue_commands(lrs: Sequence[float], overrides: Sequence[str]) -> list[list[
     would rerun every stage, the image stages included, in every run."""
     extra = [arg for override in overrides for arg in ("-S", override)]
     return [
-        ["exp", "run", "--queue", "-S", f"train.lr={lr_text(lr)}", *extra, "--name", experiment_name(lr)]
-        for lr in lrs
+        ["exp", "run", "--queue", "-S", f"train.lr={lr_text(lr)}", *extra, "--name", experiment_name(lr)] for lr in lrs
     ]
 
 
@@ -113,11 +114,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     )
     parser.add_argument(
-        "--lr", type=positive_float, nargs="+", default=list(DEFAULT_LRS), metavar="LR",
+        "--lr",
+        type=positive_float,
+        nargs="+",
+        default=list(DEFAULT_LRS),
+        metavar="LR",
         help=f"learning rates (default: {' '.join(map(lr_text, DEFAULT_LRS))})",
     )
     parser.add_argument(
-        "-S", "--set-param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "-S",
+        "--set-param",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="another params.yaml override for every run, as `dvc exp run -S` takes it (repeatable)",
     )
     parser.add_argument("--out", type=Path, default=Path("sweep"), help="output folder (default: sweep)")
@@ -134,8 +144,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             dvc(*command)
         dvc("exp", "run", "--run-all", "--jobs", "1")
         table = dvc(
-            "exp", "show", "--no-pager", "--only-changed", "--drop", DROP_COLUMNS,
-            "--sort-by", SORT_BY, "--sort-order", "desc", capture=True,
+            "exp",
+            "show",
+            "--no-pager",
+            "--only-changed",
+            "--drop",
+            DROP_COLUMNS,
+            "--sort-by",
+            SORT_BY,
+            "--sort-order",
+            "desc",
+            capture=True,
         )
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "exp_show.txt").write_text(table)
