@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_check_metrics import TINY
+from tests.test_check_metrics_dvc import TINY
 from tests.test_pipeline_dvc import dvc, make_project, run
 from tools.readme import (
     BLOCKS,
