@@ -1,7 +1,5 @@
 """What every stage shares: atomic and reproducible file writes, bounded process pools, the CLI wrapper.
-
-Label convention of the whole project (the article's): cat = 1, dog = 0.
-"""
+Label convention of the whole project (the article's): cat = 1, dog = 0."""
 
 from __future__ import annotations
 

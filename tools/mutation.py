@@ -5,14 +5,12 @@ module's fast unit tests against each; a mutant no test fails on "survived". Wri
     python -m tools.mutation                          # every module of MODULES
     python -m tools.mutation tools/check_metrics.py   # some of them (the others' results are kept)
 
-Each module runs in its own scratch copy of the project (.mutation/<module>/, git-ignored; kept after
-the run, so `cd .mutation/tools__check_metrics.py && ../../.venv/bin/mutmut show NAME` shows a mutant),
-copied from the working tree (tracked and untracked, not ignored, files), with a [tool.mutmut] table
-written for that module: only it is mutated, only its tests run. Every run starts fresh (mutmut's
-cache would keep old verdicts of mutants whose function did not change, even after new tests).
+Each module runs in its own scratch copy of the working tree (.mutation/<module>/, git-ignored, kept:
+`cd .mutation/tools__check_metrics.py && ../../.venv/bin/mutmut show NAME` shows a mutant) with a
+[tool.mutmut] table for that module: only it is mutated, only its tests run. Every run starts fresh
+(mutmut's cache keeps old verdicts of unchanged functions, even after new tests).
 
-Results: tests/mutation/results.json (latest run and history per module), rendered into
-tests/mutation/REPORT.md. A survivor (or a mutant no test reaches) needs a new test, or a reason
+Results: tests/mutation/results.json (latest run and history per module), rendered into REPORT.md. A survivor (or a mutant no test reaches) needs a new test, or a reason
 why it is equivalent (behaves like the original) in tests/mutation/equivalent.yaml, matched by its
 mutated line. Exit status: 0 every survivor explained; 1 a survivor without a reason, or a reason
 matching no survivor (stale); 2 mutmut failed (its log is printed).
@@ -35,8 +33,7 @@ from typing import Any
 
 import yaml
 
-# The modules under mutation testing, each with the fast unit tests that should kill its mutants
-# (no DVC end-to-end tests: each mutant would rerun a pipeline). Add a module here to include it.
+# The modules under mutation testing, each with the fast unit tests that should kill its mutants (no DVC tests).
 MODULES = {
     "tools/check_metrics.py": ["tests/test_check_metrics.py"],
     "tools/gate_report.py": ["tests/test_check_metrics.py"],
