@@ -36,6 +36,7 @@ def make(folder, *args, path=None):
     env = dict(os.environ, PATH=path or os.environ["PATH"])
     env.pop("PYTHON", None)
     env.pop("MAKEFLAGS", None)
+    env.pop("MAKELEVEL", None)  # under `make test` the inner make would print "make[1]:" lines
     return subprocess.run(["make", "--no-print-directory", *args], cwd=folder, env=env, capture_output=True, text=True)
 
 
