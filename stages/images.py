@@ -69,7 +69,8 @@ def load_image(path: Path | str, size: int, draft: bool) -> np.ndarray:
         if draft:
             image.draft("RGB", (size, size))
         ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of the full image when upright
-        image = image.convert("RGB")
+        if image.mode != "RGB":  # convert would copy an RGB image too
+            image = image.convert("RGB")
         return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 

@@ -13,10 +13,14 @@ own, so the output does not depend on `jobs`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import math
+import mmap
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +34,7 @@ from stages.common import (
     run_cli,
     save_npz,
     stage_parser,
-    usable_cores,
+    temp_sibling,
 )
 from stages.images import Preprocessing, label_of, load_image
 from stages.memory import available_memory, check_pipeline_fits
@@ -80,21 +84,56 @@ def list_labelled_images(raw_dir: Path) -> tuple[list[Path], np.ndarray]:
     return paths, np.array([label_of(p.name) for p in paths], dtype=np.uint8)
 
 
+def split_order(names: Sequence[str], labels: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray, int]:
+    """The rows (m,) in the order of the two output files, the training rows then the validation rows
+    (validation_mask's split, each part in the given order), and the number of training rows."""
+    is_valid = validation_mask(names, labels, valid_fraction, seed)
+    return np.concatenate([np.flatnonzero(~is_valid), np.flatnonzero(is_valid)]), int(np.count_nonzero(~is_valid))
+
+
+@contextlib.contextmanager
+def shared_rows(shape: tuple[int, ...]) -> Iterator[tuple[np.ndarray, str]]:
+    """A uint8 array of zeros of `shape`, and the path by which any process maps the same memory.
+
+    On Linux the memory is anonymous (memfd, opened as /proc/<pid>/fd/<n>): it is freed when the last
+    process holding it ends, kill -9 included. Elsewhere it is a temporary file in the working folder,
+    removed on exit or, after a kill, by the next write there (common.sweep_temp). The path is valid
+    inside the `with` block; the array stays valid after it.
+    """
+    nbytes = max(math.prod(shape), 1)  # mmap refuses 0 bytes
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("resize_split")
+        path, cleanup = f"/proc/{os.getpid()}/fd/{fd}", None
+    else:
+        cleanup = temp_sibling(Path("rows"))
+        fd, path = os.open(cleanup, os.O_RDWR), str(cleanup)
+    try:
+        os.ftruncate(fd, nbytes)
+        array = np.frombuffer(mmap.mmap(fd, nbytes), dtype=np.uint8)[: math.prod(shape)].reshape(shape)
+        yield array, path
+    finally:
+        os.close(fd)  # the mapping stays until the array is freed
+        if cleanup:
+            cleanup.unlink(missing_ok=True)
+
+
 def _decode_chunk(
-    paths: Sequence[Path], size: int, draft: bool
-) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
-    """Decode `paths` (k,): X (k, size, size, 3) uint8 (zeros where a file failed), the mask of decoded
-    rows (k,), and the (name, reason) of every file that could not be decoded."""
-    X = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
+    chunk: tuple[int, Sequence[Path]], size: int, draft: bool, rows: str
+) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Decode the k paths of `chunk = (start, paths)` into rows start .. start + k - 1 of the shared array
+    at `rows` (shared_rows' path); return the mask of decoded rows (k,) and the (name, reason) of every
+    file that could not be decoded (its row stays zero)."""
+    start, paths = chunk
+    out = np.memmap(rows, np.uint8, "r+", offset=start * size * size * 3, shape=(len(paths), size, size, 3))
     ok = np.zeros(len(paths), dtype=bool)
     skipped = []
     for row, path in enumerate(paths):
         try:
-            X[row] = load_image(path, size, draft)
+            out[row] = load_image(path, size, draft)
             ok[row] = True
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
             skipped.append((path.name, f"{type(err).__name__}: {err}"))
-    return X, ok, skipped
+    return ok, skipped
 
 
 def decode_all(
@@ -102,16 +141,19 @@ def decode_all(
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """Decode `paths` (m,) with `jobs` processes (0 = all cores) into X (m, size, size, 3) uint8; return
     X, the mask of decoded rows (m,), and the (name, reason) of every file that could not be decoded.
-    Chunks are put back in order, so the result is the same for any `jobs`."""
-    chunks = [list(paths[start : start + CHUNK]) for start in range(0, len(paths), CHUNK)]
-    parts = [_decode_chunk([], size, draft)]  # makes m = 0 work
-    with tqdm(total=len(paths), desc="resize_split", unit="img", disable=not progress) as bar:
-        decode_chunk = functools.partial(_decode_chunk, size=size, draft=draft)
-        for chunk, part in ordered_map(decode_chunk, chunks, min(jobs or usable_cores(), max(len(chunks), 1))):
-            parts.append(part)
+    Each process writes each image straight into its row of X (shared memory: no image goes through a
+    pipe, none is copied); each image is decoded on its own, so X is the same for any `jobs`."""
+    chunks = [(start, list(paths[start : start + CHUNK])) for start in range(0, len(paths), CHUNK)]
+    ok, skipped = np.zeros(len(paths), dtype=bool), []
+    shared = shared_rows((len(paths), size, size, 3))
+    bar = tqdm(total=len(paths), desc="resize_split", unit="img", disable=not progress)
+    with shared as (X, rows), bar:
+        decode_chunk = functools.partial(_decode_chunk, size=size, draft=draft, rows=rows)
+        for (start, chunk), (chunk_ok, chunk_skipped) in ordered_map(decode_chunk, chunks, jobs):
+            ok[start : start + len(chunk)] = chunk_ok
+            skipped += chunk_skipped
             bar.update(len(chunk))
-    X, ok, skipped = zip(*parts)
-    return np.concatenate(X), np.concatenate(ok), [item for chunk in skipped for item in chunk]
+    return X, ok, skipped
 
 
 def resize_split(
@@ -126,16 +168,24 @@ def resize_split(
     record to `preprocessing_file`; return counts {train, valid, skipped}."""
     paths, labels = list_labelled_images(raw_dir)
     check_pipeline_fits(len(paths), params.size, available_memory(), raw_dir)  # before decoding anything
-    X, ok, skipped = decode_all(paths, params.size, progress, params.draft, params.jobs)
-    for name, reason in skipped:
-        print(f"resize_split: skipped {name}: {reason}", file=sys.stderr)
     names = np.array([p.name for p in paths])
-    X, labels, names = X[ok], labels[ok], names[ok]
+    # The split is decided from the names before decoding (ingest kept only photos that decode), so
+    # that each photo is decoded straight into its row of the output files; should some photo fail
+    # after all, it is decided again on those that decoded. order[r]: the photo in output row r.
+    order, n_train = split_order(names, labels, params.valid_fraction, params.seed)
+    X, ok, skipped = decode_all([paths[i] for i in order], params.size, progress, params.draft, params.jobs)
+    for name, reason in sorted(skipped):
+        print(f"resize_split: skipped {name}: {reason}", file=sys.stderr)
+    if skipped:
+        decoded = np.flatnonzero(ok)[np.argsort(order[ok])]  # rows of X that decoded, in name order
+        again, n_train = split_order(names[order[decoded]], labels[order[decoded]], params.valid_fraction, params.seed)
+        X, order = X[decoded[again]], order[decoded[again]]
+    labels, names = labels[order], names[order]
     for class_name, label in LABELS.items():
         if not np.any(labels == label):
             raise DataError(f"{raw_dir}: no usable {class_name} image (need {class_name}.N.jpg files)")
-    is_valid = validation_mask(names, labels, params.valid_fraction, params.seed)
-    for split, rows in (("train", ~is_valid), ("valid", is_valid)):
+    splits = {"train": slice(0, n_train), "valid": slice(n_train, None)}
+    for split, rows in splits.items():
         for class_name, label in LABELS.items():
             if not np.any(labels[rows] == label):
                 raise DataError(
@@ -143,10 +193,10 @@ def resize_split(
                     f"{split} split ({int(np.sum(labels == label))} usable {class_name} images in all); "
                     "choose a fraction that keeps both classes in both splits"
                 )
-    for path, rows in ((train_file, ~is_valid), (valid_file, is_valid)):
-        save_npz(path, X=X[rows], y=labels[rows], names=names[rows])
+    for path, rows in zip((train_file, valid_file), splits.values()):
+        save_npz(path, X=X[rows], y=labels[rows], names=names[rows])  # X[rows]: a view, no copy
     Preprocessing(image_size=params.size, draft=params.draft).save(preprocessing_file)
-    return {"train": int((~is_valid).sum()), "valid": int(is_valid.sum()), "skipped": len(skipped)}
+    return {"train": n_train, "valid": len(names) - n_train, "skipped": len(skipped)}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -8,7 +8,7 @@ from PIL import Image
 
 import stages.resize_split
 from stages.common import DataError, load_npz, run_cli
-from stages.images import Preprocessing
+from stages.images import Preprocessing, load_image
 from stages.memory import available_memory, pipeline_bytes
 from stages.params import ParamError
 from stages.resize_split import ResizeSplitParams, decode_all, main, resize_split, validation_mask
@@ -86,6 +86,43 @@ def test_resize_split_writes_uint8_caches_and_skips_corrupt_files(tmp_path, caps
     for split in (train, valid):  # labels follow the names: cats bright, dogs dark
         bright = split["X"].reshape(len(split["y"]), -1).mean(axis=1) > 128
         np.testing.assert_array_equal(bright, split["y"] == 1)
+
+
+@pytest.mark.parametrize("broken", [[], ["cat.3.jpg", "dog.5.jpg"]])
+@pytest.mark.parametrize("memfd", [True, False])
+def test_files_are_the_plain_recipes_bytes_for_any_jobs(tmp_path, monkeypatch, broken, memfd):
+    """Photos are decoded straight into the output order decided before decoding; when some fail to
+    decode the split is decided again on the usable ones. Either way: the files of the plain recipe
+    (name order, validation_mask on the usable names, X[mask] and X[~mask]), for jobs 1 and 2, with the
+    shared rows in anonymous memory (Linux) or in a temporary file (elsewhere), which is removed."""
+    monkeypatch.setattr("stages.resize_split.CHUNK", 4)
+    if not memfd:
+        monkeypatch.delattr(os, "memfd_create")
+    monkeypatch.chdir(tmp_path)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for label in ("cat", "dog"):
+        for i in range(12):
+            photo_like(raw / f"{label}.{i}.jpg", 90 + 7 * i, 70 + 5 * i, seed=i + (label == "dog") * 50)
+    for name in broken:
+        (raw / name).write_bytes(b"not a jpeg")
+    files = {}
+    for jobs in (1, 2):
+        params = ResizeSplitParams(size=16, valid_fraction=0.25, seed=3, jobs=jobs)
+        counts = resize_split(params, raw, *outputs(tmp_path / str(jobs)), progress=False)
+        files[jobs] = [path.read_bytes() for path in outputs(tmp_path / str(jobs))]
+    assert files[1] == files[2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1", "2", "raw"]  # no temporary file left
+    usable = sorted(p.name for p in raw.iterdir() if p.name not in broken)
+    labels = np.array([1 if name.startswith("cat") else 0 for name in usable], dtype=np.uint8)
+    X = np.stack([load_image(raw / name, 16, True) for name in usable])
+    mask = validation_mask(usable, labels, 0.25, 3)
+    assert counts == {"train": int((~mask).sum()), "valid": int(mask.sum()), "skipped": len(broken)}
+    for split, rows in (("train", ~mask), ("valid", mask)):
+        data = load_npz(tmp_path / f"1/prepared/{split}.npz", ("X", "y", "names"))
+        assert data["names"].tolist() == np.array(usable)[rows].tolist()
+        np.testing.assert_array_equal(data["y"], labels[rows])
+        np.testing.assert_array_equal(data["X"], X[rows])
 
 
 def test_resize_split_needs_both_classes(tmp_path):
