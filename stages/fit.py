@@ -160,6 +160,11 @@ def uses_gram(params: TrainParams, shape: tuple[int, int]) -> bool:
     return linear and m <= GRAM_MAX_RATIO * n and params.epochs * GRAM_EPOCHS_PER_ROW >= m
 
 
+def step_name(params: TrainParams) -> str:
+    """What one history row after the first stands for: an epoch, or an L-BFGS iteration."""
+    return "iteration" if params.optimizer == "lbfgs" else "epoch"
+
+
 def solver_for(params: TrainParams, X, y, X_valid, pool: ThreadPoolExecutor) -> Solver:
     """The solver that trains with `params` on X (m, n), y (m,), scoring X_valid (m_valid, n) each epoch."""
     passes = ShardedPass(pool)
@@ -201,7 +206,7 @@ def fit(
             f"params.yaml: train.batch_size = {params.batch_size} is more than the {X.shape[0]} training examples"
         )
     rows = []  # the history, one row per epoch
-    bar = tqdm(total=params.epochs, desc="train", unit="epoch", disable=not progress, mininterval=0.5)
+    bar = tqdm(total=params.epochs, desc="train", unit=step_name(params), disable=not progress, mininterval=0.5)
     with ThreadPoolExecutor(threads or usable_cores()) as pool:
         solver = solver_for(params, X, y, X_valid, pool)
         best = (np.inf, 0, solver.state())  # (lowest validation loss, its epoch, the solver's state then)
@@ -226,8 +231,7 @@ def fit(
                 on_epoch(epoch, np.array(rows[-1]))
             if epoch:
                 bar.update()
-            if epoch % 100 == 0:
-                bar.set_postfix(train_loss=f"{rows[-1][1]:.6f}", valid_loss=f"{rows[-1][2]:.6f}")
+            bar.set_postfix(train_loss=f"{rows[-1][1]:.6f}", valid_loss=f"{rows[-1][2]:.6f}", refresh=False)
             if params.early_stopping:
                 if rows[-1][2] < best[0]:
                     best = (rows[-1][2], epoch, solver.state())

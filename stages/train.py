@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from stages.common import atomic_path, load_npz, run_cli, save_json, stage_parser
-from stages.fit import fit, kept_row
+from stages.fit import fit, kept_row, step_name
 from stages.images import Preprocessing
 from stages.model import save_model
 from stages.neuron import GRADIENTS, LOSSES
@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     history = train(params, **args)
     final = kept_row(history, params)
     print(
-        f"train: {len(history) - 1} epochs, kept epoch {int(final.epoch)}, train loss {final.train_loss:.6f} accuracy {final.train_accuracy:.4f}, "
+        f"train: {len(history) - 1} {step_name(params)}s, kept {step_name(params)} {int(final.epoch)}, train loss {final.train_loss:.6f} accuracy {final.train_accuracy:.4f}, "
         f"valid loss {final.valid_loss:.6f} accuracy {final.valid_accuracy:.4f}"
     )
 
