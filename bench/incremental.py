@@ -42,7 +42,7 @@ def scratch_repo(epochs: int, n_per_class: int) -> Path:
     params = repo / "params.yaml"
     text = re.sub(r"^(  epochs: ).*$", rf"\g<1>{epochs}", params.read_text(), count=1, flags=re.M)
     params.write_text(re.sub(r"^(  n_per_class: ).*$", rf"\g<1>{n_per_class}", text, count=1, flags=re.M))
-    sh(repo, "git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qam", "p")
+    sh(repo, "git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "--allow-empty", "-am", "p")
     return repo
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import decode, epoch, incremental, memory_disk, time_to_accuracy
+from bench import decode, epoch, full_size, incremental, memory_disk, stage_decode, time_to_accuracy
 from bench.common import CACHE_DIR, machine
 from stages.common import atomic_path
 
@@ -29,6 +29,8 @@ FULL = {
     "time_to_accuracy": lambda: time_to_accuracy.run((2000, 5000)),
     "memory_disk": lambda: memory_disk.run(25000),
     "incremental": lambda: incremental.run(5000),
+    "full_size": lambda: full_size.run(rounds=3),
+    "stage_decode": lambda: stage_decode.run(rounds=3),
 }
 QUICK = {
     "decode": lambda: decode.run((2000,), repeats=1),

@@ -4,7 +4,8 @@ They check that the scripts run and report, not the speed (the benchmarks themse
 import numpy as np
 import pytest
 
-from bench import decode, epoch, incremental, memory_disk, run_all, time_to_accuracy
+from bench import decode, epoch, full_size, incremental, memory_disk, run_all, stage_decode, time_to_accuracy
+from bench.archive import ARCHIVE_ENV
 from bench.images import kaggle_layout
 from stages.train import TrainParams
 
@@ -93,3 +94,34 @@ def test_make_kaggle_archive_writes_the_kaggle_layout(in_tmp):
             "train/dog.1.jpg",
         ]
         assert archive.read("train/dog.1.jpg") == photo_jpeg(0, 1, 0)  # the one encoder of synthetic photos
+
+
+@pytest.fixture
+def tiny_archive(in_tmp, monkeypatch):
+    """bench/archive.py's project built from a 24-photo Kaggle-layout archive."""
+    from bench.make_kaggle_archive import main
+
+    main([str(in_tmp / "tiny.zip"), "--n-per-class", "12", "--jobs", "1"])
+    monkeypatch.setenv(ARCHIVE_ENV, str(in_tmp / "tiny.zip"))
+    return in_tmp
+
+
+def test_full_size_bench(tiny_archive, monkeypatch):
+    monkeypatch.setattr(full_size, "ARTICLE", TrainParams(lr=0.003, epochs=20))
+    recipes = {
+        "momentum": TrainParams(lr=0.02, epochs=5, momentum=0.9),
+        "adam": TrainParams(lr=0.001, epochs=5, loss="cross_entropy", optimizer="adam"),
+        "lbfgs": TrainParams(epochs=50, loss="cross_entropy", optimizer="lbfgs"),
+    }
+    monkeypatch.setattr(full_size, "RECIPES", recipes)
+    text = full_size.run(rounds=1)
+    assert "article recipe" in text and "lbfgs: epochs=50, loss=cross_entropy, optimizer=lbfgs, l2 = 1 / (C m)" in text
+    assert "scikit-learn LogisticRegression(C=0.003)" in text and "lbfgs / scikit-learn, medians:" in text
+    optimum = tiny_archive / f"bench/.cache/archive-{(tiny_archive / 'tiny.zip').stat().st_size}/optimum-C0.003.npz"
+    assert optimum.exists()
+
+
+def test_stage_decode_bench(tiny_archive):
+    text = stage_decode.run(rounds=1)
+    assert "plain Pillow loop" in text and "jobs: 1" in text and "jobs: 0" in text
+    assert "Output bytes the same for jobs 1 and 0: True; the same as the archive project's caches: True" in text
