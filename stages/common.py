@@ -32,6 +32,7 @@ from stages.params import PARAMS_FILE, ParamError, describe
 LABELS = {"cat": 1, "dog": 0}
 CLASS_NAMES = ("dog", "cat")  # CLASS_NAMES[label]
 WINDOW = 4  # ordered_map: tasks in flight per worker process
+IO_BLOCK = 1 << 24  # bytes per read of an .npz member
 
 
 class DataError(ValueError):
@@ -116,20 +117,21 @@ def save_npz(path: Path | str, **arrays: np.ndarray) -> None:
     """Write `arrays` to an uncompressed .npz, atomically and byte-for-byte reproducibly.
 
     numpy.savez stamps each member with the current time; here every member gets a fixed
-    timestamp so that the same arrays always give the same file (and the same DVC hash).
-    Each array is streamed into the file (no copy of it in memory); the bytes are those of
-    ZipFile.writestr, which needs the size up front to choose between zip and zip64 headers.
+    timestamp so that the same arrays always give the same file (and the same DVC hash). The bytes
+    are those of numpy.savez, written from the array's own memory (copied only if not contiguous).
     """
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
         for name, array in arrays.items():
             array = np.asanyarray(array)
-            header = io.BytesIO()
-            np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
+            header, layout = io.BytesIO(), np.lib.format.header_data_from_array_1_0(array)
+            np.lib.format.write_array_header_1_0(header, layout)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16
-            info.file_size = len(header.getvalue()) + array.nbytes
+            info.file_size = len(header.getvalue()) + array.nbytes  # known up front: zip or zip64 headers
+            data = np.ascontiguousarray(array.T if layout["fortran_order"] else array)  # as write_array orders it
             with archive.open(info, "w") as member:
-                np.lib.format.write_array(member, array, allow_pickle=False)
+                member.write(header.getvalue())
+                member.write(data.reshape(-1).view(np.uint8))
 
 
 def restore_hint(path: Path | str, lock_file: Path = Path("dvc.lock")) -> str:
@@ -171,7 +173,7 @@ def _read_array(member: BinaryIO, size: int) -> np.ndarray:
     view = memoryview(flat.view(np.uint8))
     done = 0
     while done < len(view):
-        got = member.readinto(view[done:])
+        got = member.readinto(view[done : done + IO_BLOCK])  # all at once: zipfile reads into a copy
         if not got:
             raise ValueError("ends early")
         done += got
@@ -240,13 +242,10 @@ def _die_with_parent(parent: int) -> None:
 
 
 def ordered_map(function: Callable, items: Sequence, jobs: int) -> Iterator[tuple]:
-    """Yield `(item, function(item))` for each item, in order, computed by `worker_count(jobs,
-    len(items))` processes (in this process when that is 1).
-
-    At most WINDOW tasks per worker are in flight, so memory holds at most 4 x workers items and
-    results besides what each worker holds, however many items there are. The workers die with
-    this process (kill -9 included, on Linux).
-    """
+    """Yield `(item, function(item))` for each item, in order, computed by `worker_count(jobs, len(items))`
+    processes (in this process when that is 1). At most WINDOW tasks per worker are in flight, so memory
+    holds at most 4 x workers items and results besides what each worker holds, however many items there
+    are. The workers die with this process (kill -9 included, on Linux)."""
     workers = worker_count(jobs, len(items))
     if workers == 1:
         for item in items:

@@ -27,11 +27,19 @@ def test_save_npz_is_byte_reproducible_and_round_trips(tmp_path):
     assert loaded["y"].dtype == np.uint8
 
 
-def test_save_npz_streams_the_bytes_zipfile_writestr_would_write(tmp_path):
+def test_save_npz_writes_the_bytes_of_write_array_through_zipfile_writestr(tmp_path):
+    """Any layout: C and Fortran order, a strided view, text, a scalar, no rows."""
     import io
     import zipfile
 
-    arrays = {"X": np.arange(600, dtype=np.float32).reshape(20, 30), "names": np.array(["cat.1.jpg", "dog.2.jpg"])}
+    arrays = {
+        "X": np.arange(600, dtype=np.float32).reshape(20, 30),
+        "names": np.array(["cat.1.jpg", "dog.2.jpg"]),
+        "fortran": np.asfortranarray(np.arange(12, dtype=np.int64).reshape(3, 4)),
+        "strided": np.arange(40, dtype=np.uint8).reshape(4, 10)[:, ::3],
+        "scalar": np.float32(0.25),
+        "empty": np.zeros((0, 7), dtype=np.float32),
+    }
     save_npz(tmp_path / "streamed.npz", **arrays)
     with zipfile.ZipFile(tmp_path / "reference.npz", "w", zipfile.ZIP_STORED) as archive:
         for name, array in arrays.items():
@@ -41,3 +49,10 @@ def test_save_npz_streams_the_bytes_zipfile_writestr_would_write(tmp_path):
             info.external_attr = 0o644 << 16
             archive.writestr(info, buffer.getvalue())
     assert (tmp_path / "streamed.npz").read_bytes() == (tmp_path / "reference.npz").read_bytes()
+
+
+def test_load_npz_reads_a_member_larger_than_one_read_block(tmp_path, monkeypatch):
+    monkeypatch.setattr("stages.common.IO_BLOCK", 1000)
+    X = np.random.default_rng(0).random((37, 51)).astype(np.float32)  # 7,548 bytes: 8 blocks
+    save_npz(tmp_path / "a.npz", X=X)
+    np.testing.assert_array_equal(load_npz(tmp_path / "a.npz", ("X",))["X"], X)
