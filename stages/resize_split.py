@@ -95,13 +95,13 @@ def split_order(names: Sequence[str], labels: np.ndarray, valid_fraction: float,
 def shared_rows(shape: tuple[int, ...]) -> Iterator[tuple[np.ndarray, str]]:
     """A uint8 array of zeros of `shape`, and the path by which any process maps the same memory.
 
-    On Linux the memory is anonymous (memfd, opened as /proc/<pid>/fd/<n>): it is freed when the last
+    On Linux the memory is anonymous (a memfd, opened as /proc/<pid>/fd/<n>): it is freed when the last
     process holding it ends, kill -9 included. Elsewhere it is a temporary file in the working folder,
     removed on exit or, after a kill, by the next write there (common.sweep_temp). The path is valid
     inside the `with` block; the array stays valid after it.
     """
     nbytes = max(math.prod(shape), 1)  # mmap refuses 0 bytes
-    if hasattr(os, "memfd_create"):
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
         fd = os.memfd_create("resize_split")
         path, cleanup = f"/proc/{os.getpid()}/fd/{fd}", None
     else:

@@ -52,7 +52,9 @@ class TrainParams:
     batch_size: int = param(0, Number(low=0, integer=True), "rows per update; 0 = full batch")
     l2: float = param(0.0, Number(low=0, high=1e6), "L2 penalty: minimise J + l2/2 |W|^2")
     early_stopping: int = param(
-        0, Number(low=0, integer=True), "stop after this many epochs without a lower validation loss; 0 = off"
+        0,
+        Number(low=0, integer=True),
+        "stop after this many epochs (lbfgs: iterations) without a lower validation loss; 0 = off",
     )
     seed: int = param(0, Number(low=0, integer=True), "seed of the mini-batch order")
     tolerance: float = param(
