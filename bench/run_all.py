@@ -1,6 +1,6 @@
 """Run every benchmark and write bench/RESULTS.md (machine, command, tables). `make bench` runs this.
 
-    python -m bench.run_all            # the full set, about 15 minutes on 2 cores: bench/RESULTS.md
+    python -m bench.run_all            # the full set, about 25 minutes on 2 cores: bench/RESULTS.md
     python -m bench.run_all --quick    # smaller sizes, a few minutes: bench/.cache/RESULTS-partial.md
     python -m bench.run_all --only epoch decode    # some of them: bench/.cache/RESULTS-partial.md
 
