@@ -24,7 +24,7 @@ import numpy as np
 from bench.common import CACHE_DIR, table, verdict
 from bench.images import kaggle_layout
 from stages.common import load_npz
-from stages.fit import fit, kept_row
+from stages.fit import fit, kept_row, step_name
 from stages.flatten_normalize import flatten_normalize
 from stages.images import Preprocessing
 from stages.neuron import reference_fit
@@ -71,13 +71,14 @@ def timed_fit(train: dict, valid: dict, params: TrainParams) -> dict:
         "accuracy": float(kept_row(history, params).valid_accuracy),
         "curve": history.valid_accuracy.to_numpy(),
         "stamps": np.array(stamps),
+        "step": step_name(params),
     }
 
 
 def first_reach(run: dict, target: float) -> str:
-    """When `run` first reached `target` validation accuracy: "epoch k, t s", or "never"."""
+    """When `run` first reached `target` validation accuracy: "epoch k, t s" (lbfgs: iteration k), or "never"."""
     hits = np.flatnonzero(run["curve"] >= target)
-    return f"epoch {hits[0]}, {run['stamps'][hits[0]]:.2f} s" if len(hits) else "never"
+    return f"{run['step']} {hits[0]}, {run['stamps'][hits[0]]:.2f} s" if len(hits) else "never"
 
 
 def sklearn_fit(train: dict, valid: dict, C: float) -> dict:
