@@ -43,7 +43,7 @@ repro: venv
 	"$(BIN)/dvc" repro
 
 test: venv
-	"$(BIN)/python" -m pytest tests
+	"$(BIN)/python" -m pytest -n auto --dist loadfile tests
 
 # Lint and format check (ruff, pinned in requirements.txt; settings in pyproject.toml). `ruff format .`
 # and `ruff check --fix .` apply them.

@@ -84,7 +84,7 @@ def test_recipes_quote_a_path_with_a_space(checkout):
     plan = make(checkout, "-n", "test", "check-metrics", "repro", "sweep").stdout
     bin_dir = f'"{checkout}/.venv/bin'
     for line in (
-        '/python" -m pytest tests',
+        '/python" -m pytest -n auto --dist loadfile tests',
         '/python" -m tools.check_metrics --base "HEAD"',
         '/dvc" repro',
         '/python" -m tools.sweep',
