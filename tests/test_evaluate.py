@@ -9,7 +9,7 @@ from PIL import Image
 
 from stages.common import DataError, run_cli, save_npz
 from stages.evaluate import EvaluateParams, evaluate, main
-from stages.images import Preprocessing, to_features
+from stages.images import Preprocessing
 from stages.metrics import classification_metrics, most_confident_mistakes, roc_curve
 from stages.model import save_model
 from tests.conftest import write_params
@@ -214,12 +214,6 @@ def test_the_mistakes_gallery_shows_the_images_the_neuron_got_most_confidently_w
         ys, xs = zip(*(centres[row] for row in rows))
         assert all((y_centre < png.shape[0] / 2) == in_top_half for y_centre in ys)
         assert list(xs) == sorted(xs)  # most confident on the left
-
-
-def test_features_give_back_the_images_they_were_made_from():
-    images = np.random.default_rng(0).integers(0, 256, (5, 3, 3, 3), dtype=np.uint8)
-    for record in (Preprocessing(3, True), Preprocessing(3, False, 510.0)):
-        np.testing.assert_array_equal(record.images(to_features(images, record.pixel_scale)), images)
 
 
 def test_evaluate_refuses_weights_that_are_not_finite(in_tmp, capsys):

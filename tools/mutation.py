@@ -43,6 +43,7 @@ MODULES = {
     "stages/optimizers.py": ["tests/test_optimizers.py"],
     "stages/metrics.py": ["tests/test_evaluate.py"],
     "stages/passes.py": ["tests/test_passes.py"],
+    "stages/images.py": ["tests/test_images.py"],
 }
 
 ROOT = Path(__file__).resolve().parents[1]
