@@ -46,6 +46,7 @@ MODULES = {
     "stages/images.py": ["tests/test_images.py"],
     # -k: not the test that runs predict in a child process, where mutmut cannot switch mutants
     "stages/predict.py": ["tests/test_predict.py", "tests/test_predict_equivalence.py", "-k", "not too_many_pixels"],
+    "stages/evaluate.py": ["tests/test_evaluate.py"],
 }
 
 ROOT = Path(__file__).resolve().parents[1]
