@@ -244,8 +244,8 @@ def test_evaluate_refuses_weights_whose_scores_overflow(in_tmp):
     """Finite weights too large for float32 scores (a file train would never write) would give NaN log loss."""
     W = np.full(12, 1e38, np.float32)
     with pytest.raises(DataError, match=r"in/w.npz: the scores z = X W \+ b of 2 validation images overflow float32"):
-        X = np.array([[1] * 12, [0] * 12, [0.5] * 12, [0] * 12], np.float32)  # z = 1.2e39 and 6e38: beyond float32
-        run_evaluate(X, np.array([1, 0, 1, 0], np.uint8), W, 0.0, 2)
+        X = np.array([[1] * 12, [0] * 12, [0.5] * 12, [0] * 12, [0] * 12], np.float32)  # 1.2e39, 6e38: beyond float32
+        run_evaluate(X, np.array([1, 0, 1, 0, 0], np.uint8), W, 0.0, 2)
     assert not Path("out").exists()
 
 
@@ -310,3 +310,26 @@ def test_help_says_what_the_stage_writes(capsys):
         " Score the trained weights on the validation features: metrics (JSON), the plot data dvc.yaml charts (ROC, "
         "confusion matrix) and PNGs (loss curves, weights image, ROC, confusion matrix, mistakes gallery). "
     ) in text
+
+
+def test_roc_rates_below_1e_4_are_written_as_python_writes_them(in_tmp):
+    """20,000 dogs: one dog (z = 3) above the only cat (z = 2), the others tied below (z = -1): the ROC is
+    (0, 0), (1/20000, 0), (1/20000, 1), (1, 1), and 1/20000 is written 5e-05 (%.6g, as in metrics/)."""
+    z = np.r_[3.0, 2.0, np.full(19_999, -1.0)].astype(np.float32)
+    X = np.zeros((len(z), 3), np.float32)
+    X[:, 0] = z
+    run_evaluate(X, np.r_[0, 1, np.zeros(19_999)].astype(np.uint8), HAND_W, 0.0, 1)
+    assert Path(OUTPUTS["roc"]).read_text() == "fpr,tpr\n0,0\n5e-05,0\n5e-05,1\n1,1\n"
+
+
+def test_the_gallery_shows_the_8_most_confident_of_more_mistakes(in_tmp):
+    """10 false cats (dogs at z = 1 ... 10, features >= 1: shown red) and 2 cats called cat: the gallery is
+    the same bytes as stages.figures draws for the 8 most confident (z = 10 ... 3) of 10."""
+    z = np.r_[np.arange(1, 11), 20, 30].astype(np.float32)
+    X = np.zeros((12, 3), np.float32)
+    X[:, 0] = z
+    run_evaluate(X, np.r_[np.zeros(10), 1, 1].astype(np.uint8), HAND_W, 0.0, 1)
+    red = np.array([[[255, 0, 0]]], np.uint8)
+    shown = [(red, f"v{row}.jpg", 1 / (1 + math.exp(-z[row]))) for row in range(9, 1, -1)]
+    plot_mistakes(shown, [], (10, 0), 8, "expected.png")
+    assert Path(OUTPUTS["mistakes_plot"]).read_bytes() == Path("expected.png").read_bytes()
