@@ -9,7 +9,8 @@ from PIL import Image
 
 from stages.common import DataError, run_cli, save_npz
 from stages.evaluate import EvaluateParams, evaluate, main
-from stages.images import Preprocessing, to_features
+from stages.figures import plot_confusion, plot_losses, plot_mistakes, plot_roc, plot_weights
+from stages.images import Preprocessing
 from stages.metrics import classification_metrics, most_confident_mistakes, roc_curve
 from stages.model import save_model
 from tests.conftest import write_params
@@ -65,6 +66,14 @@ PNGS = ("loss_plot", "weights_plot", "roc_plot", "confusion_plot", "mistakes_plo
 
 def run_evaluate(X, y, W, b, size, threshold=0.5):
     """evaluate on validation features X (m, n), labels y (m,), with the model W (n,), b; names v0.jpg, v1.jpg..."""
+    write_inputs(X, y, W, b, size)
+    return evaluate(
+        EvaluateParams(threshold), model="in/w.npz", valid_features="in/valid.npz", history="in/h.csv", **OUTPUTS
+    )
+
+
+def write_inputs(X, y, W, b, size):
+    """evaluate's input files in in/: valid.npz (X, y, names v0.jpg, v1.jpg...), w.npz, h.csv (two epochs)."""
     save_npz("in/valid.npz", X=X, y=y, names=np.array([f"v{i}.jpg" for i in range(len(y))]))
     save_model("in/w.npz", W, np.float32(b), Preprocessing(size, True))
     pd.DataFrame(
@@ -76,9 +85,6 @@ def run_evaluate(X, y, W, b, size, threshold=0.5):
             "valid_accuracy": [0.5, 0.55],
         }
     ).to_csv("in/h.csv", index=False)
-    return evaluate(
-        EvaluateParams(threshold), model="in/w.npz", valid_features="in/valid.npz", history="in/h.csv", **OUTPUTS
-    )
 
 
 def test_evaluate_stage_writes_metrics_and_plot_files(in_tmp):
@@ -216,12 +222,6 @@ def test_the_mistakes_gallery_shows_the_images_the_neuron_got_most_confidently_w
         assert list(xs) == sorted(xs)  # most confident on the left
 
 
-def test_features_give_back_the_images_they_were_made_from():
-    images = np.random.default_rng(0).integers(0, 256, (5, 3, 3, 3), dtype=np.uint8)
-    for record in (Preprocessing(3, True), Preprocessing(3, False, 510.0)):
-        np.testing.assert_array_equal(record.images(to_features(images, record.pixel_scale)), images)
-
-
 def test_evaluate_refuses_weights_that_are_not_finite(in_tmp, capsys):
     """A model file with NaN weights (written by hand: train refuses to) would give NaN metrics; the stage
     stops with exit status 2 before writing any."""
@@ -244,6 +244,92 @@ def test_evaluate_refuses_weights_whose_scores_overflow(in_tmp):
     """Finite weights too large for float32 scores (a file train would never write) would give NaN log loss."""
     W = np.full(12, 1e38, np.float32)
     with pytest.raises(DataError, match=r"in/w.npz: the scores z = X W \+ b of 2 validation images overflow float32"):
-        X = np.array([[1] * 12, [0] * 12, [0.5] * 12, [0] * 12], np.float32)  # z = 1.2e39 and 6e38: beyond float32
-        run_evaluate(X, np.array([1, 0, 1, 0], np.uint8), W, 0.0, 2)
+        X = np.array([[1] * 12, [0] * 12, [0.5] * 12, [0] * 12, [0] * 12], np.float32)  # 1.2e39, 6e38: beyond float32
+        run_evaluate(X, np.array([1, 0, 1, 0, 0], np.uint8), W, 0.0, 2)
     assert not Path("out").exists()
+
+
+# test_metrics_of_a_hand_checked_example as a stage run: z = X W + b = (2, 1, -1, 0.5, -3), W = (1, 0, 0), b = 0
+HAND_X = np.array([[2, 0, 0], [1, 0, 0], [-1, 0, 0], [0.5, 0, 0], [-3, 0, 0]], np.float32)
+HAND_Y = np.array([1, 1, 1, 0, 0], np.uint8)
+HAND_W = np.array([1, 0, 0], np.float32)
+
+
+def test_the_stage_reads_its_params_file_and_writes_the_hand_checked_files(in_tmp, capsys):
+    """At evaluate.threshold 0.7 (P(cat) = 0.881, 0.731, 0.269, 0.622, 0.047) only rows 0 and 1 are cats:
+    tp 2, fp 0, tn 2, fn 1, accuracy 0.8, F1 2 x 1 x 2/3 / (1 + 2/3) = 0.8; AUC 5/6 (of the 6 cat-dog pairs
+    only -1 < 0.5 is ranked wrong). The ROC steps through 2 (cat), 1 (cat), 0.5 (dog), -1 (cat), -3 (dog)."""
+    write_inputs(HAND_X, HAND_Y, HAND_W, 0.0, 1)
+    write_params(in_tmp / "other.yaml", evaluate={"threshold": 0.7})
+    inputs = ["--model", "in/w.npz", "--valid-features", "in/valid.npz", "--history", "in/h.csv"]
+    outputs = [word for key, path in OUTPUTS.items() for word in (f"--{key.replace('_', '-')}", path)]
+    main(["--params", "other.yaml", *inputs, *outputs])
+    assert capsys.readouterr().out == "evaluate: accuracy 0.8000, F1 0.8000, ROC AUC 0.833333, on 5 validation images\n"
+    m = json.loads(Path(OUTPUTS["metrics"]).read_text())
+    assert (m["true_positives"], m["false_positives"], m["true_negatives"], m["false_negatives"]) == (2, 0, 2, 1)
+    assert Path(OUTPUTS["roc"]).read_text() == "fpr,tpr\n0,0\n0,0.333333\n0,0.666667\n0.5,0.666667\n0.5,1\n1,1\n"
+    assert Path(OUTPUTS["confusion"]).read_text() == "actual,predicted\ncat,cat\ncat,cat\ncat,dog\ndog,dog\ndog,dog\n"
+
+
+def test_each_png_is_drawn_from_its_own_data(in_tmp):
+    """The same bytes as stages.figures draws from the hand-checked data above (threshold 0.7): the history,
+    W of 1 x 1 pixel, the ROC points and AUC 0.833333, the counts, and one false dog (row 2, P(cat)
+    1 / (1 + e), its feature -1 shown as black) out of (0 false cats, 1 false dog)."""
+    run_evaluate(HAND_X, HAND_Y, HAND_W, 0.0, 1, threshold=0.7)
+    Path("expected").mkdir()
+    plot_losses(pd.read_csv("in/h.csv"), "expected/loss_plot.png")
+    plot_weights(HAND_W, 1, "expected/weights_plot.png")
+    plot_roc(
+        np.array([0, 0, 0, 0.5, 0.5, 1]), np.array([0, 1 / 3, 2 / 3, 2 / 3, 1, 1]), 0.833333, "expected/roc_plot.png"
+    )
+    counts = {"true_positives": 2, "false_positives": 0, "true_negatives": 2, "false_negatives": 1}
+    plot_confusion(counts, 0.7, "expected/confusion_plot.png")
+    false_dog = (np.zeros((1, 1, 3), np.uint8), "v2.jpg", 1 / (1 + math.e))
+    plot_mistakes([], [false_dog], (0, 1), 8, "expected/mistakes_plot.png")
+    for key in PNGS:
+        assert Path(OUTPUTS[key]).read_bytes() == Path(f"expected/{key}.png").read_bytes(), key
+
+
+def test_confusion_pairs_agree_with_the_counts_a_hair_above_the_threshold(in_tmp):
+    """z = 1e-8 for every image: P(cat) = 0.5 + 2.5e-9 is a cat in float64, as the metrics count it, and
+    exactly 0.5 (a dog) in float32; confusion.csv must say cat as well."""
+    metrics = run_evaluate(
+        np.zeros((4, 3), np.float32), np.array([1, 0, 1, 0], np.uint8), np.zeros(3, np.float32), 1e-8, 1
+    )
+    assert (metrics["true_positives"], metrics["false_positives"]) == (2, 2)
+    assert pd.read_csv(OUTPUTS["confusion"]).predicted.tolist() == ["cat"] * 4
+
+
+def test_help_says_what_the_stage_writes(capsys):
+    with pytest.raises(SystemExit) as status:
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert status.value.code == 0
+    assert text.startswith("usage: python -m stages.evaluate [-h] [--params PARAMS] --model PATH ")
+    assert (
+        " Score the trained weights on the validation features: metrics (JSON), the plot data dvc.yaml charts (ROC, "
+        "confusion matrix) and PNGs (loss curves, weights image, ROC, confusion matrix, mistakes gallery). "
+    ) in text
+
+
+def test_roc_rates_below_1e_4_are_written_as_python_writes_them(in_tmp):
+    """20,000 dogs: one dog (z = 3) above the only cat (z = 2), the others tied below (z = -1): the ROC is
+    (0, 0), (1/20000, 0), (1/20000, 1), (1, 1), and 1/20000 is written 5e-05 (%.6g, as in metrics/)."""
+    z = np.r_[3.0, 2.0, np.full(19_999, -1.0)].astype(np.float32)
+    X = np.zeros((len(z), 3), np.float32)
+    X[:, 0] = z
+    run_evaluate(X, np.r_[0, 1, np.zeros(19_999)].astype(np.uint8), HAND_W, 0.0, 1)
+    assert Path(OUTPUTS["roc"]).read_text() == "fpr,tpr\n0,0\n5e-05,0\n5e-05,1\n1,1\n"
+
+
+def test_the_gallery_shows_the_8_most_confident_of_more_mistakes(in_tmp):
+    """10 false cats (dogs at z = 1 ... 10, features >= 1: shown red) and 2 cats called cat: the gallery is
+    the same bytes as stages.figures draws for the 8 most confident (z = 10 ... 3) of 10."""
+    z = np.r_[np.arange(1, 11), 20, 30].astype(np.float32)
+    X = np.zeros((12, 3), np.float32)
+    X[:, 0] = z
+    run_evaluate(X, np.r_[np.zeros(10), 1, 1].astype(np.uint8), HAND_W, 0.0, 1)
+    red = np.array([[[255, 0, 0]]], np.uint8)
+    shown = [(red, f"v{row}.jpg", 1 / (1 + math.exp(-z[row]))) for row in range(9, 1, -1)]
+    plot_mistakes(shown, [], (10, 0), 8, "expected.png")
+    assert Path(OUTPUTS["mistakes_plot"]).read_bytes() == Path("expected.png").read_bytes()

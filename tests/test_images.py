@@ -1,6 +1,9 @@
 """Tests for stages/images.py: decoding a photo, features, the Kaggle file name, the preprocessing record."""
 
+import io
 import json
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -76,6 +79,31 @@ def test_load_image_applies_every_exif_orientation(tmp_path, orientation, draft)
     np.testing.assert_array_equal(load_image(tmp_path / "cat.1.png", 6, draft), ORIENTATIONS[orientation](stored))
 
 
+def test_load_image_resizes_bilinearly(tmp_path):
+    """Upscaling 2 x 2 -> 4 x 4 by hand: output pixel centres 0.25, 0.75, 1.25, 1.75 (in input pixels) sit
+    on input centres 0.5, 1.5 with weights (1, 0), (3/4, 1/4), (1/4, 3/4), (0, 1) (held at the edges),
+    along rows and columns alike. Values are multiples of 16, so each pass is exact in uint8."""
+    stored = np.random.default_rng(5).integers(0, 16, (2, 2, 3)).astype(np.uint8) * 16
+    Image.fromarray(stored).save(tmp_path / "cat.1.png")
+    M = np.array([[1, 0], [0.75, 0.25], [0.25, 0.75], [0, 1]])
+    expected = np.einsum("ir,rcx,jc->ijx", M, stored.astype(np.float64), M)  # M A M^T per channel
+    np.testing.assert_array_equal(load_image(tmp_path / "cat.1.png", 4, draft=False), expected)
+
+
+def test_load_image_silences_only_the_decompression_bomb_warning(tmp_path):
+    """Pillow's other warnings about a file still reach the caller: an APNG control chunk announcing 0
+    frames (Pillow warns while opening it, then reads the plain PNG)."""
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(png, format="PNG")
+    data = png.getvalue()
+    actl = b"acTL" + bytes(8)  # num_frames 0, num_plays 0
+    chunk = struct.pack(">I", 8) + actl + struct.pack(">I", zlib.crc32(actl))
+    (tmp_path / "cat.1.png").write_bytes(data[:33] + chunk + data[33:])  # after the signature and IHDR
+    with pytest.warns(UserWarning, match="Invalid APNG"):
+        pixels = load_image(tmp_path / "cat.1.png", 4, draft=True)
+    assert pixels.tolist() == [[[10, 20, 30]] * 4] * 4
+
+
 def test_load_image_rejects_non_images(tmp_path):
     (tmp_path / "cat.1.jpg").write_bytes(b"not an image")
     with pytest.raises(OSError):
@@ -133,6 +161,11 @@ def test_preprocessing_record_round_trips_through_json_and_npz_arrays(tmp_path):
         ('{"image_size": 64, "draft": "yes", "pixel_scale": 255.0}', "draft = 'yes'"),
         ('{"image_size": 64, "draft": false, "pixel_scale": -1}', "pixel_scale = -1"),
         ('{"image_size": 64.5, "draft": false, "pixel_scale": 255}', "image_size = 64.5"),
+        ('{"image_size": [64], "draft": false, "pixel_scale": 255}', r"image_size = \[64\]"),
+        ('{"image_size": 64, "draft": false, "pixel_scale": 0}', "pixel_scale = 0;"),
+        ('{"image_size": 64, "draft": false, "pixel_scale": NaN}', "pixel_scale = nan;"),
+        ('{"image_size": 64, "draft": false, "pixel_scale": Infinity}', "pixel_scale = inf;"),
+        ('{"image_size": 64, "draft": false, "pixel_scale": "255"}', "pixel_scale = '255';"),
         ("[1, 2]", "expected the preprocessing fields"),
         ("not json", "not a preprocessing record"),
     ],
@@ -143,6 +176,34 @@ def test_a_bad_record_is_a_data_error_naming_the_file(tmp_path, text, message):
         Preprocessing.load(tmp_path / "p.json")
     with pytest.raises(DataError, match="not found"):
         Preprocessing.load(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize(
+    "record, expected",
+    [
+        ({"image_size": 1, "draft": False, "pixel_scale": 0.5}, Preprocessing(1, False, 0.5)),  # the bounds
+        ({"image_size": 3, "draft": True, "pixel_scale": 510}, Preprocessing(3, True, 510.0)),
+    ],
+)
+def test_the_smallest_allowed_record_values_are_accepted(record, expected):
+    loaded = Preprocessing.from_mapping(record, "x")
+    assert loaded == expected and type(loaded.pixel_scale) is float
+
+
+def test_features_give_back_the_images_they_were_made_from():
+    images = np.random.default_rng(0).integers(0, 256, (5, 3, 3, 3), dtype=np.uint8)
+    images[0, 0, 0] = (0, 255, 128)  # both ends of the uint8 range
+    for record in (Preprocessing(3, True), Preprocessing(3, False, 510.0)):
+        back = record.images(to_features(images, record.pixel_scale))
+        assert back.dtype == np.uint8
+        np.testing.assert_array_equal(back, images)
+
+
+def test_images_of_features_outside_the_range_are_clipped_to_uint8():
+    X = np.array([[-0.2, 1.3, 0.2], [2.0, -1.0, 0.998]])  # times 255: -51, 331.5, 51; 510, -255, 254.49
+    images = Preprocessing(1, True).images(X)
+    assert images.dtype == np.uint8 and images.shape == (2, 1, 1, 3)
+    assert images.reshape(2, 3).tolist() == [[0, 255, 51], [255, 0, 254]]
 
 
 def test_features_of_files_are_decode_then_divide(tmp_path):

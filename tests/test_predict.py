@@ -1,4 +1,5 @@
 import hashlib
+import math
 import os
 import subprocess
 import sys
@@ -57,10 +58,59 @@ def test_a_model_file_without_the_preprocessing_is_refused(tmp_path):
         load_model(tmp_path / "weights.npz")
 
 
-def test_threshold_must_be_a_probability(tmp_path, capsys):
+@pytest.mark.parametrize("threshold", ["1.5", "1", "0", "-0.1"])
+def test_threshold_must_be_a_probability(tmp_path, capsys, threshold):
     with pytest.raises(SystemExit):
-        main([str(tmp_path / "x.jpg"), "--threshold", "1.5"])
-    assert "--threshold: 1.5 is not between 0 and 1" in capsys.readouterr().err
+        main([str(tmp_path / "x.jpg"), "--threshold", threshold])
+    assert f"--threshold: {threshold} is not between 0 and 1" in capsys.readouterr().err
+
+
+def test_help_says_what_the_arguments_mean(capsys):
+    """What --help states, as the tests here observe it (argparse rewraps the lines)."""
+    with pytest.raises(SystemExit) as status:
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert status.value.code == 0
+    assert text.startswith(
+        "usage: python -m stages.predict [-h] [--weights WEIGHTS] [--threshold THRESHOLD] images [images ...] "
+        "Print P(cat) and the label (cat if P(cat) > threshold) for each image file. "
+        "positional arguments: images image files (JPEG, PNG, ...) "
+    )
+    assert text.endswith(
+        "--weights WEIGHTS model file (default: the --model file of train's cmd in dvc.yaml) "
+        "--threshold THRESHOLD P(cat) above which to say cat, 0 < t < 1 (default: evaluate.threshold of params.yaml)"
+    )
+
+
+def test_an_unreadable_photo_is_reported_and_the_others_still_classified(in_tmp, capsys):
+    """A file that is not an image, then a photo: the first is an error line on stderr, the second is still
+    classified, and the exit status is 1. P(cat) exactly 0.5 (W = 0, b = 0) is a dog: cat only above the
+    threshold, as evaluate counts it."""
+    save_model("w.npz", np.zeros(8 * 8 * 3, np.float32), np.float32(0.0), Preprocessing(8, True))
+    Path("bad.jpg").write_bytes(b"not an image")
+    Image.new("RGB", (20, 20), (0, 0, 0)).save("black.png")
+    with pytest.raises(SystemExit) as status:
+        main(["./bad.jpg", "./black.png", "--weights", "./w.npz", "--threshold", "0.5"])
+    assert status.value.code == 1
+    out, err = capsys.readouterr()
+    assert out == "black.png\tP(cat)=0.5000\tdog\n"  # the path as pathlib writes it
+    assert err == (
+        "predict: note: dvc.lock does not record how w.npz was made, so which photos trained it is unknown\n"
+        "bad.jpg\terror: cannot identify image file 'bad.jpg'\n"
+    )
+
+
+def test_the_threshold_is_compared_with_the_float64_p_cat(in_tmp, capsys):
+    """z = 18 for every photo: P(cat) = 1 - 1.5e-8, which float32 rounds to 1.0; at threshold 1 - 1e-8 it is a
+    dog (the float64 value, as evaluate's metrics use), and predict_proba returns it unrounded."""
+    save_model("w.npz", np.zeros(8 * 8 * 3, np.float32), np.float32(18.0), Preprocessing(8, True))
+    Image.new("RGB", (20, 20), (0, 0, 0)).save("black.png")
+    expected = 1 / (1 + math.exp(-18))
+    assert expected < 0.99999999 and np.float32(expected) == 1.0
+    (p,) = predict_proba([Path("black.png")], *load_model("w.npz"))
+    assert p == pytest.approx(expected, rel=1e-12, abs=0)
+    main(["black.png", "--weights", "w.npz", "--threshold", "0.99999999"])
+    assert capsys.readouterr().out == "black.png\tP(cat)=1.0000\tdog\n"
 
 
 def test_default_weights_are_the_model_file_of_trains_cmd(in_tmp, capsys):
@@ -195,6 +245,18 @@ def test_locked_params_walk_back_from_the_model_to_ingest(in_tmp):
     lock.write_text("stages: [")
     assert locked_params("models/weights.npz", lock) is None
     assert locked_params("models/weights.npz", in_tmp / "missing.lock") is None
+
+
+def test_the_synthetic_note_in_full_from_the_lock_file_given(in_tmp):
+    """A project in a subfolder, read from its parent: the note comes from that project's dvc.lock (paths
+    relative to its folder), not from a dvc.lock of the current directory (there is none)."""
+    save_model("sub/models/weights.npz", np.zeros(3, np.float32), np.float32(0), Preprocessing(1, True))
+    lock = fake_lock(in_tmp / "sub", hashlib.md5(Path("sub/models/weights.npz").read_bytes()).hexdigest())
+    assert data_note(Path("sub/models/weights.npz"), lock) == (
+        f"predict: note: sub/models/weights.npz was trained on the embedded synthetic set (ingest.source: "
+        f"synthetic in {lock}), drawn animals rather than photos: P(cat) of a real photo means little. "
+        "README, Real data: train it on Kaggle's photos"
+    )
 
 
 def test_no_note_for_a_model_trained_on_real_photos(in_tmp):

@@ -43,6 +43,10 @@ MODULES = {
     "stages/optimizers.py": ["tests/test_optimizers.py"],
     "stages/metrics.py": ["tests/test_evaluate.py"],
     "stages/passes.py": ["tests/test_passes.py"],
+    "stages/images.py": ["tests/test_images.py"],
+    # -k: not the test that runs predict in a child process, where mutmut cannot switch mutants
+    "stages/predict.py": ["tests/test_predict.py", "tests/test_predict_equivalence.py", "-k", "not too_many_pixels"],
+    "stages/evaluate.py": ["tests/test_evaluate.py"],
 }
 
 ROOT = Path(__file__).resolve().parents[1]
