@@ -43,6 +43,7 @@ MODULES = {
     "stages/optimizers.py": ["tests/test_optimizers.py"],
     "stages/metrics.py": ["tests/test_evaluate.py"],
     "stages/passes.py": ["tests/test_passes.py"],
+    "stages/fit.py": ["tests/test_fit.py"],
 }
 
 ROOT = Path(__file__).resolve().parents[1]
