@@ -11,7 +11,7 @@ import stages.fit
 import stages.passes
 from stages.common import ParamError
 from stages.fit import fit
-from stages.neuron import backprop, reference_fit
+from stages.neuron import backprop, forward, loss_value, predict, reference_fit, sigmoid
 from stages.train import TrainParams
 
 
@@ -303,3 +303,177 @@ def test_divergence_without_the_l2_instability_says_to_lower_the_rate():
         "after 7 of 9 epochs the scores z = X W + b are no longer finite numbers (they "
         "overflowed float32, the losses with them); lower train.lr (now 1.5)"
     )
+
+
+def test_divergence_at_exactly_the_l2_bound_names_lr_times_l2():
+    # lr x l2 = 0.5 x 4 = 2: the bound 2 itself is already unstable (|1 - lr l2| = 1 is not < 1)
+    message = stages.fit.divergence_message(TrainParams(lr=0.5, l2=4.0, epochs=9), 7)
+    assert message.endswith("only stable for train.lr x train.l2 < 2, here 0.5 x 4 = 2: lower train.lr or train.l2")
+
+
+def test_fit_converts_its_inputs_to_float32():
+    X, y, X_valid, y_valid = split_toy()
+    params = TrainParams(lr=0.5, epochs=5)
+    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
+    W64, b64, history64 = fit(
+        X.astype(np.float64),
+        y.astype(np.int64),
+        X_valid.astype(np.float64),
+        y_valid.astype(bool),
+        params,
+        progress=False,
+    )
+    np.testing.assert_array_equal(W, W64)
+    assert b == b64 and history.equals(history64)
+
+
+def test_a_batch_of_every_training_example_is_full_batch_gradient_descent():
+    X, y, X_valid, y_valid = split_toy()  # 40 rows, 20 features
+    params = TrainParams(lr=0.5, epochs=5, batch_size=40)
+    assert isinstance(stages.fit.solver_for(params, X, y, X_valid, None), stages.fit.FullBatch)
+    full = fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=5), progress=False)
+    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
+    np.testing.assert_array_equal(W, full[0])
+    assert b == full[1] and history.equals(full[2])
+    fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=1, batch_size=30), progress=False)  # more than n: fine
+
+
+class CountingPool(ThreadPoolExecutor):
+    """A real thread pool that records the number of worker threads it was asked for."""
+
+    sizes: list = []
+
+    def __init__(self, max_workers=None):
+        CountingPool.sizes.append(max_workers)
+        super().__init__(max_workers)
+
+
+def test_fit_runs_the_number_of_threads_asked_for_or_one_per_usable_core(monkeypatch):
+    monkeypatch.setattr(stages.fit, "ThreadPoolExecutor", CountingPool)
+    monkeypatch.setattr(CountingPool, "sizes", [])
+    X, y, X_valid, y_valid = split_toy()
+    for threads in (3, None):
+        fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=1), progress=False, threads=threads)
+    assert CountingPool.sizes == [3, stages.fit.usable_cores()]
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_scores_overflowing_on_the_validation_rows_alone_stop_the_run():
+    X, y, X_valid, y_valid = split_toy()
+    W1 = reference_fit(X, y, X_valid, y_valid, 100.0, 1)[0]  # the weights after one epoch at lr 100
+    assert np.abs(W1).sum() > 4  # so a row of 1e38 with their signs scores more than 4e38: beyond float32
+    X_valid[0] = np.float32(1e38) * np.sign(W1)  # the training rows, in [0, 1), score far below
+    with pytest.raises(ParamError, match=r"after 1 of 1 epochs the scores z = X W \+ b are no longer finite"):
+        fit(X, y, X_valid, y_valid, TrainParams(lr=100.0, epochs=1), progress=False)
+
+
+def solver_params():
+    """Parameters for each solver, on split_toy (40 x 20) or wide_problem (30 x 200)."""
+    return [
+        ("FullBatch", split_toy, TrainParams(lr=0.5, epochs=7)),
+        ("MiniBatch", split_toy, TrainParams(lr=0.5, epochs=3, batch_size=16)),
+        ("Dual", wide_problem, TrainParams(lr=0.05, epochs=60)),
+        ("LBFGS", split_toy, TrainParams(optimizer="lbfgs", loss="cross_entropy", epochs=5, l2=0.01)),
+    ]
+
+
+@pytest.mark.parametrize("solver, problem, params", solver_params(), ids=[case[0] for case in solver_params()])
+def test_the_last_history_row_scores_the_returned_weights(solver, problem, params):
+    # the oracle: losses and accuracies of W, b recomputed in float64 from the data (neuron.py's math)
+    X, y, X_valid, y_valid = problem()
+    with ThreadPoolExecutor(1) as pool:
+        assert type(stages.fit.solver_for(params, X, y, X_valid, pool)).__name__ == solver
+    seen = []
+    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False, on_epoch=lambda *args: seen.append(args))
+    last = history.iloc[-1]
+    for rows, labels, loss, accuracy in (
+        (X, y, "train_loss", "train_accuracy"),
+        (X_valid, y_valid, "valid_loss", "valid_accuracy"),
+    ):
+        z = forward(rows.astype(np.float64), W.astype(np.float64), float(b))
+        assert last[loss] == pytest.approx(loss_value(params.loss, z, sigmoid(z), labels), rel=1e-5)
+        assert last[accuracy] == np.mean(predict(sigmoid(z)) == labels)
+        assert last[accuracy] != 0.5  # so a wrong comparison (1 - accuracy) shows
+    assert history.epoch.dtype.kind == "i"
+    # on_epoch(epoch, row) after each row
+    assert [epoch for epoch, _ in seen] == list(history.epoch)
+    np.testing.assert_array_equal(np.array([row for _, row in seen]), history.to_numpy(dtype=np.float64))
+
+
+def test_early_stopping_counts_its_patience_from_the_first_of_equal_validation_losses():
+    # lr 1e-30: W, b move by ~1e-31, every score rounds to sigmoid(0) = 0.5, every epoch has the same
+    # validation loss: none is lower than epoch 0's, so the run stops after early_stopping more epochs
+    X, y, X_valid, y_valid = split_toy()
+    W, b, history = fit(X, y, X_valid, y_valid, TrainParams(lr=1e-30, epochs=50, early_stopping=3), progress=False)
+    assert history.valid_loss.nunique() == 1
+    assert list(history.epoch) == [0, 1, 2, 3]
+
+
+def test_kept_row_is_the_last_row_or_with_early_stopping_the_best_validation_loss():
+    history = stages.fit.pd.DataFrame(
+        {"epoch": [0, 1, 2, 3], "train_loss": [4.0, 3.0, 2.0, 1.0], "valid_loss": [4.0, 2.0, 3.0, 2.5]}
+    )
+    assert stages.fit.kept_row(history, TrainParams(epochs=3)).epoch == 3
+    assert stages.fit.kept_row(history, TrainParams(epochs=3, early_stopping=2)).epoch == 1
+
+
+def test_the_dual_is_used_up_to_a_quarter_as_many_rows_as_features():
+    params = TrainParams(lr=0.1, epochs=5000)
+    assert stages.fit.uses_gram(params, (3072, 12288)) and not stages.fit.uses_gram(params, (3073, 12288))
+
+
+def test_the_last_epoch_computes_no_gradient():
+    # the scores after the last epoch are recorded but no step follows: the pass computes z only
+    X, y, X_valid, y_valid = split_toy()
+    rules = []
+    with ThreadPoolExecutor(1) as pool:
+        passes = stages.fit.ShardedPass(pool)
+
+        def spy(*args):
+            rules.append(args[5])
+            return passes(*args)
+
+        solver = stages.fit.FullBatch(X, y.astype(np.float32), X_valid, TrainParams(lr=0.5, epochs=3), spy)
+        solver.run(3, lambda epoch, z, z_valid: False)
+    assert [rule is None for rule in rules] == [False, False, False, True]
+
+
+def bar_frames(text):
+    """The successive states of a tqdm bar written to a stream (redrawn after each carriage return)."""
+    return [frame for frame in text.replace("\n", "\r").split("\r") if frame.strip()]
+
+
+@pytest.mark.parametrize(
+    "params, step",
+    [
+        (TrainParams(lr=0.5, epochs=150), "epoch"),
+        (TrainParams(loss="cross_entropy", optimizer="lbfgs", epochs=150), "iteration"),
+    ],
+)
+def test_fit_shows_a_progress_bar_by_default_with_the_latest_losses(capsys, params, step):
+    X, y, X_valid, y_valid = split_toy()
+    W, b, history = fit(X, y, X_valid, y_valid, params)
+    last = bar_frames(capsys.readouterr().err)[-1]
+    steps = len(history) - 1  # lbfgs may stop before `epochs`
+    assert f"{steps}/150" in last and (f"{step}/s" in last or f"s/{step}" in last)
+    row = history.iloc[-1]  # the losses shown are those of the last epoch (iteration)
+    assert last.endswith(f", train_loss={row.train_loss:.6f}, valid_loss={row.valid_loss:.6f}]")
+    fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=3), progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_the_progress_bar_redraws_at_most_twice_a_second(monkeypatch, capsys):
+    # a fake clock for tqdm (no monitor thread): each epoch takes 1/8 s, so the bar moves every 4 epochs
+    import tqdm.std
+
+    clock = [0.0]
+    monkeypatch.setattr(tqdm.std, "time", lambda: clock[0])
+    monkeypatch.setattr(tqdm.std.tqdm, "monitor_interval", 0)
+    X, y, X_valid, y_valid = split_toy()
+
+    def tick(epoch, row):
+        clock[0] = epoch / 8
+
+    fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=40), on_epoch=tick)
+    shown = {int(re.search(r"(\d+)/40", frame).group(1)) for frame in bar_frames(capsys.readouterr().err)}
+    assert shown == set(range(0, 41, 4))

@@ -1,10 +1,12 @@
 """The fast float32 passes (stages/passes.py) against the reference math (stages/neuron.py) on random data."""
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import stages.passes
 from stages.neuron import backprop, forward, loss_gradient
@@ -91,3 +93,113 @@ def test_gram_fills_every_row_whatever_the_shape(k, n):
         with ThreadPoolExecutor(2) as pool:
             G = gram(A, B, pool)
         np.testing.assert_allclose(G, A.astype(np.float64) @ B.T.astype(np.float64), rtol=1e-5)
+
+
+def test_block_rows_is_the_most_whole_float32_rows_in_block_bytes_and_at_least_one(monkeypatch):
+    # 4 MiB / (12,288 features x 4 bytes) = 85.3 rows: 85 whole rows fit
+    assert stages.passes.block_rows(12288) == 85
+    monkeypatch.setattr(stages.passes, "BLOCK_BYTES", 100)
+    assert [stages.passes.block_rows(n) for n in (5, 24, 25, 26, 1000)] == [5, 1, 1, 1, 1]  # 100 // (4 n), >= 1
+
+
+def test_forward_backward_without_a_rule_scores_only():
+    X, y, W, b = random_problem()
+    z = np.empty(len(y), dtype=np.float32)
+    assert forward_backward(X, y, W, b, z, None) is None
+    np.testing.assert_allclose(z, forward(X.astype(np.float64), W.astype(np.float64), float(b)), rtol=1e-6, atol=1e-6)
+
+
+def numpy_blas_threads():
+    """Thread counts of the BLAS libraries the passes' controller knows (NumPy's). Not threadpool_info():
+    a BLAS loaded later (scipy's, imported by stages/lbfgs.py) is not NumPy's and is never limited."""
+    return {lib["num_threads"] for lib in stages.passes.BLAS_THREADS.info() if lib["user_api"] == "blas"}
+
+
+def spy_on_forward_backward(monkeypatch):
+    """Record, for each call of forward_backward (passes through to it): the rows of its parent matrix
+    it got (first row, row count), the thread it ran on, and the BLAS thread counts while it ran."""
+    calls = []
+    real = stages.passes.forward_backward
+
+    def spy(X_part, *rest):
+        calls.append(
+            {
+                "rows": X_part,
+                "thread": threading.get_ident(),
+                "blas": numpy_blas_threads(),
+            }
+        )
+        return real(X_part, *rest)
+
+    monkeypatch.setattr(stages.passes, "forward_backward", spy)
+    return calls
+
+
+def row_ranges(parent, parts):
+    """(first row, row count) of each row slice of `parent` in `parts`, which must share its memory."""
+    start = parent.__array_interface__["data"][0]
+    return [((part.__array_interface__["data"][0] - start) // parent.strides[0], part.shape[0]) for part in parts]
+
+
+def test_sharded_pass_cuts_the_rows_into_shards_fixed_ranges_in_order(monkeypatch):
+    # 37 rows in SHARDS = 4 ranges cut at linspace(0, 37, 5) = 0, 9.25, 18.5, 27.75, 37 (rounded down);
+    # 11 validation rows at 0, 2.75, 5.5, 8.25, 11. The ranges fix the order of the float32 sums.
+    assert stages.passes.SHARDS == 4
+    calls = spy_on_forward_backward(monkeypatch)
+    X, y, W, b = random_problem()
+    X_valid = random_problem(m=11, seed=1)[0]
+    z, z_valid = np.empty(37, np.float32), np.empty(11, np.float32)
+    with ThreadPoolExecutor(2) as pool:
+        ShardedPass(pool)(X, y, W, b, z, partial(loss_gradient, "mse", "exact", m=37), X_valid, z_valid)
+    parts = [call["rows"] for call in calls]
+    assert row_ranges(X, parts[:4]) == [(0, 9), (9, 9), (18, 9), (27, 10)]
+    assert row_ranges(X_valid, parts[4:]) == [(0, 2), (2, 3), (5, 3), (8, 3)]
+
+
+def test_sharded_pass_without_training_rows_scores_the_validation_rows():
+    # stages/lbfgs.py scores the validation rows alone: X, y and z are None
+    X_valid, _, W, b = random_problem(m=11, seed=1)
+    z_valid = np.empty(11, dtype=np.float32)
+    with ThreadPoolExecutor(2) as pool:
+        assert ShardedPass(pool)(None, None, W, b, None, None, X_valid, z_valid) is None
+    expected = forward(X_valid.astype(np.float64), W.astype(np.float64), float(b))
+    np.testing.assert_allclose(z_valid, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_sharded_pass_runs_on_the_pool_from_inline_bytes_on_with_one_blas_thread_per_shard(monkeypatch):
+    # a pass of fewer than INLINE_BYTES bytes of X runs in the calling thread; from INLINE_BYTES on, on
+    # the pool, with BLAS limited to one thread per shard even when the caller allowed it more (here 2)
+    calls = spy_on_forward_backward(monkeypatch)
+    X, y, W, b = random_problem()
+    z = np.empty(37, np.float32)
+    with ThreadPoolExecutor(2) as pool, threadpool_limits(limits=2, user_api="blas"):
+        for inline_bytes in (X.nbytes + 1, X.nbytes):
+            monkeypatch.setattr(stages.passes, "INLINE_BYTES", inline_bytes)
+            ShardedPass(pool)(X, y, W, b, z, partial(loss_gradient, "mse", "exact", m=37))
+        after = numpy_blas_threads()
+    inline, pooled = calls[:4], calls[4:]
+    assert len(pooled) == 4
+    assert {call["thread"] for call in inline} == {threading.get_ident()} and inline[0]["blas"] == {2}
+    assert threading.get_ident() not in {call["thread"] for call in pooled}
+    assert all(call["blas"] == {1} for call in pooled) and after == {2}  # the caller's limit back afterwards
+
+
+class RecordingPool(ThreadPoolExecutor):
+    """A real thread pool that also records the (lo, hi) row ranges gram maps over it."""
+
+    def __init__(self, threads):
+        super().__init__(threads)
+        self.ranges = []
+
+    def map(self, fn, *iterables, **kwargs):
+        los, his = (list(values) for values in iterables)
+        self.ranges += list(zip(los, his, strict=False))
+        return super().map(fn, los, his, **kwargs)
+
+
+def test_gram_computes_shards_ranges_that_cover_each_row_once():
+    A, B = random_problem(m=13)[0], random_problem(m=7, seed=2)[0]
+    with RecordingPool(2) as pool:
+        gram(A, B, pool)
+    # linspace(0, 13, SHARDS + 1) = 0, 3.25, 6.5, 9.75, 13, rounded down
+    assert [(int(lo), int(hi)) for lo, hi in pool.ranges] == [(0, 3), (3, 6), (6, 9), (9, 13)]

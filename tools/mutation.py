@@ -47,6 +47,7 @@ MODULES = {
     # -k: not the test that runs predict in a child process, where mutmut cannot switch mutants
     "stages/predict.py": ["tests/test_predict.py", "tests/test_predict_equivalence.py", "-k", "not too_many_pixels"],
     "stages/evaluate.py": ["tests/test_evaluate.py"],
+    "stages/fit.py": ["tests/test_fit.py"],
 }
 
 ROOT = Path(__file__).resolve().parents[1]
