@@ -104,7 +104,8 @@ def test_an_unknown_module_is_refused_with_the_allowed_ones(capsys):
         main(["stages/nope.py"])
     assert exit.value.code == 2
     assert (
-        f"unknown module stages/nope.py (allowed: {', '.join(MODULES)}; add it to MODULES)" in capsys.readouterr().err
+        f"unknown module stages/nope.py (allowed: {', '.join(MODULES)}; add it to tests/mutation/modules.yaml)"
+        in capsys.readouterr().err
     )
 
 

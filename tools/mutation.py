@@ -2,8 +2,9 @@
 modules that decide what the model learns and what the user sees, one at a time, and runs each
 module's fast unit tests against each; a mutant no test fails on "survived". Writes tests/mutation/.
 
-    python -m tools.mutation                          # every module of MODULES
+    python -m tools.mutation                          # every module of tests/mutation/modules.yaml
     python -m tools.mutation tools/check_metrics.py   # some of them (the others' results are kept)
+    python -m tools.mutation --report-only            # REPORT.md again from results.json (e.g. after a merge)
 
 Each module runs in its own scratch copy of the working tree (.mutation/<module>/, git-ignored, kept:
 `cd .mutation/tools__check_metrics.py && ../../.venv/bin/mutmut show NAME` shows a mutant) with a
@@ -33,26 +34,11 @@ from typing import Any
 
 import yaml
 
-# The modules under mutation testing, each with the fast unit tests that should kill its mutants (no DVC tests).
-MODULES = {
-    "tools/check_metrics.py": ["tests/test_check_metrics.py"],
-    "tools/gate_report.py": ["tests/test_check_metrics.py"],
-    "tools/git_files.py": ["tests/test_check_metrics.py"],
-    "stages/params.py": ["tests/test_params.py"],
-    "stages/neuron.py": ["tests/test_neuron.py"],
-    "stages/optimizers.py": ["tests/test_optimizers.py"],
-    "stages/metrics.py": ["tests/test_evaluate.py"],
-    "stages/passes.py": ["tests/test_passes.py"],
-    "stages/images.py": ["tests/test_images.py"],
-    # -k: not the test that runs predict in a child process, where mutmut cannot switch mutants
-    "stages/predict.py": ["tests/test_predict.py", "tests/test_predict_equivalence.py", "-k", "not too_many_pixels"],
-    "stages/evaluate.py": ["tests/test_evaluate.py"],
-    "stages/fit.py": ["tests/test_fit.py"],
-}
-
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path("tests/mutation")
 RESULTS, REPORT, EQUIVALENT = OUT / "results.json", OUT / "REPORT.md", OUT / "equivalent.yaml"
+# The modules under mutation testing, each with the fast unit tests that should kill its mutants (no DVC tests).
+MODULES: dict[str, list[str]] = yaml.safe_load((ROOT / OUT / "modules.yaml").read_text())
 SCRATCH = Path(".mutation")
 # mutmut's exit codes of a mutant's test run (mutmut/stats.py), grouped for the report.
 KILLED = {1: "killed", 3: "killed", 36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout"}
@@ -268,14 +254,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--max-children", type=int, help="parallel mutant runs (default: mutmut's, the number of cores)"
     )
+    parser.add_argument("--report-only", action="store_true", help="run nothing: REPORT.md from results.json")
     args = parser.parse_args(argv)
     unknown = [module for module in args.modules if module not in MODULES]
     if unknown:
-        parser.error(f"unknown module {', '.join(unknown)} (allowed: {', '.join(MODULES)}; add it to MODULES)")
+        parser.error(
+            f"unknown module {', '.join(unknown)} (allowed: {', '.join(MODULES)}; add it to tests/mutation/modules.yaml)"
+        )
     os.chdir(ROOT)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     commit = commit_label()  # before this run writes its results
-    for module in args.modules or MODULES:
+    chosen = args.modules or list(MODULES)
+    for module in [] if args.report_only else chosen:
         result = run_module(module, MODULES[module], args.max_children, commit)
         results.setdefault(module, {"history": []})["history"].append(result)
         # Only the latest run keeps its mutants' diffs; older runs keep their numbers.
@@ -284,12 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         OUT.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps({name: results[name] for name in MODULES if name in results}, indent=1) + "\n")
         print(f"{module}: {result['counts']} in {result['seconds']:.0f} s", flush=True)
-    equivalent = yaml.safe_load(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
-    equivalent = equivalent or {}
+    equivalent = (yaml.safe_load(EQUIVALENT.read_text()) if EQUIVALENT.exists() else None) or {}
     REPORT.write_text(render({name: results[name] for name in MODULES if name in results}, equivalent))
     print(f"Report: {REPORT}")
     failed = False
-    for module in args.modules or MODULES:
+    for module in [name for name in chosen if name in results]:
         missed, stale = explain(results[module]["history"][-1], equivalent.get(module, []))
         for mutant in missed:
             if mutant["reason"] is None:
