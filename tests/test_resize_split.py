@@ -1,6 +1,7 @@
 import hashlib
 import os
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,13 @@ from tests.conftest import photo_like, write_params
 
 
 @pytest.fixture(autouse=True)
-def no_tqdm_monitor(monkeypatch):
-    """No tqdm monitor thread (every tqdm, even a disabled one, starts it): tools/mutation.py's mutmut forks
-    the process that ran these tests once per mutant, and a thread holding tqdm's lock at that moment would
-    leave the child waiting on the lock forever."""
+def tqdm_of_this_process_only(monkeypatch):
+    """tqdm without its monitor thread (every tqdm, even a disabled one, starts it) and with a lock of this
+    process (its default one includes a multiprocessing lock shared with every process forked after it was
+    made). tools/mutation.py's mutmut forks the process that ran these tests once per mutant: children hung
+    for minutes on a lock (a futex) that way, one after another."""
     monkeypatch.setattr(tqdm, "monitor_interval", 0)
+    monkeypatch.setattr(tqdm, "_lock", threading.RLock(), raising=False)
 
 
 def solid(mode, color, size=(40, 30)):
