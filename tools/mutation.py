@@ -43,6 +43,9 @@ MODULES = {
     "stages/optimizers.py": ["tests/test_optimizers.py"],
     "stages/metrics.py": ["tests/test_evaluate.py"],
     "stages/passes.py": ["tests/test_passes.py"],
+    "stages/resize_split.py": ["tests/test_resize_split.py"],
+    "stages/lbfgs.py": ["tests/test_lbfgs.py"],
+    "stages/flatten_normalize.py": ["tests/test_flatten_normalize.py"],
 }
 
 ROOT = Path(__file__).resolve().parents[1]
