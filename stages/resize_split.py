@@ -137,7 +137,7 @@ def _decode_chunk(
 
 
 def decode_all(
-    paths: Sequence[Path], size: int, progress: bool = True, draft: bool = True, jobs: int = 1
+    paths: Sequence[Path], size: int, progress: bool, draft: bool, jobs: int
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """Decode `paths` (m,) with `jobs` processes (0 = all cores) into X (m, size, size, 3) uint8; return
     X, the mask of decoded rows (m,), and the (name, reason) of every file that could not be decoded.

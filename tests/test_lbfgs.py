@@ -2,11 +2,14 @@
 (stages/neuron.py), its optimum against scikit-learn's LogisticRegression for the same C, and its place
 in fit (history, stopping, early stopping, threads, parameter checks)."""
 
+import tracemalloc
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import stages.fit
 import stages.lbfgs
@@ -86,6 +89,36 @@ def test_objective_gradient_equals_finite_differences(monkeypatch):
     np.testing.assert_allclose(gradient, numeric, rtol=1e-4, atol=1e-6)
 
 
+def test_objective_reads_x_once_per_new_point():
+    """Asked again at the point it last evaluated (scipy's callback, then record_at), the objective returns
+    the same values without another pass over X; at a new point it makes one."""
+    X, y = toy_problem(m=30, n=6, seed=5)
+    calls = []
+
+    class CountingPass(ShardedPass):
+        def __call__(self, *args, **kwargs):
+            calls.append(1)
+            return super().__call__(*args, **kwargs)
+
+    objective = Objective(X, y.astype(np.float32), 0.1, CountingPass(None), Coordinates(X, 0.1))
+    x = np.linspace(-0.5, 0.5, 7)
+    F, gradient = objective(x)
+    F_again, gradient_again = objective(x.copy())
+    assert len(calls) == 1 and F_again == F and np.array_equal(gradient_again, gradient)
+    objective(x + 0.1)
+    assert len(calls) == 2 and objective(x)[0] == F and len(calls) == 3
+
+
+@pytest.mark.parametrize("m, step", [(15, 1), (35, 3)])
+def test_mean_row_is_taken_from_evenly_spaced_rows_in_float64(monkeypatch, m, step):
+    """mu is the float64 mean of every step-th row, step = max(1, m // SAMPLE_ROWS)."""
+    monkeypatch.setattr(stages.lbfgs, "SAMPLE_ROWS", 10)
+    X = toy_problem(m=m, n=20, seed=6)[0] * np.float32(1000)  # float32 sums would round at 1e-7 of 1000s
+    mu = Coordinates(X, 0.1).mu
+    assert mu.dtype == np.float64
+    np.testing.assert_allclose(mu, np.mean(X[::step].astype(np.float64), axis=0), rtol=1e-13)
+
+
 def test_principal_directions_are_the_top_eigenvectors_of_the_covariance(monkeypatch):
     small_rank(monkeypatch, rank=3)
     rng = np.random.default_rng(0)
@@ -99,6 +132,70 @@ def test_principal_directions_are_the_top_eigenvectors_of_the_covariance(monkeyp
     np.testing.assert_allclose(np.abs(U.T @ vectors[:, :3]), np.eye(3), atol=2e-3)  # same directions
     h = lam / 4 + 0.01
     np.testing.assert_allclose(s, np.sqrt(h[3] / h[:3]), rtol=2e-3)  # curvature scaled to the 4th's
+
+
+def scale_matrix(U, s):
+    """P = I + U diag(s - 1) U^T (n, n), the change of variables' matrix (the same for either sign of a u_i)."""
+    return np.eye(U.shape[0]) + U @ np.diag(s - 1) @ U.T
+
+
+@pytest.mark.parametrize("rows, offset", [(60, 0.5), (200, 30.0)])
+def test_principal_directions_equal_the_float64_recipe(monkeypatch, rows, offset):
+    """The documented recipe in plain float64: k = min(RANK, min(r, n) - OVERSAMPLE - 1); V (n, k + OVERSAMPLE)
+    standard normal from default_rng(0); POWER_STEPS times V = orth((S - mu)^T (S - mu) V); the SVD of
+    (S - mu) V; u_i = V w_i, h_i = sigma_i^2 / r / 4 + l2, s_i = sqrt(h_k / h_i). Features without a gap
+    in their spectrum (so that the result depends on every step, the start included), far from zero or not."""
+    small_rank(monkeypatch, rank=5)
+    rng = np.random.default_rng(rows)
+    S = (rng.random((rows, 24)) + offset).astype(np.float32)
+    mu = S.mean(axis=0, dtype=np.float64)
+    U, s = principal_directions(S, mu, l2=0.02)
+    k = min(5, min(S.shape) - 3 - 1)
+    centred = S.astype(np.float64) - mu
+    V = np.random.default_rng(0).standard_normal((24, k + 3))
+    for _ in range(stages.lbfgs.POWER_STEPS):
+        V = np.linalg.qr(centred.T @ (centred @ V))[0]
+    _, singular, Wt = np.linalg.svd(centred @ V, full_matrices=False)
+    h = singular**2 / rows / 4 + 0.02
+    assert U.shape == (24, k) and s.shape == (k,) and U.dtype == s.dtype == np.float64
+    np.testing.assert_allclose(s, np.sqrt(h[k] / h[:k]), rtol=1e-4)
+    np.testing.assert_allclose(scale_matrix(U, s), scale_matrix((V @ Wt.T)[:, :k], s), atol=1e-4)
+
+
+@pytest.mark.parametrize("rows, l2", [(14, 0.02), (13, 0.02), (4, 0.02), (100, 0.0)])
+def test_principal_directions_none_when_too_few_rows_or_no_curvature(monkeypatch, rows, l2):
+    """k = min(RANK, min(r, n) - OVERSAMPLE - 1) directions: one from 14 rows, none from 13 or fewer (the
+    sketch needs k + OVERSAMPLE columns and one more singular value, h_k); none either from features that
+    never vary (black photos) without l2, where h_k = 0 leaves no curvature to scale to."""
+    monkeypatch.setattr(stages.lbfgs, "OVERSAMPLE", 12)
+    S = np.random.default_rng(3).random((rows, 30), dtype=np.float32) * (rows != 100)
+    U, s = principal_directions(S, S.mean(axis=0, dtype=np.float64), l2)
+    k = 1 if rows == 14 else 0
+    assert U.shape == (30, k) and s.shape == (k,) and np.all(np.isfinite(s))
+
+
+def test_principal_directions_run_one_blas_thread_and_never_copy_the_rows(monkeypatch):
+    """Deterministic whatever the machine (one BLAS thread, however many the caller allows), and products
+    in float32 with S, never a float64 copy of it (2,000 x 12,288 rows: 98 MB in float32)."""
+    S = np.random.default_rng(0).random((1000, 4000), dtype=np.float32)
+    mu = S.mean(axis=0, dtype=np.float64)
+    threads = []
+    qr = np.linalg.qr
+
+    def qr_noting_threads(*args, **kwargs):
+        threads.extend(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+        return qr(*args, **kwargs)
+
+    monkeypatch.setattr(np.linalg, "qr", qr_noting_threads)
+    with threadpool_limits(limits=2, user_api="blas"):
+        tracemalloc.start()
+        try:
+            principal_directions(S, mu, 0.01)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert threads and set(threads) == {1}
+    assert peak < S.nbytes
 
 
 @pytest.mark.parametrize("C", [0.05, 1.0])
@@ -131,16 +228,35 @@ def test_history_has_one_row_per_iteration_from_the_zero_weights():
     assert row.valid_accuracy == np.mean((z_valid > 0) == y_valid)
 
 
+def max_gradient(X, y, W, b, l2):
+    """max |dF/dx| at the neuron's (W, b), in the coordinates x = (v, c) L-BFGS moves (float64)."""
+    coordinates = Coordinates(X, l2)
+    P = np.eye(X.shape[1]) + coordinates.U @ np.diag(coordinates.s - 1) @ coordinates.U.T
+    x = np.append(np.linalg.solve(P, W.astype(np.float64)), b + coordinates.mu @ W)  # (v, c) of W, b
+    return np.abs(chain_rule_gradient(X, y, x, l2, coordinates)[2]).max()
+
+
 def test_stops_when_the_gradient_is_within_the_tolerance():
     X, y, X_valid, y_valid = split_toy()
     params = lbfgs_params(l2=0.01, tolerance=1e-6)
     W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
     assert len(history) - 1 < params.epochs
-    coordinates = Coordinates(X, params.l2)
-    P = np.eye(X.shape[1]) + coordinates.U @ np.diag(coordinates.s - 1) @ coordinates.U.T
-    x = np.append(np.linalg.solve(P, W.astype(np.float64)), b + coordinates.mu @ W)  # (v, c) of W, b
-    gradient = chain_rule_gradient(X, y, x, params.l2, coordinates)[2]  # in the coordinates L-BFGS moves
-    assert np.abs(gradient).max() < 1e-5
+    assert max_gradient(X, y, W, b, params.l2) < 1e-5
+
+
+@pytest.mark.parametrize("tolerance", [1e-2, 1e-4])
+def test_stops_at_the_first_iterate_within_the_tolerance(tolerance):
+    """The last iterate's gradient is within train.tolerance and the one before is not (the same run cut
+    one iteration short); scipy takes every option given (an unknown one would warn and be ignored)."""
+    X, y, X_valid, y_valid = split_toy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        W, b, history = fit(X, y, X_valid, y_valid, lbfgs_params(l2=0.01, tolerance=tolerance), progress=False)
+        n = len(history) - 1
+        W_before, b_before, _ = fit(
+            X, y, X_valid, y_valid, lbfgs_params(l2=0.01, tolerance=tolerance, epochs=n - 1), progress=False
+        )
+    assert max_gradient(X, y, W, b, 0.01) <= tolerance < max_gradient(X, y, W_before, b_before, 0.01)
 
 
 def test_early_stopping_keeps_the_iterate_of_the_best_validation_loss():

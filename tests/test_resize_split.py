@@ -1,11 +1,15 @@
+import hashlib
 import os
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from tqdm import tqdm
 
+import stages.common
 import stages.resize_split
 from stages.common import DataError, load_npz, run_cli
 from stages.images import Preprocessing, load_image
@@ -13,6 +17,16 @@ from stages.memory import available_memory, pipeline_bytes
 from stages.params import ParamError
 from stages.resize_split import ResizeSplitParams, decode_all, main, resize_split, validation_mask
 from tests.conftest import photo_like, write_params
+
+
+@pytest.fixture(autouse=True)
+def tqdm_of_this_process_only(monkeypatch):
+    """tqdm without its monitor thread (every tqdm, even a disabled one, starts it) and with a lock of this
+    process (its default one includes a multiprocessing lock shared with every process forked after it was
+    made). tools/mutation.py's mutmut forks the process that ran these tests once per mutant: children hung
+    for minutes on a lock (a futex) that way, one after another."""
+    monkeypatch.setattr(tqdm, "monitor_interval", 0)
+    monkeypatch.setattr(tqdm, "_lock", threading.RLock(), raising=False)
 
 
 def solid(mode, color, size=(40, 30)):
@@ -57,13 +71,15 @@ def test_decode_all_output_does_not_depend_on_jobs(tmp_path, monkeypatch):
         photo_like(paths[-1], 150 + 10 * i, 130, seed=i)
     paths.insert(4, tmp_path / "dog.0.jpg")
     paths[4].write_bytes(b"broken")
-    runs = [decode_all(paths, 16, progress=False, jobs=jobs) for jobs in (1, 2, 0)]
+    runs = [decode_all(paths, 16, progress=False, draft=True, jobs=jobs) for jobs in (1, 2, 0)]
     for X, ok, skipped in runs[1:]:
         np.testing.assert_array_equal(X, runs[0][0])
         np.testing.assert_array_equal(ok, runs[0][1])
         assert skipped == runs[0][2]
-    assert runs[0][1].tolist() == [True] * 4 + [False] + [True] * 4 and runs[0][2][0][0] == "dog.0.jpg"
-    assert decode_all([], 16, progress=False)[0].shape == (0, 16, 16, 3)
+    assert runs[0][1].dtype == bool and runs[0][1].tolist() == [True] * 4 + [False] + [True] * 4
+    assert runs[0][2] == [("dog.0.jpg", "UnidentifiedImageError: cannot identify image file " + repr(str(paths[4])))]
+    np.testing.assert_array_equal(runs[0][0][4], 0)  # its row stays zero
+    assert decode_all([], 16, progress=False, draft=True, jobs=1)[0].shape == (0, 16, 16, 3)
 
 
 def test_resize_split_writes_uint8_caches_and_skips_corrupt_files(tmp_path, capsys):
@@ -76,7 +92,8 @@ def test_resize_split_writes_uint8_caches_and_skips_corrupt_files(tmp_path, caps
     (raw / "notes.txt").write_text("ignored: no cat/dog name")
     counts = resize_split(ResizeSplitParams(8, 0.2, 0, draft=False), raw, *outputs(tmp_path), progress=False)
     assert counts == {"train": 16, "valid": 4, "skipped": 1}
-    assert "dog.99.jpg" in capsys.readouterr().err
+    reason = "UnidentifiedImageError: cannot identify image file " + repr(str(raw / "dog.99.jpg"))
+    assert capsys.readouterr().err == f"resize_split: skipped dog.99.jpg: {reason}\n"  # no progress bar
     train = load_npz(tmp_path / "prepared/train.npz", ("X", "y", "names"))
     valid = load_npz(tmp_path / "prepared/valid.npz", ("X", "y", "names"))
     assert Preprocessing.load(tmp_path / "prepared/preprocessing.json") == Preprocessing(8, False, 255.0)
@@ -98,7 +115,14 @@ def test_files_are_the_plain_recipes_bytes_for_any_jobs(tmp_path, monkeypatch, b
     monkeypatch.setattr("stages.resize_split.CHUNK", 4)
     if not memfd:
         monkeypatch.delattr(os, "memfd_create")
-    monkeypatch.chdir(tmp_path)
+    created = []  # the temporary file goes to tmp_path/work, not the working folder (no chdir: the spawned
+    # workers keep this process's working folder, where tools/mutation.py's mutmut reads its config)
+
+    def temp_sibling(path):
+        created.append(stages.common.temp_sibling(tmp_path / "work" / path))
+        return created[-1]
+
+    monkeypatch.setattr(stages.resize_split, "temp_sibling", temp_sibling)
     raw = tmp_path / "raw"
     raw.mkdir()
     for label in ("cat", "dog"):
@@ -112,7 +136,7 @@ def test_files_are_the_plain_recipes_bytes_for_any_jobs(tmp_path, monkeypatch, b
         counts = resize_split(params, raw, *outputs(tmp_path / str(jobs)), progress=False)
         files[jobs] = [path.read_bytes() for path in outputs(tmp_path / str(jobs))]
     assert files[1] == files[2]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["1", "2", "raw"]  # no temporary file left
+    assert len(created) == (0 if memfd else 2) and not any(path.exists() for path in created)  # removed
     usable = sorted(p.name for p in raw.iterdir() if p.name not in broken)
     labels = np.array([1 if name.startswith("cat") else 0 for name in usable], dtype=np.uint8)
     X = np.stack([load_image(raw / name, 16, True) for name in usable])
@@ -122,6 +146,7 @@ def test_files_are_the_plain_recipes_bytes_for_any_jobs(tmp_path, monkeypatch, b
         data = load_npz(tmp_path / f"1/prepared/{split}.npz", ("X", "y", "names"))
         assert data["names"].tolist() == np.array(usable)[rows].tolist()
         np.testing.assert_array_equal(data["y"], labels[rows])
+        assert data["y"].dtype == np.uint8
         np.testing.assert_array_equal(data["X"], X[rows])
 
 
@@ -139,8 +164,16 @@ def test_resize_split_needs_both_classes_in_both_splits(tmp_path):
     for i in range(3):
         solid("RGB", (0, 0, 0)).save(raw / f"cat.{i}.jpg")
     solid("RGB", (0, 0, 0)).save(raw / "dog.0.jpg")  # round(0.2 * 1) = 0: no dog to validate on
-    with pytest.raises(DataError, match=r"resize_split.valid_fraction = 0.2 leaves no dog image in the valid split"):
+    message = (
+        "resize_split.valid_fraction = {} leaves no {} image in the {} split ({} usable {} images in all); "
+        "choose a fraction that keeps both classes in both splits"
+    )
+    with pytest.raises(DataError) as error:
         resize_split(ResizeSplitParams(8, 0.2, 0, True, 1), raw, *outputs(tmp_path), progress=False)
+    assert str(error.value) == message.format(0.2, "dog", "valid", 1, "dog")  # round(0.2 x 1) = 0 dogs
+    with pytest.raises(DataError) as error:
+        resize_split(ResizeSplitParams(8, 0.9, 0, True, 1), raw, *outputs(tmp_path), progress=False)
+    assert str(error.value) == message.format(0.9, "cat", "train", 3, "cat")  # round(0.9 x 3) = 3 cats
     assert not (tmp_path / "prepared").exists()  # stopped before writing anything
 
 
@@ -164,7 +197,9 @@ def test_main_takes_every_path_from_the_command_line(in_tmp, capsys):
             "c/pre.json",
         ]
     )
-    assert capsys.readouterr().out == "resize_split: 8 train, 2 valid, 0 skipped\n"
+    out, err = capsys.readouterr()
+    assert out == "resize_split: 8 train, 2 valid, 0 skipped\n"
+    assert re.search(r"^resize_split: 100%.* 10/10 \[.*img/s\]$", err.replace("\r", "\n"), re.MULTILINE), err  # tqdm
     assert sorted(str(p) for p in in_tmp.rglob("*.*") if "photos" not in p.parts) == sorted(
         str(in_tmp / name) for name in ("a/tr.npz", "b/va.npz", "c/pre.json", "p.yaml")
     )
@@ -255,3 +290,67 @@ def test_the_memory_check_reads_this_machines_memory(in_tmp, capsys):
         err,
     ), err
     assert "skipped" not in err and not (in_tmp / "prepared").exists()  # nothing decoded, nothing written
+
+
+def test_validation_mask_is_the_first_names_by_seeded_hash_in_each_class():
+    """The split as documented, from a plain loop: in each class the round(fraction x count) names with the
+    smallest blake2b-64 hex digest of "seed:name" (Python's round: 2.5 -> 2, 1.5 -> 2)."""
+    names = [f"cat.{i}.jpg" for i in range(10)] + [f"dog.{i}.jpg" for i in range(6)]
+    labels = np.array([1] * 10 + [0] * 6, dtype=np.uint8)
+    for seed in (0, 42):
+        expected = set()
+        for label in ("cat", "dog"):
+            group = [name for name in names if name.startswith(label)]
+            digest = {name: hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=8).hexdigest() for name in group}
+            expected |= set(sorted(group, key=digest.get)[: round(0.25 * len(group))])
+        mask = validation_mask(names, labels, 0.25, seed)
+        assert mask.dtype == bool and set(np.array(names)[mask]) == expected and len(expected) == 2 + 2
+        assert validation_mask(names[:10], labels[:10], 0.25, seed).tolist() == mask[:10].tolist()  # cats alone
+
+
+def test_help_names_every_file_and_what_the_stage_does(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # no wrapping
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m stages.resize_split ")
+    assert (
+        "\nDecode the photos of --raw (cat.N.jpg, dog.N.jpg), resize to size x size RGB (bilinear), split stratified "
+        "into --train-images and --valid-images (uint8 .npz), with `jobs` processes; write the preprocessing a new "
+        "photo needs to --preprocessing.\n" in out
+    )
+    for line in (
+        "--params PARAMS       parameters file (default: params.yaml)",
+        "--raw PATH            folder of the photos (in)",
+        "--train-images PATH   training images .npz (out)",
+        "--valid-images PATH   validation images .npz (out)",
+        "--preprocessing PATH  preprocessing record .json (out)",
+        "parameters (the `resize_split` group of params.yaml):",
+    ):
+        assert f"\n  {line}\n" in out or f"\n{line}\n" in out, line
+
+
+@pytest.mark.parametrize("draft", [False, True])
+def test_resize_split_decodes_as_the_draft_parameter_says(tmp_path, monkeypatch, draft):
+    """The photos in the files are load_image's with resize_split.draft (which changes the pixels of photos
+    much larger than size), decoded by the `jobs` processes asked for."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for i, label in enumerate(("cat", "cat", "dog", "dog")):
+        photo_like(raw / f"{label}.{i}.jpg", 150, 120, seed=i)
+    seen_jobs = []
+
+    def ordered_map(function, items, jobs):  # the real one, noting the number of processes asked for
+        seen_jobs.append(jobs)
+        return stages.common.ordered_map(function, items, jobs)
+
+    monkeypatch.setattr(stages.resize_split, "ordered_map", ordered_map)
+    params = ResizeSplitParams(size=8, valid_fraction=0.5, seed=0, draft=draft, jobs=3)  # 1 chunk: runs inline
+    resize_split(params, raw, *outputs(tmp_path), progress=False)
+    assert seen_jobs == [3]
+    names = sorted(p.name for p in raw.iterdir())
+    decoded = {name: load_image(raw / name, 8, draft) for name in names}
+    assert not np.array_equal(decoded[names[0]], load_image(raw / names[0], 8, not draft))
+    for path in outputs(tmp_path)[:2]:
+        data = load_npz(path, ("X", "names"))
+        np.testing.assert_array_equal(data["X"], np.stack([decoded[name] for name in data["names"]]))
