@@ -2,6 +2,7 @@
 data, to float32 precision, and the loop's own behaviour (history, early stopping, seeds, threads)."""
 
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -438,12 +439,23 @@ def test_the_last_epoch_computes_no_gradient():
     assert [rule is None for rule in rules] == [False, False, False, True]
 
 
+@pytest.fixture
+def own_tqdm_lock(monkeypatch):
+    """tqdm draws under a lock of this test only, without its monitor thread: its default lock is shared
+    with forked processes (mutmut runs each mutant in one) and a monitor thread holding it at a fork
+    leaves it taken in the child."""
+    import tqdm.std
+
+    monkeypatch.setattr(tqdm.std.tqdm, "_lock", threading.RLock(), raising=False)
+    monkeypatch.setattr(tqdm.std.tqdm, "monitor_interval", 0)
+
+
 def bar_frames(text):
     """The successive states of a tqdm bar written to a stream (redrawn after each carriage return)."""
     return [frame for frame in text.replace("\n", "\r").split("\r") if frame.strip()]
 
 
-def test_fit_shows_a_progress_bar_by_default_with_the_losses_every_100_epochs(capsys):
+def test_fit_shows_a_progress_bar_by_default_with_the_losses_every_100_epochs(own_tqdm_lock, capsys):
     X, y, X_valid, y_valid = split_toy()
     W, b, history = fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=150))
     last = bar_frames(capsys.readouterr().err)[-1]
@@ -454,13 +466,12 @@ def test_fit_shows_a_progress_bar_by_default_with_the_losses_every_100_epochs(ca
     assert capsys.readouterr().err == ""
 
 
-def test_the_progress_bar_redraws_at_most_twice_a_second(monkeypatch, capsys):
-    # a fake clock for tqdm (no monitor thread): each epoch takes 1/8 s, so the bar moves every 4 epochs
+def test_the_progress_bar_redraws_at_most_twice_a_second(own_tqdm_lock, monkeypatch, capsys):
+    # a fake clock for tqdm: each epoch takes 1/8 s, so the bar moves every 4 epochs
     import tqdm.std
 
     clock = [0.0]
     monkeypatch.setattr(tqdm.std, "time", lambda: clock[0])
-    monkeypatch.setattr(tqdm.std.tqdm, "monitor_interval", 0)
     X, y, X_valid, y_valid = split_toy()
 
     def tick(epoch, row):
