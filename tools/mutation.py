@@ -280,8 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         OUT.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps({name: results[name] for name in MODULES if name in results}, indent=1) + "\n")
         print(f"{module}: {result['counts']} in {result['seconds']:.0f} s", flush=True)
-    equivalent = yaml.safe_load(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
-    equivalent = equivalent or {}
+    equivalent = (yaml.safe_load(EQUIVALENT.read_text()) if EQUIVALENT.exists() else None) or {}
     REPORT.write_text(render({name: results[name] for name in MODULES if name in results}, equivalent))
     print(f"Report: {REPORT}")
     failed = False
