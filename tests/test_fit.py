@@ -3,6 +3,7 @@ data, to float32 precision, and the loop's own behaviour (history, early stoppin
 
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -468,15 +469,18 @@ def test_fit_shows_a_progress_bar_by_default_with_the_losses_every_100_epochs(ow
 
 
 def test_the_progress_bar_redraws_at_most_twice_a_second(own_tqdm_lock, monkeypatch, capsys):
-    # a fake clock for tqdm: each epoch takes 1/8 s, so the bar moves every 4 epochs
+    # a fake clock for tqdm: each epoch takes 1/8 s, so the bar moves every 4 epochs. It starts at the
+    # real time, in whole seconds (start + k/8 is exact), so that a monitor thread another test started
+    # (it compares the real time with the bar's last draw) sees no stalled bar to redraw.
     import tqdm.std
 
-    clock = [0.0]
+    start = float(int(time.time()))
+    clock = [start]
     monkeypatch.setattr(tqdm.std, "time", lambda: clock[0])
     X, y, X_valid, y_valid = split_toy()
 
     def tick(epoch, row):
-        clock[0] = epoch / 8
+        clock[0] = start + epoch / 8
 
     fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=40), on_epoch=tick)
     shown = {int(re.search(r"(\d+)/40", frame).group(1)) for frame in bar_frames(capsys.readouterr().err)}
