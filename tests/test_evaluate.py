@@ -196,6 +196,21 @@ def test_most_confident_mistakes_equal_the_brute_force_listing(seed, threshold, 
     assert [list(rows) for rows in most_confident_mistakes(y, z, threshold, k)] == [list(rows) for rows in expected]
 
 
+def test_most_confident_mistakes_keep_row_order_within_long_ties():
+    # 80 dogs called cat at two scores and 80 cats called dog at two: within each tie, rows in order
+    y = np.r_[np.zeros(80, int), np.ones(80, int)]
+    z = np.r_[np.full(40, 1.0), np.full(40, 2.0), np.full(40, -1.0), np.full(40, -2.0)]
+    false_cats, false_dogs = most_confident_mistakes(y, z, 0.5, 80)
+    assert list(false_cats) == [*range(40, 80), *range(40)]
+    assert list(false_dogs) == [*range(120, 160), *range(80, 120)]
+
+
+def test_most_confident_mistakes_apply_the_threshold_to_the_float64_sigmoid():
+    # as classification_metrics: sigmoid(1e-9) is above 0.5 in float64 (a cat), exactly 0.5 in float32
+    false_cats, _ = most_confident_mistakes(np.array([0]), np.array([1e-9], dtype=np.float32), 0.5, 1)
+    assert list(false_cats) == [0]
+
+
 def test_the_mistakes_gallery_shows_the_images_the_neuron_got_most_confidently_wrong(in_tmp):
     """Each validation image is one solid colour: the gallery's top row must show the false cats' colours
     left to right, most confident first, its bottom row the false dogs', and no other image's colour."""

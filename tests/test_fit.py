@@ -2,6 +2,8 @@
 data, to float32 precision, and the loop's own behaviour (history, early stopping, seeds, threads)."""
 
 import re
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -438,6 +440,17 @@ def test_the_last_epoch_computes_no_gradient():
     assert [rule is None for rule in rules] == [False, False, False, True]
 
 
+@pytest.fixture
+def own_tqdm_lock(monkeypatch):
+    """tqdm draws under a lock of this test only, without its monitor thread: its default lock is shared
+    with forked processes (mutmut runs each mutant in one) and a monitor thread holding it at a fork
+    leaves it taken in the child."""
+    import tqdm.std
+
+    monkeypatch.setattr(tqdm.std.tqdm, "_lock", threading.RLock(), raising=False)
+    monkeypatch.setattr(tqdm.std.tqdm, "monitor_interval", 0)
+
+
 def bar_frames(text):
     """The successive states of a tqdm bar written to a stream (redrawn after each carriage return)."""
     return [frame for frame in text.replace("\n", "\r").split("\r") if frame.strip()]
@@ -450,29 +463,32 @@ def bar_frames(text):
         (TrainParams(loss="cross_entropy", optimizer="lbfgs", epochs=150), "iteration"),
     ],
 )
-def test_fit_shows_a_progress_bar_by_default_with_the_latest_losses(capsys, params, step):
+def test_fit_shows_a_progress_bar_by_default_with_the_latest_losses(own_tqdm_lock, capsys, params, step):
     X, y, X_valid, y_valid = split_toy()
     W, b, history = fit(X, y, X_valid, y_valid, params)
     last = bar_frames(capsys.readouterr().err)[-1]
     steps = len(history) - 1  # lbfgs may stop before `epochs`
-    assert f"{steps}/150" in last and (f"{step}/s" in last or f"s/{step}" in last)
+    assert last.startswith("train: ") and f"| {steps}/150 [" in last
+    assert re.search(rf"[\d?]{step}/s|s/{step}[,\]]", last)  # the rate, counted in epochs (iterations)
     row = history.iloc[-1]  # the losses shown are those of the last epoch (iteration)
     assert last.endswith(f", train_loss={row.train_loss:.6f}, valid_loss={row.valid_loss:.6f}]")
     fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=3), progress=False)
     assert capsys.readouterr().err == ""
 
 
-def test_the_progress_bar_redraws_at_most_twice_a_second(monkeypatch, capsys):
-    # a fake clock for tqdm (no monitor thread): each epoch takes 1/8 s, so the bar moves every 4 epochs
+def test_the_progress_bar_redraws_at_most_twice_a_second(own_tqdm_lock, monkeypatch, capsys):
+    # a fake clock for tqdm: each epoch takes 1/8 s, so the bar moves every 4 epochs. It starts at the
+    # real time, in whole seconds (start + k/8 is exact), so that a monitor thread another test started
+    # (it compares the real time with the bar's last draw) sees no stalled bar to redraw.
     import tqdm.std
 
-    clock = [0.0]
+    start = float(int(time.time()))
+    clock = [start]
     monkeypatch.setattr(tqdm.std, "time", lambda: clock[0])
-    monkeypatch.setattr(tqdm.std.tqdm, "monitor_interval", 0)
     X, y, X_valid, y_valid = split_toy()
 
     def tick(epoch, row):
-        clock[0] = epoch / 8
+        clock[0] = start + epoch / 8
 
     fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=40), on_epoch=tick)
     shown = {int(re.search(r"(\d+)/40", frame).group(1)) for frame in bar_frames(capsys.readouterr().err)}
