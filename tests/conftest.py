@@ -57,6 +57,14 @@ def copy_pipeline(dest: Path) -> Path:
     return dest
 
 
+def help_text(main, capsys) -> str:
+    """What `main(["--help"])` prints, on one line (argparse's wrapping undone); it must exit with 0."""
+    with pytest.raises(SystemExit) as status:
+        main(["--help"])
+    assert status.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
 def photo_like(path, width, height, seed):
     """A JPEG with detail at every scale (smooth gradients plus noise), like a photo."""
     rng = np.random.default_rng(seed)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from stages.pipeline import stage_path
-from tests.conftest import ROOT
+from tests.conftest import ROOT, help_text
 from tools.check_metrics import (
     BETTER,
     INFO,
@@ -655,10 +655,7 @@ def test_a_file_git_lists_but_cannot_read_at_the_base_is_an_error(repo):
 def test_help_says_what_the_exit_statuses_and_options_mean(capsys):
     """The exit statuses the tests above observe and the options they use, as --help states them
     (argparse rewraps the lines)."""
-    with pytest.raises(SystemExit) as exit:
-        main(["--help"])
-    text = " ".join(capsys.readouterr().out.split())
-    assert exit.value.code == 0
+    text = help_text(main, capsys)
     assert text.startswith("usage: check_metrics [-h] [--base BASE] [--config CONFIG] [--report DIR] ")
     assert (
         "Compare the workspace metrics with those committed at a base revision, metric by metric, under the "

@@ -13,7 +13,7 @@ from stages.figures import plot_confusion, plot_losses, plot_mistakes, plot_roc,
 from stages.images import Preprocessing
 from stages.metrics import classification_metrics, most_confident_mistakes, roc_curve
 from stages.model import save_model
-from tests.conftest import write_params
+from tests.conftest import help_text, write_params
 
 
 def pairwise_auc(y, scores):
@@ -316,10 +316,7 @@ def test_confusion_pairs_agree_with_the_counts_a_hair_above_the_threshold(in_tmp
 
 
 def test_help_says_what_the_stage_writes(capsys):
-    with pytest.raises(SystemExit) as status:
-        main(["--help"])
-    text = " ".join(capsys.readouterr().out.split())
-    assert status.value.code == 0
+    text = help_text(main, capsys)
     assert text.startswith("usage: python -m stages.evaluate [-h] [--params PARAMS] --model PATH ")
     assert (
         " Score the trained weights on the validation features: metrics (JSON), the plot data dvc.yaml charts (ROC, "

@@ -4,6 +4,7 @@ import pytest
 from stages.common import DataError, load_npz, save_npz
 from stages.flatten_normalize import flatten_normalize, main
 from stages.images import Preprocessing
+from tests.conftest import help_text
 
 
 def write_images(path, m, size=4, value=51):
@@ -62,9 +63,7 @@ def test_main_takes_every_path_from_the_command_line(in_tmp, capsys):
 
 
 def test_help_names_every_file_and_what_the_stage_does(capsys):
-    with pytest.raises(SystemExit):
-        main(["--help"])
-    out = " ".join(capsys.readouterr().out.split())  # argparse's wrapping aside
+    out = help_text(main, capsys)
     assert out.startswith("usage: python -m stages.flatten_normalize ")
     assert (
         " Flatten --train-images and --valid-images (uint8 .npz) to one row of size*size*3 features per image, "

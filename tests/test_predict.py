@@ -15,7 +15,7 @@ from stages.images import Preprocessing
 from stages.model import load_model, save_model
 from stages.pipeline import locked_params
 from stages.predict import data_note, main, predict_proba
-from tests.conftest import ROOT, black_png, photo_like, write_params
+from tests.conftest import ROOT, black_png, help_text, photo_like, write_params
 
 
 def test_predict_uses_the_pipelines_preprocessing(in_tmp, capsys):
@@ -67,10 +67,7 @@ def test_threshold_must_be_a_probability(tmp_path, capsys, threshold):
 
 def test_help_says_what_the_arguments_mean(capsys):
     """What --help states, as the tests here observe it (argparse rewraps the lines)."""
-    with pytest.raises(SystemExit) as status:
-        main(["--help"])
-    text = " ".join(capsys.readouterr().out.split())
-    assert status.value.code == 0
+    text = help_text(main, capsys)
     assert text.startswith(
         "usage: python -m stages.predict [-h] [--weights WEIGHTS] [--threshold THRESHOLD] images [images ...] "
         "Print P(cat) and the label (cat if P(cat) > threshold) for each image file. "
