@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 import stages.fit
 import stages.lbfgs
@@ -20,6 +20,7 @@ from stages.neuron import backprop, forward, loss_value, sigmoid
 from stages.params import ParamError
 from stages.passes import ShardedPass
 from stages.train import TrainParams
+from tests.conftest import numpy_blas_threads
 from tests.test_fit import split_toy, toy_problem
 
 
@@ -183,7 +184,7 @@ def test_principal_directions_run_one_blas_thread_and_never_copy_the_rows(monkey
     qr = np.linalg.qr
 
     def qr_noting_threads(*args, **kwargs):
-        threads.extend(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+        threads.extend(numpy_blas_threads())
         return qr(*args, **kwargs)
 
     monkeypatch.setattr(np.linalg, "qr", qr_noting_threads)

@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 import stages.passes
 from stages.neuron import backprop, forward, loss_gradient
 from stages.passes import ShardedPass, forward_backward, gram
+from tests.conftest import numpy_blas_threads
 
 RULES = [("mse", "exact"), ("mse", "notebook"), ("cross_entropy", "exact")]
 
@@ -107,12 +108,6 @@ def test_forward_backward_without_a_rule_scores_only():
     z = np.empty(len(y), dtype=np.float32)
     assert forward_backward(X, y, W, b, z, None) is None
     np.testing.assert_allclose(z, forward(X.astype(np.float64), W.astype(np.float64), float(b)), rtol=1e-6, atol=1e-6)
-
-
-def numpy_blas_threads():
-    """Thread counts of the BLAS libraries the passes' controller knows (NumPy's). Not threadpool_info():
-    a BLAS loaded later (scipy's, imported by stages/lbfgs.py) is not NumPy's and is never limited."""
-    return {lib["num_threads"] for lib in stages.passes.BLAS_THREADS.info() if lib["user_api"] == "blas"}
 
 
 def spy_on_forward_backward(monkeypatch):
