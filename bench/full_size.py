@@ -108,6 +108,7 @@ def processes(project: Path, m: int, rounds: int) -> dict:
         "times": times,
         "sklearn": sklearn[-1],
         "model": load_npz(project / stage_path("train", "--model", ROOT / "dvc.yaml"), ("W", "b")),
+        "sklearn_model": load_npz(project / "sklearn.npz", ("W", "b")),
         "history": len((project / stage_path("train", "--history", ROOT / "dvc.yaml")).read_text().splitlines()) - 2,
     }
 
@@ -133,20 +134,14 @@ def run(rounds: int = 3) -> str:
     best = optimum(project)
     measured = processes(project, m, rounds)
     y = train["y"].astype(np.float64)
-    l2 = 1 / (C * m)
+    l2 = lbfgs_params(m).l2
     F_best = objective(train["X"], y, best["W"], best["b"], l2)
+    fitted = {"lbfgs": measured["model"], "sklearn": measured["sklearn_model"]}
     right = {
         name: int(np.sum(((valid["X"] @ w["W"].astype(np.float32) + w["b"]) > 0) == valid["y"]))
-        for name, w in (
-            ("optimum", best),
-            ("lbfgs", measured["model"]),
-            ("sklearn", load_npz(project / "sklearn.npz", ("W", "b"))),
-        )
+        for name, w in {"optimum": best, **fitted}.items()
     }
-    gaps = {
-        name: (objective(train["X"], y, w["W"], w["b"], l2) - F_best) / F_best
-        for name, w in (("lbfgs", measured["model"]), ("sklearn", load_npz(project / "sklearn.npz", ("W", "b"))))
-    }
+    gaps = {name: (objective(train["X"], y, w["W"], w["b"], l2) - F_best) / F_best for name, w in fitted.items()}
     rows = [
         [label, name, f"{result['seconds']:.1f} s, acc {result['accuracy']:.4f}", first_reach(result, target)]
         for name, (params, result) in runs.items()
