@@ -46,10 +46,18 @@ test: venv
 	"$(BIN)/python" -m pytest -n auto --dist loadfile tests
 
 # Lint and format check (ruff, pinned in requirements.txt; settings in pyproject.toml). `ruff format .`
-# and `ruff check --fix .` apply them.
-lint: venv
+# and `ruff check --fix .` apply them. The GitHub workflows: zizmor's security audit (every persona's
+# findings, offline; a file it cannot parse fails) and the GitHub workflow schema, both pinned in
+# requirements-lint.txt.
+$(VENV)/.lint-installed: requirements-lint.txt $(VENV)/.installed
+	"$(BIN)/python" -m pip install --quiet -r requirements-lint.txt
+	touch "$@"
+
+lint: venv $(VENV)/.lint-installed
 	"$(BIN)/ruff" check .
 	"$(BIN)/ruff" format --check .
+	"$(BIN)/zizmor" --offline --strict-collection --persona pedantic --quiet .github/workflows/
+	"$(BIN)/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 # Benchmarks (bench/; scikit-learn, their baseline, is pinned in requirements.txt); writes bench/RESULTS.md.
 # BENCH_ARGS=--quick for a few-minute run with smaller sizes (writes bench/.cache/RESULTS-partial.md instead).
