@@ -43,7 +43,8 @@ from stages.lbfgs import LBFGS
 from stages.neuron import loss_gradient, loss_value, predict, sigmoid
 from stages.optimizers import make_optimizer
 from stages.params import ParamError
-from stages.passes import ShardedPass, forward_backward, gram
+from stages.passes import ShardedPass, forward_backward, pixel_gram
+from stages.portable import vecmat
 
 if TYPE_CHECKING:
     from stages.train import TrainParams
@@ -126,10 +127,10 @@ class MiniBatch(FullBatch):
 class Dual(EpochLoop):
     """The fast path (module docstring): theta (m,), b updated once per epoch; W = X^T theta."""
 
-    def __init__(self, X, y, X_valid, params: TrainParams, passes: ShardedPass, pool: ThreadPoolExecutor):
+    def __init__(self, X, y, G, G_valid, params: TrainParams, passes: ShardedPass):
         self.X, self.y, self.passes = X, y, passes
-        self.G, self.G_valid = gram(X, X, pool), gram(X_valid, X, pool)  # X X^T (m, m), X_valid X^T (m_valid, m)
-        self.z, self.z_valid = np.empty(X.shape[0], dtype=np.float32), np.empty(X_valid.shape[0], dtype=np.float32)
+        self.G, self.G_valid = G, G_valid  # X X^T (m, m), X_valid X^T (m_valid, m)
+        self.z, self.z_valid = np.empty(X.shape[0], dtype=np.float32), np.empty(G_valid.shape[0], dtype=np.float32)
         self.theta, self.b = np.zeros(X.shape[0], dtype=np.float32), np.float32(0.0)
         self.optimizer = make_optimizer(params)
         self.dz_of = partial(loss_gradient, params.loss, params.gradient, m=X.shape[0])
@@ -147,7 +148,7 @@ class Dual(EpochLoop):
 
     def weights(self, state):
         theta, b = state
-        return np.dot(theta, self.X), b  # W = X^T theta
+        return vecmat(theta, self.X), b  # W = X^T theta
 
 
 def uses_gram(params: TrainParams, shape: tuple[int, int]) -> bool:
@@ -165,13 +166,16 @@ def step_name(params: TrainParams) -> str:
     return "iteration" if params.optimizer == "lbfgs" else "epoch"
 
 
-def solver_for(params: TrainParams, X, y, X_valid, pool: ThreadPoolExecutor) -> Solver:
-    """The solver that trains with `params` on X (m, n), y (m,), scoring X_valid (m_valid, n) each epoch."""
+def solver_for(params: TrainParams, X, y, X_valid, pool: ThreadPoolExecutor, pixel_scale: float | None) -> Solver:
+    """The solver that trains with `params` on X (m, n), y (m,), scoring X_valid (m_valid, n) each epoch;
+    the dual needs features made of pixel values divided by pixel_scale (passes.pixel_gram)."""
     passes = ShardedPass(pool)
     if params.optimizer == "lbfgs":
         return LBFGS(X, y, X_valid, params, passes)
-    if uses_gram(params, X.shape):  # fast path: far fewer rows than features, train in the dual
-        return Dual(X, y, X_valid, params, passes, pool)
+    if pixel_scale and uses_gram(params, X.shape):  # fast path: far fewer rows than features, train in the dual
+        G, G_valid = pixel_gram(X, X, pixel_scale, pool), pixel_gram(X_valid, X, pixel_scale, pool)
+        if G is not None and G_valid is not None:
+            return Dual(X, y, G, G_valid, params, passes)
     if params.batch_size in (0, X.shape[0]):
         return FullBatch(X, y, X_valid, params, passes)
     return MiniBatch(X, y, X_valid, params, passes)
@@ -186,12 +190,14 @@ def fit(
     progress: bool = True,
     threads: int | None = None,
     on_epoch: Callable[[int, np.ndarray], None] | None = None,
+    pixel_scale: float | None = None,
 ) -> tuple[np.ndarray, np.float32, pd.DataFrame]:
     """Train from W = 0, b = 0.
 
     Parameters: X (m, n) and X_valid (m_valid, n) float32; y (m,), y_valid (m_valid,) in {0, 1};
     threads: worker threads (default: all cores; the result does not depend on it); on_epoch(epoch,
-    history_row) is called after each history row (e.g. to time the run).
+    history_row) is called after each history row (e.g. to time the run); pixel_scale: the features are
+    uint8 pixel values divided by it (images.to_features), which lets the dual compute X X^T exactly.
     Returns W (n,) float32, b float32 and the history: row k holds the losses and accuracies
     (threshold 0.5) after k epochs (with lbfgs: k iterations; its history ends where L-BFGS converged).
     With early stopping, the history ends at the stopping epoch and W, b are those of the epoch with
@@ -208,7 +214,7 @@ def fit(
     rows = []  # the history, one row per epoch
     bar = tqdm(total=params.epochs, desc="train", unit=step_name(params), disable=not progress, mininterval=0.5)
     with ThreadPoolExecutor(threads or usable_cores()) as pool:
-        solver = solver_for(params, X, y, X_valid, pool)
+        solver = solver_for(params, X, y, X_valid, pool, pixel_scale)
         best = (np.inf, 0, solver.state())  # (lowest validation loss, its epoch, the solver's state then)
 
         def record(epoch: int, z: np.ndarray, z_valid: np.ndarray) -> bool:

@@ -5,7 +5,8 @@ Notation (rows are examples; the article's notebook used the transpose, one colu
     z = X W + b (m,), a = sigmoid(z) (m,) = P(cat), J = the loss averaged over the m examples.
 Backpropagation is the chain rule through z: with dz = dJ/dz (m,), dJ/dW = X^T dz and dJ/db = sum(dz).
 
-stages/passes.py computes the same in float32 cache-sized blocks on threads, stages/fit.py trains with
+sigmoid, the cross-entropy's log(1 + e^z) and the product X W are stages/portable.py's: the same bits on
+every CPU. stages/passes.py computes the same in float32 cache-sized blocks on threads, stages/fit.py trains with
 it (and in the dual, and in mini-batches); tests/test_fit.py and tests/test_passes.py check each of them
 against `backprop` and `reference_fit` below.
 """
@@ -16,18 +17,15 @@ from collections.abc import Callable
 
 import numpy as np
 
+from stages.portable import log1p_exp, matvec, sigmoid
+
 LOSSES = ("mse", "cross_entropy")
 GRADIENTS = ("exact", "notebook")
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-z)), written as exp(-log(1 + exp(-z))) so that no exp overflows."""
-    return np.exp(-np.logaddexp(0, -z))
-
-
 def forward(X: np.ndarray, W: np.ndarray, b: float) -> np.ndarray:
     """z = X W + b (m,) for X (m, n), W (n,): the neuron's score; a = sigmoid(z) is P(cat)."""
-    return X @ W + b
+    return matvec(X, np.asarray(W, dtype=X.dtype)) + b
 
 
 def predict(a: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -41,7 +39,7 @@ def loss_value(loss: str, z: np.ndarray, a: np.ndarray, y: np.ndarray) -> float:
     if loss == "mse":
         return float(0.5 * np.mean((a - y) ** 2))  # J = 1/(2m) sum (a - y)^2
     # J = -1/m sum y log a + (1 - y) log(1 - a) = 1/m sum log(1 + e^z) - y z, stable for any z
-    return float(np.mean(np.logaddexp(0, z) - y * z))
+    return float(np.mean(log1p_exp(z) - y * z))
 
 
 def loss_gradient(loss: str, gradient: str, a: np.ndarray, y: np.ndarray, m: int | None = None) -> np.ndarray:

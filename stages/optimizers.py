@@ -57,7 +57,7 @@ class Adam:
 
     def __init__(self, lr: float, l2: float = 0.0):
         self.lr, self.l2 = lr, np.float32(l2)
-        self.steps = 0
+        self.decay = (1.0, 1.0)  # beta1^t, beta2^t after t steps, by multiplication: pow() differs by CPU
         self.first: np.ndarray | None = None  # m (k + 1,): moving average of g
         self.second: np.ndarray | None = None  # v (k + 1,): moving average of g^2
 
@@ -66,11 +66,11 @@ class Adam:
         grad = np.append(grad_W, grad_b)
         if self.first is None:
             self.first, self.second = np.zeros(grad.shape, dtype=np.float32), np.zeros(grad.shape, dtype=np.float32)
-        self.steps += 1
         beta1, beta2 = ADAM_BETAS
+        self.decay = (self.decay[0] * beta1, self.decay[1] * beta2)
         self.first += np.float32(1 - beta1) * (grad - self.first)  # m = beta1 m + (1 - beta1) g
         self.second += np.float32(1 - beta2) * (grad * grad - self.second)  # v = beta2 v + (1 - beta2) g^2
-        rate = self.lr * np.sqrt(1 - beta2**self.steps) / (1 - beta1**self.steps)  # bias correction
+        rate = self.lr * np.sqrt(1 - self.decay[1]) / (1 - self.decay[0])  # bias correction
         update = np.float32(rate) * self.first / (np.sqrt(self.second) + np.float32(ADAM_EPS))
         W -= update[:-1]
         return np.float32(b - update[-1])

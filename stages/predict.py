@@ -30,14 +30,14 @@ from stages.common import CLASS_NAMES, run_cli
 from stages.images import Preprocessing
 from stages.metrics import EvaluateParams
 from stages.model import load_model
-from stages.neuron import sigmoid
+from stages.neuron import forward, sigmoid
 from stages.params import PARAMS_FILE, ParamError
 from stages.pipeline import DVC_LOCK, locked_params, stage_path
 
 
 def predict_proba(paths: Sequence[Path], W: np.ndarray, b: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
     """P(cat) = sigmoid(x W + b) (k,) of k image files, prepared by `preprocessing`."""
-    return sigmoid((preprocessing.features(paths) @ W + b).astype(np.float64))
+    return sigmoid(forward(preprocessing.features(paths), W, b).astype(np.float64))
 
 
 def probability(text: str) -> float:

@@ -102,7 +102,7 @@ def train(
     record = Preprocessing.load(preprocessing)
     data = load_npz(train_features, ("X", "y"))
     valid = load_npz(valid_features, ("X", "y"))
-    W, b, frame = fit(data["X"], data["y"], valid["X"], valid["y"], params, progress)
+    W, b, frame = fit(data["X"], data["y"], valid["X"], valid["y"], params, progress, pixel_scale=record.pixel_scale)
     save_model(model, W, b, record)
     with atomic_path(history) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.8g")

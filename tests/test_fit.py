@@ -28,7 +28,15 @@ def toy_problem(m=60, n=20, seed=0):
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
 def test_fit_learns_and_records_every_epoch(loss):
     X, y = toy_problem()
-    W, b, history = fit(X[:40], y[:40], X[40:], y[40:], TrainParams(lr=2.0, epochs=300, loss=loss), progress=False)
+    W, b, history = fit(
+        X[:40],
+        y[:40],
+        X[40:],
+        y[40:],
+        TrainParams(lr=2.0, epochs=300, loss=loss),
+        progress=False,
+        pixel_scale=PIXEL_SCALE,
+    )
     assert W.shape == (20,) and W.dtype == np.float32
     assert list(history.epoch) == list(range(301))
     assert history.train_loss.iloc[-1] < 0.5 * history.train_loss.iloc[0]
@@ -38,7 +46,7 @@ def test_fit_learns_and_records_every_epoch(loss):
 def test_one_step_of_gradient_descent_by_hand():
     X = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     y = np.array([1, 0], dtype=np.uint8)
-    W, b, _ = fit(X, y, X, y, TrainParams(lr=1.0, epochs=1), progress=False)
+    W, b, _ = fit(X, y, X, y, TrainParams(lr=1.0, epochs=1), progress=False, pixel_scale=PIXEL_SCALE)
     # at W = 0: a = 0.5, dz = (a - y) a (1 - a) / m = [-0.0625, 0.0625]; W = -lr X^T dz; b = -lr sum dz
     np.testing.assert_allclose(W, [0.0625, -0.0625])
     assert b == 0.0
@@ -71,8 +79,8 @@ def test_full_batch_fit_equals_the_reference_loop(monkeypatch, recipe, block_byt
     monkeypatch.setattr(stages.passes, "BLOCK_BYTES", block_bytes)
     X, y, X_valid, y_valid = split_toy()
     params = TrainParams(lr=0.5, epochs=40, **recipe)
-    assert isinstance(stages.fit.solver_for(params, X, y, X_valid, None), stages.fit.FullBatch)
-    result = fit(X, y, X_valid, y_valid, params, progress=False)
+    assert isinstance(stages.fit.solver_for(params, X, y, X_valid, None, PIXEL_SCALE), stages.fit.FullBatch)
+    result = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     assert_equals_reference(result, reference(X, y, X_valid, y_valid, params))
 
 
@@ -95,8 +103,8 @@ def reference_minibatch_fit(X, y, params):
 def test_minibatch_fit_equals_the_reference_loop(recipe):
     X, y, X_valid, y_valid = split_toy()
     params = TrainParams(lr=0.5, epochs=6, batch_size=7, seed=3, **recipe)  # 40 rows: 5 batches of 7, one of 5
-    assert isinstance(stages.fit.solver_for(params, X, y, X_valid, None), stages.fit.MiniBatch)
-    W, b, _ = fit(X, y, X_valid, y_valid, params, progress=False)
+    assert isinstance(stages.fit.solver_for(params, X, y, X_valid, None, PIXEL_SCALE), stages.fit.MiniBatch)
+    W, b, _ = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     W_ref, b_ref = reference_minibatch_fit(X, y, params)
     scale = np.abs(W_ref).max()
     np.testing.assert_allclose(W, W_ref, rtol=1e-5, atol=1e-6 * scale)
@@ -116,7 +124,7 @@ def test_fit_does_not_depend_on_the_number_of_threads(monkeypatch):
 def test_adam_first_step_is_lr_times_the_sign_of_the_gradient():
     X = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5]], dtype=np.float32)
     y = np.array([1, 0], dtype=np.uint8)
-    W, b, _ = fit(X, y, X, y, TrainParams(lr=0.01, epochs=1, optimizer="adam"), progress=False)
+    W, b, _ = fit(X, y, X, y, TrainParams(lr=0.01, epochs=1, optimizer="adam"), progress=False, pixel_scale=PIXEL_SCALE)
     # at W = 0: dz = [-0.0625, 0.0625], dJ/dW = X^T dz = [-0.0625, 0.0625, 0], dJ/db = 0: Adam moves by -lr sign(g)
     np.testing.assert_allclose(W, [0.01, -0.01, 0.0], atol=1e-6)
     assert b == pytest.approx(0.0, abs=1e-9)
@@ -125,7 +133,7 @@ def test_adam_first_step_is_lr_times_the_sign_of_the_gradient():
 def test_momentum_accumulates_the_gradients():
     X = np.array([[1.0]], dtype=np.float32)
     y = np.array([1], dtype=np.uint8)
-    W, b, _ = fit(X, y, X, y, TrainParams(lr=1.0, epochs=2, momentum=0.5), progress=False)
+    W, b, _ = fit(X, y, X, y, TrainParams(lr=1.0, epochs=2, momentum=0.5), progress=False, pixel_scale=PIXEL_SCALE)
     # cross-check by hand, MSE with one example: g = (a - 1) a (1 - a) for W and b alike, z = W + b
     a0 = 0.5
     g0 = (a0 - 1) * a0 * (1 - a0)
@@ -148,7 +156,7 @@ def test_momentum_accumulates_the_gradients():
 def test_faster_recipes_learn(changes):
     X, y, X_valid, y_valid = split_toy()
     params = TrainParams(**{"lr": 1.0, "epochs": 60, **changes})
-    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
+    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     assert history.train_loss.iloc[-1] < 0.5 * history.train_loss.iloc[0]
     assert history.train_accuracy.iloc[-1] > 0.85
 
@@ -156,7 +164,15 @@ def test_faster_recipes_learn(changes):
 def test_minibatch_order_follows_the_seed():
     X, y, X_valid, y_valid = split_toy()
     runs = [
-        fit(X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=3, batch_size=7, seed=s), progress=False)[0]
+        fit(
+            X,
+            y,
+            X_valid,
+            y_valid,
+            TrainParams(lr=1.0, epochs=3, batch_size=7, seed=s),
+            progress=False,
+            pixel_scale=PIXEL_SCALE,
+        )[0]
         for s in (1, 1, 2)
     ]
     np.testing.assert_array_equal(runs[0], runs[1])
@@ -165,15 +181,17 @@ def test_minibatch_order_follows_the_seed():
 
 def test_l2_shrinks_the_weights():
     X, y, X_valid, y_valid = split_toy()
-    plain = fit(X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=50), progress=False)[0]
-    shrunk = fit(X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=50, l2=0.1), progress=False)[0]
+    plain = fit(X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=50), progress=False, pixel_scale=PIXEL_SCALE)[0]
+    shrunk = fit(
+        X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=50, l2=0.1), progress=False, pixel_scale=PIXEL_SCALE
+    )[0]
     assert np.linalg.norm(shrunk) < 0.8 * np.linalg.norm(plain)
 
 
 def test_early_stopping_keeps_the_weights_of_the_best_validation_loss():
     X, y, X_valid, y_valid = split_toy(m=120, n=200, seed=3, m_train=60)  # n > m: overfits after a while
     params = TrainParams(lr=0.05, epochs=400, loss="cross_entropy", optimizer="adam", early_stopping=5)
-    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
+    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     best = int(history.valid_loss.idxmin())
     assert best > 0  # the kept weights are trained ones, not the zeros of epoch 0
     assert len(history) == best + 6 < 401  # stopped 5 epochs after the best one
@@ -187,12 +205,29 @@ def test_early_stopping_keeps_the_weights_of_the_best_validation_loss():
 def test_batch_size_larger_than_the_training_set_is_an_error():
     X, y, X_valid, y_valid = split_toy()
     with pytest.raises(ParamError, match=r"train.batch_size = 41 is more than the 40 training examples"):
-        fit(X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=1, batch_size=41), progress=False)
+        fit(
+            X,
+            y,
+            X_valid,
+            y_valid,
+            TrainParams(lr=1.0, epochs=1, batch_size=41),
+            progress=False,
+            pixel_scale=PIXEL_SCALE,
+        )
+
+
+PIXEL_SCALE = 255.0  # features made of pixel values, as the pipeline's: the dual computes X X^T from them
+
+
+def pixel_features(X):
+    """X in [0, 1) rounded to pixel values / 255, in float32, as images.to_features makes them."""
+    return np.rint(X * np.float32(PIXEL_SCALE)).astype(np.float32) / np.float32(PIXEL_SCALE)
 
 
 def wide_problem():
     """Fewer examples than a quarter of the features: fit trains in the dual (Gram matrix)."""
     X, y = toy_problem(m=40, n=200, seed=5)
+    X = pixel_features(X)
     return X[:30], y[:30], X[30:], y[30:]
 
 
@@ -201,7 +236,7 @@ def test_dual_fit_equals_the_reference_loop(recipe):
     X, y, X_valid, y_valid = wide_problem()
     params = TrainParams(lr=0.05, epochs=60, **recipe)
     assert stages.fit.uses_gram(params, X.shape)
-    result = fit(X, y, X_valid, y_valid, params, progress=False)
+    result = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     assert_equals_reference(result, reference(X, y, X_valid, y_valid, params))
 
 
@@ -209,10 +244,10 @@ def test_dual_fit_equals_the_reference_loop(recipe):
 def test_dual_and_primal_agree(monkeypatch, changes):
     X, y, X_valid, y_valid = wide_problem()
     params = TrainParams(**{"lr": 0.05, "epochs": 80, **changes})
-    W_dual, b_dual, h_dual = fit(X, y, X_valid, y_valid, params, progress=False)
+    W_dual, b_dual, h_dual = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     monkeypatch.setattr(stages.fit, "GRAM_MAX_RATIO", 0.0)
     assert not stages.fit.uses_gram(params, X.shape)
-    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
+    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     scale = np.abs(W).max()  # float32 precision of the vector as a whole (momentum amplifies rounding 10x)
     np.testing.assert_allclose(W_dual, W, rtol=1e-5, atol=1e-5 * scale)
     assert b_dual == pytest.approx(b, rel=1e-5, abs=1e-5 * float(scale))
@@ -223,7 +258,10 @@ def test_dual_and_primal_agree(monkeypatch, changes):
 def test_dual_does_not_depend_on_the_number_of_threads(monkeypatch):
     monkeypatch.setattr(stages.passes, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
     X, y, X_valid, y_valid = wide_problem()
-    runs = [fit(X, y, X_valid, y_valid, TrainParams(lr=0.05, epochs=20), progress=False, threads=t) for t in (1, 3)]
+    runs = [
+        fit(X, y, X_valid, y_valid, TrainParams(lr=0.05, epochs=20), progress=False, threads=t, pixel_scale=PIXEL_SCALE)
+        for t in (1, 3)
+    ]
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     assert runs[0][1] == runs[1][1]
 
@@ -252,11 +290,14 @@ def test_cross_entropy_with_l2_reaches_scikit_learns_optimum(shape, lr, epochs):
     linear_model = pytest.importorskip("sklearn.linear_model")
     m, n = shape
     X, y = toy_problem(m, n, seed=4)
-    X -= np.float32(0.5)  # centred features: b decoupled from W, so gradient descent converges in few epochs
+    # centred pixel values (-128 ... 127) / 255: b decoupled from W, so gradient descent converges in few epochs
+    X = (np.rint(X * np.float32(PIXEL_SCALE)) - 128).astype(np.float32) / np.float32(PIXEL_SCALE)
     l2 = 0.1
     params = TrainParams(lr=lr, epochs=epochs, loss="cross_entropy", l2=l2)
-    assert stages.fit.uses_gram(params, shape) == (n > m)  # both solvers are tested
-    W, b, _ = fit(X, y, X, y, params, progress=False)
+    with ThreadPoolExecutor(1) as pool:  # both solvers are tested
+        solver = type(stages.fit.solver_for(params, X, y, X, pool, PIXEL_SCALE)).__name__
+    assert solver == ("Dual" if n > m else "FullBatch")
+    W, b, _ = fit(X, y, X, y, params, progress=False, pixel_scale=PIXEL_SCALE)
     oracle = linear_model.LogisticRegression(C=1 / (l2 * m), tol=1e-12, max_iter=100_000).fit(X.astype(np.float64), y)
     np.testing.assert_allclose(W, oracle.coef_[0], rtol=0, atol=2e-5)
     assert b == pytest.approx(oracle.intercept_[0], abs=2e-5)
@@ -286,10 +327,10 @@ def test_a_diverging_run_stops_at_the_epoch_its_scores_overflow(request, problem
     X, y, X_valid, y_valid = problem()
     params = TrainParams(lr=10.0, l2=1.0, epochs=300, **changes)
     with ThreadPoolExecutor(1) as pool:
-        solver = type(stages.fit.solver_for(params, X, y, X_valid, pool)).__name__
+        solver = type(stages.fit.solver_for(params, X, y, X_valid, pool, PIXEL_SCALE)).__name__
     assert solver == {"dual": "Dual", "mini-batch": "MiniBatch"}.get(request.node.callspec.id, "FullBatch")
     with pytest.raises(ParamError) as error:
-        fit(X, y, X_valid, y_valid, params, progress=False)
+        fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     epoch = int(re.search(r"after (\d+) of 300 epochs", str(error.value)).group(1))
     if not changes:  # the reference is plain gradient descent
         assert abs(epoch - first_overflowing_epoch(X, y, X_valid, y_valid, params)) <= 1
@@ -316,7 +357,7 @@ def test_divergence_at_exactly_the_l2_bound_names_lr_times_l2():
 def test_fit_converts_its_inputs_to_float32():
     X, y, X_valid, y_valid = split_toy()
     params = TrainParams(lr=0.5, epochs=5)
-    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
+    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     W64, b64, history64 = fit(
         X.astype(np.float64),
         y.astype(np.int64),
@@ -332,12 +373,14 @@ def test_fit_converts_its_inputs_to_float32():
 def test_a_batch_of_every_training_example_is_full_batch_gradient_descent():
     X, y, X_valid, y_valid = split_toy()  # 40 rows, 20 features
     params = TrainParams(lr=0.5, epochs=5, batch_size=40)
-    assert isinstance(stages.fit.solver_for(params, X, y, X_valid, None), stages.fit.FullBatch)
-    full = fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=5), progress=False)
-    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
+    assert isinstance(stages.fit.solver_for(params, X, y, X_valid, None, PIXEL_SCALE), stages.fit.FullBatch)
+    full = fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=5), progress=False, pixel_scale=PIXEL_SCALE)
+    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     np.testing.assert_array_equal(W, full[0])
     assert b == full[1] and history.equals(full[2])
-    fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=1, batch_size=30), progress=False)  # more than n: fine
+    fit(
+        X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=1, batch_size=30), progress=False, pixel_scale=PIXEL_SCALE
+    )  # more than n: fine
 
 
 class CountingPool(ThreadPoolExecutor):
@@ -366,7 +409,7 @@ def test_scores_overflowing_on_the_validation_rows_alone_stop_the_run():
     assert np.abs(W1).sum() > 4  # so a row of 1e38 with their signs scores more than 4e38: beyond float32
     X_valid[0] = np.float32(1e38) * np.sign(W1)  # the training rows, in [0, 1), score far below
     with pytest.raises(ParamError, match=r"after 1 of 1 epochs the scores z = X W \+ b are no longer finite"):
-        fit(X, y, X_valid, y_valid, TrainParams(lr=100.0, epochs=1), progress=False)
+        fit(X, y, X_valid, y_valid, TrainParams(lr=100.0, epochs=1), progress=False, pixel_scale=PIXEL_SCALE)
 
 
 def solver_params():
@@ -384,9 +427,18 @@ def test_the_last_history_row_scores_the_returned_weights(solver, problem, param
     # the oracle: losses and accuracies of W, b recomputed in float64 from the data (neuron.py's math)
     X, y, X_valid, y_valid = problem()
     with ThreadPoolExecutor(1) as pool:
-        assert type(stages.fit.solver_for(params, X, y, X_valid, pool)).__name__ == solver
+        assert type(stages.fit.solver_for(params, X, y, X_valid, pool, PIXEL_SCALE)).__name__ == solver
     seen = []
-    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False, on_epoch=lambda *args: seen.append(args))
+    W, b, history = fit(
+        X,
+        y,
+        X_valid,
+        y_valid,
+        params,
+        progress=False,
+        pixel_scale=PIXEL_SCALE,
+        on_epoch=lambda *args: seen.append(args),
+    )
     last = history.iloc[-1]
     for rows, labels, loss, accuracy in (
         (X, y, "train_loss", "train_accuracy"),
@@ -406,7 +458,15 @@ def test_early_stopping_counts_its_patience_from_the_first_of_equal_validation_l
     # lr 1e-30: W, b move by ~1e-31, every score rounds to sigmoid(0) = 0.5, every epoch has the same
     # validation loss: none is lower than epoch 0's, so the run stops after early_stopping more epochs
     X, y, X_valid, y_valid = split_toy()
-    W, b, history = fit(X, y, X_valid, y_valid, TrainParams(lr=1e-30, epochs=50, early_stopping=3), progress=False)
+    W, b, history = fit(
+        X,
+        y,
+        X_valid,
+        y_valid,
+        TrainParams(lr=1e-30, epochs=50, early_stopping=3),
+        progress=False,
+        pixel_scale=PIXEL_SCALE,
+    )
     assert history.valid_loss.nunique() == 1
     assert list(history.epoch) == [0, 1, 2, 3]
 
@@ -472,7 +532,7 @@ def test_fit_shows_a_progress_bar_by_default_with_the_latest_losses(own_tqdm_loc
     assert re.search(rf"[\d?]{step}/s|s/{step}[,\]]", last)  # the rate, counted in epochs (iterations)
     row = history.iloc[-1]  # the losses shown are those of the last epoch (iteration)
     assert last.endswith(f", train_loss={row.train_loss:.6f}, valid_loss={row.valid_loss:.6f}]")
-    fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=3), progress=False)
+    fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=3), progress=False, pixel_scale=PIXEL_SCALE)
     assert capsys.readouterr().err == ""
 
 

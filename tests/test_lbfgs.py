@@ -282,7 +282,7 @@ def test_result_does_not_depend_on_the_number_of_threads(monkeypatch):
 
 def test_fit_picks_lbfgs():
     X, y, X_valid, _ = split_toy()
-    assert isinstance(stages.fit.solver_for(lbfgs_params(), X, y, X_valid, None), stages.fit.LBFGS)
+    assert isinstance(stages.fit.solver_for(lbfgs_params(), X, y, X_valid, None, None), stages.fit.LBFGS)
 
 
 @pytest.mark.parametrize(

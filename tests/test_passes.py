@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 
 import stages.passes
 from stages.neuron import backprop, forward, loss_gradient
-from stages.passes import ShardedPass, forward_backward, gram
+from stages.passes import ShardedPass, forward_backward, pixel_gram, pixel_values
 from tests.conftest import numpy_blas_threads
 
 RULES = [("mse", "exact"), ("mse", "notebook"), ("cross_entropy", "exact")]
@@ -74,25 +74,51 @@ def test_sharded_pass_does_not_depend_on_the_number_of_threads(monkeypatch):
     assert grads[0][1] == grads[1][1]
 
 
-def test_gram_is_a_times_b_transposed():
-    A, B = random_problem(m=13)[0], random_problem(m=7, seed=2)[0]
+def pixel_problem(m, n=24, seed=0, low=0):
+    """Features as images.to_features makes them: integer pixel values in [low, 255] / 255, float32."""
+    P = np.random.default_rng(seed).integers(low, 256, (m, n))
+    return P.astype(np.float32) / np.float32(255), P
+
+
+def test_pixel_gram_is_a_times_b_transposed_from_the_exact_integer_product():
+    (A, P_A), (B, P_B) = pixel_problem(13), pixel_problem(7, seed=2, low=-255)
     with ThreadPoolExecutor(2) as pool:
-        G = gram(A, B, pool)
+        G = pixel_gram(A, B, 255.0, pool)
     assert G.shape == (13, 7) and G.dtype == np.float32
-    np.testing.assert_allclose(G, A.astype(np.float64) @ B.T.astype(np.float64), rtol=1e-6)
+    exact = [[sum(int(a) * int(b) for a, b in zip(row_a, row_b)) for row_b in P_B] for row_a in P_A]  # Python ints
+    np.testing.assert_array_equal(G, (np.array(exact, dtype=np.float64) / 255**2).astype(np.float32))
+    product = A.astype(np.float64) @ B.T.astype(np.float64)  # of the float32 features: within their rounding
+    np.testing.assert_allclose(G, product, rtol=1e-6, atol=1e-6 * np.abs(product).max())
+
+
+@pytest.mark.parametrize(
+    "change", [lambda X: X + np.float32(1e-3), lambda X: X * 2, lambda X: -X * 2, lambda X: np.nan * X]
+)
+def test_pixel_gram_refuses_features_that_are_not_pixel_values(change):
+    A, _ = pixel_problem(5, low=1)
+    assert pixel_values(change(A), 255.0) is None
+    with ThreadPoolExecutor(1) as pool:
+        assert pixel_gram(change(A), A, 255.0, pool) is None and pixel_gram(A, change(A), 255.0, pool) is None
+
+
+def test_pixel_values_are_the_integers_the_features_were_made_of():
+    A, P = pixel_problem(9, low=-255)
+    values = pixel_values(A, 255.0)
+    assert values.dtype == np.int16
+    np.testing.assert_array_equal(values, P)
+    assert pixel_values(np.float32([[0.5]]), 2.0).tolist() == [[1]]  # any scale, not only 255
 
 
 @pytest.mark.parametrize("k, n", [(1, 3), (5, 40), (13, 6), (9, 9)])
-def test_gram_fills_every_row_whatever_the_shape(k, n):
+def test_pixel_gram_fills_every_row_whatever_the_shape(k, n):
     # rows fewer than, not divisible by, or equal to SHARDS, k != n; the output memory is poisoned with NaN
-    # first (np.empty tends to reuse it), so a row range gram forgets to compute shows
-    rng = np.random.default_rng(k)
-    A, B = rng.random((k, n), dtype=np.float32), rng.random((7, n), dtype=np.float32)
+    # first (np.empty tends to reuse it), so a row range pixel_gram forgets to compute shows
+    A, B = pixel_problem(k, n, seed=k)[0], pixel_problem(7, n)[0]
     for _ in range(3):
         poison = np.full((k, 7), np.nan, np.float32)
         del poison
         with ThreadPoolExecutor(2) as pool:
-            G = gram(A, B, pool)
+            G = pixel_gram(A, B, 255.0, pool)
         np.testing.assert_allclose(G, A.astype(np.float64) @ B.T.astype(np.float64), rtol=1e-5)
 
 
@@ -180,7 +206,7 @@ def test_sharded_pass_runs_on_the_pool_from_inline_bytes_on_with_one_blas_thread
 
 
 class RecordingPool(ThreadPoolExecutor):
-    """A real thread pool that also records the (lo, hi) row ranges gram maps over it."""
+    """A real thread pool that also records the (lo, hi) row ranges pixel_gram maps over it."""
 
     def __init__(self, threads):
         super().__init__(threads)
@@ -192,9 +218,9 @@ class RecordingPool(ThreadPoolExecutor):
         return super().map(fn, los, his, **kwargs)
 
 
-def test_gram_computes_shards_ranges_that_cover_each_row_once():
-    A, B = random_problem(m=13)[0], random_problem(m=7, seed=2)[0]
+def test_pixel_gram_computes_shards_ranges_that_cover_each_row_once():
+    A, B = pixel_problem(13)[0], pixel_problem(7, seed=2)[0]
     with RecordingPool(2) as pool:
-        gram(A, B, pool)
+        pixel_gram(A, B, 255.0, pool)
     # linspace(0, 13, SHARDS + 1) = 0, 3.25, 6.5, 9.75, 13, rounded down
     assert [(int(lo), int(hi)) for lo, hi in pool.ranges] == [(0, 3), (3, 6), (6, 9), (9, 13)]
