@@ -26,7 +26,7 @@ from bench.images import kaggle_layout
 from stages.common import load_npz
 from stages.fit import fit, kept_row, step_name
 from stages.flatten_normalize import flatten_normalize
-from stages.images import Preprocessing
+from stages.images import PIXEL_SCALE, Preprocessing
 from stages.neuron import reference_fit
 from stages.resize_split import ResizeSplitParams, resize_split
 from stages.train import TrainParams
@@ -65,6 +65,7 @@ def timed_fit(train: dict, valid: dict, params: TrainParams) -> dict:
         params,
         progress=False,
         on_epoch=lambda epoch, row: stamps.append(time.perf_counter() - start),
+        pixel_scale=PIXEL_SCALE,  # the pipeline's features, as the train stage passes them
     )
     return {
         "seconds": time.perf_counter() - start,
