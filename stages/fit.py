@@ -5,7 +5,7 @@ How the weights move is a solver's business. fit picks one (solver_for):
                gradient X^T dz (stages/passes.py), then one optimizer step (stages/optimizers.py);
     Dual       the fast path for far fewer training rows than features (uses_gram), see below;
     MiniBatch  train.batch_size > 0: one optimizer step per batch of rows, in a seeded random order;
-    LBFGS      train.optimizer lbfgs: scipy's L-BFGS-B, one history row per iteration (stages/lbfgs.py).
+    LBFGS      train.optimizer lbfgs: L-BFGS, one history row per iteration (stages/lbfgs.py).
 Each computes the math of stages/neuron.py; tests/test_fit.py checks each against neuron.reference_fit
 (tests/test_lbfgs.py: LBFGS against the reference gradient and scikit-learn's optimum).
 
@@ -171,7 +171,7 @@ def solver_for(params: TrainParams, X, y, X_valid, pool: ThreadPoolExecutor, pix
     the dual needs features made of pixel values divided by pixel_scale (passes.pixel_gram)."""
     passes = ShardedPass(pool)
     if params.optimizer == "lbfgs":
-        return LBFGS(X, y, X_valid, params, passes)
+        return LBFGS(X, y, X_valid, params, passes, pixel_scale)
     if pixel_scale and uses_gram(params, X.shape):  # fast path: far fewer rows than features, train in the dual
         G, G_valid = pixel_gram(X, X, pixel_scale, pool), pixel_gram(X_valid, X, pixel_scale, pool)
         if G is not None and G_valid is not None:
