@@ -3,7 +3,7 @@
 Features: the pipeline's own, of bench/make_kaggle_archive.py's 25,000-photo train.zip (bench/archive.py:
 ingest, resize_split and flatten_normalize run once in a scratch project). Two measurements:
 
-1. Time to the article recipe's final validation accuracy, per recipe (stages.fit.fit in this process,
+1. Time to the article recipe's final validation accuracy, per recipe (catsdogs.neuron.fit.fit in this process,
    features in memory): the article's, momentum, Adam, lbfgs; scikit-learn's fit time beside them.
 2. lbfgs against scikit-learn for the same C (l2 = 1 / (C m)), both as whole processes that load the
    features and fit: `python -m stages.train` with train.optimizer lbfgs (it also writes the model, the
@@ -33,8 +33,8 @@ import yaml
 from bench.archive import archive_project
 from bench.common import ROOT, table, verdict
 from bench.time_to_accuracy import ARTICLE, first_reach, recipe_text, timed_fit
-from stages.common import load_npz
-from stages.pipeline import stage_arguments, stage_path
+from catsdogs.pipeline.common import load_npz
+from catsdogs.pipeline.dvc_files import stage_arguments, stage_path
 from stages.train import TrainParams
 
 C = 0.003
@@ -204,7 +204,7 @@ def run(rounds: int = 3) -> str:
             f"{verdict(same)}.",
             "- The exact optimum: LogisticRegression(C) on float64 features with tol 1e-10 (computed once, cached). "
             "scikit-learn's default tol (1e-4) stops short of it; max_iter is raised to 1000 so that it converges.",
-            "- Whole run: stages.fit.fit in this process on the features in memory; lbfgs's history (and its time to the "
+            "- Whole run: catsdogs.neuron.fit.fit in this process on the features in memory; lbfgs's history (and its time to the "
             "target) counts iterations. scikit-learn's fit time is from its process (no per-iteration curve).",
         ]
     )

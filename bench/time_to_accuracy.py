@@ -3,10 +3,10 @@
 Features: the pipeline's own (resize_split with the default params, then flatten_normalize) of the
 embedded default set (2,000 images) and of a bigger generated set (bench/images.py). On each:
 - the article's recipe (zeros, MSE, exact gradient, full-batch GD, lr 0.003, 5000 epochs) run by
-  stages.fit.fit: its final validation accuracy is the target; time until it first reaches it;
-- the same recipe in the plain float64 loop (stages.neuron.reference_fit, the article's code): time per epoch
+  catsdogs.neuron.fit.fit: its final validation accuracy is the target; time until it first reaches it;
+- the same recipe in the plain float64 loop (catsdogs.neuron.reference.reference_fit, the article's code): time per epoch
   measured over 20 epochs, times the epochs the recipe needs (every epoch costs the same);
-- a faster recipe of stages.fit (RECIPE): time until it reaches the target, and its whole run;
+- a faster recipe of catsdogs.neuron.fit (RECIPE): time until it reaches the target, and its whole run;
 - scikit-learn's LogisticRegression (lbfgs) on the same features: default C = 1, and C = 0.001.
 
     python -m bench.time_to_accuracy [--sizes 2000 5000]
@@ -23,11 +23,11 @@ import numpy as np
 
 from bench.common import CACHE_DIR, table, verdict
 from bench.images import kaggle_layout
-from stages.common import load_npz
-from stages.fit import fit, kept_row, step_name
+from catsdogs.data.images import Preprocessing
+from catsdogs.neuron.fit import fit, kept_row, step_name
+from catsdogs.neuron.reference import reference_fit
+from catsdogs.pipeline.common import load_npz
 from stages.flatten_normalize import flatten_normalize
-from stages.images import Preprocessing
-from stages.neuron import reference_fit
 from stages.resize_split import ResizeSplitParams, resize_split
 from stages.train import TrainParams
 

@@ -1,8 +1,8 @@
 """Stage 5, evaluate: validation metrics of the trained neuron, and the plots `dvc plots show` draws.
 
 Reads the model file (weights and preprocessing record), the validation features and train's history;
-writes the metrics (stages/metrics.py computes them), the ROC curve (fpr, tpr) and the confusion plot data
-(actual, predicted per validation image) for DVC's charts, and PNGs for reports (stages/figures.py draws
+writes the metrics (catsdogs/evaluation/metrics.py computes them), the ROC curve (fpr, tpr) and the confusion plot data
+(actual, predicted per validation image) for DVC's charts, and PNGs for reports (catsdogs/evaluation/figures.py draws
 them): the loss curves, W reshaped to the image it looks at, the ROC curve, the confusion matrix, and the
 mistakes gallery (the validation images the neuron got most confidently wrong, as the neuron saw them).
 Every path is an argument: dvc.yaml's cmd names them.
@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.common import CLASS_NAMES, DataError, atomic_path, load_npz, run_cli, save_json, stage_parser
-from stages.figures import plot_confusion, plot_losses, plot_mistakes, plot_roc, plot_weights
-from stages.metrics import EvaluateParams, classification_metrics, most_confident_mistakes, roc_curve
-from stages.model import load_model
-from stages.neuron import forward, predict, sigmoid
+from catsdogs.evaluation.figures import plot_confusion, plot_losses, plot_mistakes, plot_roc, plot_weights
+from catsdogs.evaluation.metrics import EvaluateParams, classification_metrics, most_confident_mistakes, roc_curve
+from catsdogs.neuron.reference import forward, predict, sigmoid
+from catsdogs.pipeline.common import CLASS_NAMES, DataError, atomic_path, load_npz, run_cli, save_json, stage_parser
+from catsdogs.pipeline.weights_file import load_model
 
 MISTAKES_SHOWN = 8  # images per row of the mistakes gallery
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from stages.common import DataError, load_npz, run_cli, save_npz, stage_parser
-from stages.images import Preprocessing, to_features
+from catsdogs.data.images import Preprocessing, to_features
+from catsdogs.pipeline.common import DataError, load_npz, run_cli, save_npz, stage_parser
 
 
 def flatten_normalize(images_file: Path, features_file: Path, preprocessing: Preprocessing) -> tuple[int, int]:

@@ -2,7 +2,7 @@
 
 `ingest.source: synthetic` (the default) generates the embedded synthetic photo set, so the pipeline
 runs with no download. A path inside the --external folder (data/external/) reads a real source
-instead: a zip archive or a folder in one of the layouts of stages/sources.py. Every file of a real source is decoded completely; the usable ones are
+instead: a zip archive or a folder in one of the layouts of catsdogs/data/sources.py. Every file of a real source is decoded completely; the usable ones are
 copied byte for byte to the --raw folder under their Kaggle name (resize_split turns any mode or format
 into RGB and applies the EXIF orientation), the others are skipped and listed with their reason in the
 --skipped CSV. Counts go to the --metrics JSON. Every path comes from the command line (dvc.yaml's `cmd:`).
@@ -34,9 +34,12 @@ from pathlib import Path, PurePath, PurePosixPath
 from PIL import Image
 from tqdm import tqdm
 
-from stages import sources
-from stages.archive import EntryError
-from stages.common import (
+from catsdogs.data import sources
+from catsdogs.data.archive import EntryError
+from catsdogs.data.readers import Entry, FolderSource, ZipSource, open_source
+from catsdogs.data.sources import REASONS, Outcome, check_image, plan
+from catsdogs.data.synthetic import write_synthetic_dataset
+from catsdogs.pipeline.common import (
     LABELS,
     DataError,
     atomic_path,
@@ -46,10 +49,7 @@ from stages.common import (
     stage_parser,
     temp_sibling,
 )
-from stages.params import Custom, Number, ParamError, param, stage_params
-from stages.readers import Entry, FolderSource, ZipSource, open_source
-from stages.sources import REASONS, Outcome, check_image, plan
-from stages.synthetic import write_synthetic_dataset
+from catsdogs.pipeline.params import Custom, Number, ParamError, param, stage_params
 
 SYNTHETIC = "synthetic"
 

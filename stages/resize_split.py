@@ -27,7 +27,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from stages.common import (
+from catsdogs.data.images import Preprocessing, label_of, load_image
+from catsdogs.data.memory import available_memory, check_pipeline_fits
+from catsdogs.pipeline.common import (
     LABELS,
     DataError,
     ordered_map,
@@ -36,13 +38,11 @@ from stages.common import (
     stage_parser,
     temp_sibling,
 )
-from stages.images import Preprocessing, label_of, load_image
-from stages.memory import available_memory, check_pipeline_fits
-from stages.params import Flag, Number, param, stage_params
+from catsdogs.pipeline.params import Flag, Number, param, stage_params
 
 CHUNK = 64  # images per task sent to a worker process
 # Kaggle's photos are at most about 500 px on the long side (a few reach 1,050): a larger square only
-# interpolates pixels they do not have. Memory is bounded separately (stages/memory.py), from the image count.
+# interpolates pixels they do not have. Memory is bounded separately (catsdogs/data/memory.py), from the image count.
 MAX_SIZE = 512
 
 

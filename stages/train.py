@@ -2,8 +2,8 @@
 
 The defaults are the article's recipe: W = 0, b = 0, mean squared error, full-batch gradient descent.
 Faster recipes are parameters: cross-entropy, mini-batches, momentum or Adam, L2, early stopping.
-The math is in stages/neuron.py, the optimizers in stages/optimizers.py, the training loop in
-stages/fit.py and its fast passes in stages/passes.py. This script reads the training and validation
+The math is in catsdogs/neuron/reference.py, the optimizers in catsdogs/neuron/optimizers.py, the training loop in
+catsdogs/neuron/fit.py and its fast passes in catsdogs/neuron/fast_passes.py. This script reads the training and validation
 features and writes the weights (W, b, and the preprocessing a new photo needs), the per-epoch history
 and the final training metrics. Every path is an argument: dvc.yaml's cmd names them.
 """
@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.common import atomic_path, load_npz, run_cli, save_json, stage_parser
-from stages.fit import fit, kept_row, step_name
-from stages.images import Preprocessing
-from stages.model import save_model
-from stages.neuron import GRADIENTS, LOSSES
-from stages.optimizers import ADAM_BETAS, OPTIMIZERS
-from stages.params import Choice, Number, ParamError, param, stage_params
+from catsdogs.data.images import Preprocessing
+from catsdogs.neuron.fit import fit, kept_row, step_name
+from catsdogs.neuron.optimizers import ADAM_BETAS, OPTIMIZERS
+from catsdogs.neuron.reference import GRADIENTS, LOSSES
+from catsdogs.pipeline.common import atomic_path, load_npz, run_cli, save_json, stage_parser
+from catsdogs.pipeline.params import Choice, Number, ParamError, param, stage_params
+from catsdogs.pipeline.weights_file import save_model
 
 PATHS = {  # the files train reads and writes: each one an option of its cmd in dvc.yaml
     "--preprocessing": "preprocessing record to read (.json written by resize_split), stored in the model",

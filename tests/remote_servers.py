@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
-from stages.common import _die_with_parent
+from catsdogs.pipeline.common import _die_with_parent
 
 SSHD = Path("/usr/sbin/sshd")
 # DVC 3 stores a file as files/md5/<2 hex>/<30 hex> and a directory listing as .../<30 hex>.dir;

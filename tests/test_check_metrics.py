@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import yaml
 
-from stages.pipeline import stage_path
+from catsdogs.pipeline.dvc_files import stage_path
 from tests.conftest import ROOT, help_text
 from tools.check_metrics import (
     BETTER,

@@ -1,5 +1,5 @@
-"""train.optimizer lbfgs (stages/lbfgs.py): its objective and gradient against the reference math
-(stages/neuron.py), its optimum against scikit-learn's LogisticRegression for the same C, and its place
+"""train.optimizer lbfgs (catsdogs/neuron/lbfgs.py): its objective and gradient against the reference math
+(catsdogs/neuron/reference.py), its optimum against scikit-learn's LogisticRegression for the same C, and its place
 in fit (history, stopping, early stopping, threads, parameter checks)."""
 
 import tracemalloc
@@ -11,14 +11,14 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-import stages.fit
-import stages.lbfgs
-import stages.passes
-from stages.fit import fit
-from stages.lbfgs import Coordinates, Objective, principal_directions
-from stages.neuron import backprop, forward, loss_value, sigmoid
-from stages.params import ParamError
-from stages.passes import ShardedPass
+import catsdogs.neuron.fast_passes
+import catsdogs.neuron.fit
+import catsdogs.neuron.lbfgs
+from catsdogs.neuron.fast_passes import ShardedPass
+from catsdogs.neuron.fit import fit
+from catsdogs.neuron.lbfgs import Coordinates, Objective, principal_directions
+from catsdogs.neuron.reference import backprop, forward, loss_value, sigmoid
+from catsdogs.pipeline.params import ParamError
 from stages.train import TrainParams
 from tests.conftest import numpy_blas_threads
 from tests.test_fit import split_toy, toy_problem
@@ -29,7 +29,7 @@ def lbfgs_params(**changes):
 
 
 def objective64(X, y, W, b, l2):
-    """F = J + l2/2 |W|^2 in float64, J the mean cross-entropy of stages/neuron.py."""
+    """F = J + l2/2 |W|^2 in float64, J the mean cross-entropy of catsdogs/neuron/reference.py."""
     X, y, W = X.astype(np.float64), y.astype(np.float64), W.astype(np.float64)
     z = forward(X, W, float(b))
     return loss_value("cross_entropy", z, sigmoid(z), y) + l2 / 2 * W @ W
@@ -37,8 +37,8 @@ def objective64(X, y, W, b, l2):
 
 def small_rank(monkeypatch, rank=4):
     """A change of variables with `rank` principal directions, estimated from every row, on small data."""
-    monkeypatch.setattr(stages.lbfgs, "RANK", rank)
-    monkeypatch.setattr(stages.lbfgs, "OVERSAMPLE", 3)
+    monkeypatch.setattr(catsdogs.neuron.lbfgs, "RANK", rank)
+    monkeypatch.setattr(catsdogs.neuron.lbfgs, "OVERSAMPLE", 3)
 
 
 def chain_rule_gradient(X, y, x, l2, coordinates):
@@ -53,8 +53,8 @@ def chain_rule_gradient(X, y, x, l2, coordinates):
 
 @pytest.mark.parametrize("inline_bytes", [0, 32 << 20])  # shards on the pool, and in this thread
 def test_objective_and_gradient_equal_the_reference(monkeypatch, inline_bytes):
-    monkeypatch.setattr(stages.passes, "BLOCK_BYTES", 4 * 20 * 3)  # 3-row blocks
-    monkeypatch.setattr(stages.passes, "INLINE_BYTES", inline_bytes)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", 4 * 20 * 3)  # 3-row blocks
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "INLINE_BYTES", inline_bytes)
     small_rank(monkeypatch)
     X, y = toy_problem(m=50, n=20, seed=4)
     y = y.astype(np.float32)
@@ -113,7 +113,7 @@ def test_objective_reads_x_once_per_new_point():
 @pytest.mark.parametrize("m, step", [(15, 1), (35, 3)])
 def test_mean_row_is_taken_from_evenly_spaced_rows_in_float64(monkeypatch, m, step):
     """mu is the float64 mean of every step-th row, step = max(1, m // SAMPLE_ROWS)."""
-    monkeypatch.setattr(stages.lbfgs, "SAMPLE_ROWS", 10)
+    monkeypatch.setattr(catsdogs.neuron.lbfgs, "SAMPLE_ROWS", 10)
     X = toy_problem(m=m, n=20, seed=6)[0] * np.float32(1000)  # float32 sums would round at 1e-7 of 1000s
     mu = Coordinates(X, 0.1).mu
     assert mu.dtype == np.float64
@@ -154,7 +154,7 @@ def test_principal_directions_equal_the_float64_recipe(monkeypatch, rows, offset
     k = min(5, min(S.shape) - 3 - 1)
     centred = S.astype(np.float64) - mu
     V = np.random.default_rng(0).standard_normal((24, k + 3))
-    for _ in range(stages.lbfgs.POWER_STEPS):
+    for _ in range(catsdogs.neuron.lbfgs.POWER_STEPS):
         V = np.linalg.qr(centred.T @ (centred @ V))[0]
     _, singular, Wt = np.linalg.svd(centred @ V, full_matrices=False)
     h = singular**2 / rows / 4 + 0.02
@@ -168,7 +168,7 @@ def test_principal_directions_none_when_too_few_rows_or_no_curvature(monkeypatch
     """k = min(RANK, min(r, n) - OVERSAMPLE - 1) directions: one from 14 rows, none from 13 or fewer (the
     sketch needs k + OVERSAMPLE columns and one more singular value, h_k); none either from features that
     never vary (black photos) without l2, where h_k = 0 leaves no curvature to scale to."""
-    monkeypatch.setattr(stages.lbfgs, "OVERSAMPLE", 12)
+    monkeypatch.setattr(catsdogs.neuron.lbfgs, "OVERSAMPLE", 12)
     S = np.random.default_rng(3).random((rows, 30), dtype=np.float32) * (rows != 100)
     U, s = principal_directions(S, S.mean(axis=0, dtype=np.float64), l2)
     k = 1 if rows == 14 else 0
@@ -272,8 +272,8 @@ def test_early_stopping_keeps_the_iterate_of_the_best_validation_loss():
 
 
 def test_result_does_not_depend_on_the_number_of_threads(monkeypatch):
-    monkeypatch.setattr(stages.passes, "BLOCK_BYTES", 4 * 20 * 2)
-    monkeypatch.setattr(stages.passes, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", 4 * 20 * 2)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
     X, y, X_valid, y_valid = split_toy(m=90, m_train=70)
     runs = [fit(X, y, X_valid, y_valid, lbfgs_params(l2=0.01), progress=False, threads=t) for t in (1, 3)]
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
@@ -282,7 +282,7 @@ def test_result_does_not_depend_on_the_number_of_threads(monkeypatch):
 
 def test_fit_picks_lbfgs():
     X, y, X_valid, _ = split_toy()
-    assert isinstance(stages.fit.solver_for(lbfgs_params(), X, y, X_valid, None), stages.fit.LBFGS)
+    assert isinstance(catsdogs.neuron.fit.solver_for(lbfgs_params(), X, y, X_valid, None), catsdogs.neuron.fit.LBFGS)
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,11 @@
 """The optimizers against independent float64 oracles: finite differences of the penalised loss
-J + l2/2 |W|^2 (stages/neuron.py's J), and plain float64 loops of the update rules over several steps."""
+J + l2/2 |W|^2 (catsdogs/neuron/reference.py's J), and plain float64 loops of the update rules over several steps."""
 
 import numpy as np
 import pytest
 
-from stages.neuron import backprop, forward, loss_value, sigmoid
-from stages.optimizers import ADAM_BETAS, ADAM_EPS, Adam, GradientDescent, make_optimizer
+from catsdogs.neuron.optimizers import ADAM_BETAS, ADAM_EPS, Adam, GradientDescent, make_optimizer
+from catsdogs.neuron.reference import backprop, forward, loss_value, sigmoid
 from stages.train import TrainParams
 
 

@@ -1,13 +1,11 @@
-"""stages.params: each stage's parameters declared once; checks, messages, dvc.yaml keys follow from it."""
+"""catsdogs.pipeline.params: each stage's parameters declared once; checks, messages, dvc.yaml keys follow from it."""
 
 import dataclasses
 
 import pytest
 import yaml
 
-from stages.evaluate import EvaluateParams
-from stages.ingest import IngestParams
-from stages.params import (
+from catsdogs.pipeline.params import (
     Choice,
     Custom,
     Flag,
@@ -20,6 +18,8 @@ from stages.params import (
     stage_params,
     tracked_keys,
 )
+from stages.evaluate import EvaluateParams
+from stages.ingest import IngestParams
 from stages.resize_split import ResizeSplitParams
 from stages.train import TrainParams
 from tests.conftest import ROOT

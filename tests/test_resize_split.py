@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 from tqdm import tqdm
 
-import stages.common
+import catsdogs.pipeline.common
 import stages.resize_split
-from stages.common import DataError, load_npz, run_cli
-from stages.images import Preprocessing, load_image
-from stages.memory import available_memory, pipeline_bytes
-from stages.params import ParamError
+from catsdogs.data.images import Preprocessing, load_image
+from catsdogs.data.memory import available_memory, pipeline_bytes
+from catsdogs.pipeline.common import DataError, load_npz, run_cli
+from catsdogs.pipeline.params import ParamError
 from stages.resize_split import ResizeSplitParams, decode_all, main, resize_split, validation_mask
 from tests.conftest import photo_like, write_params
 
@@ -119,7 +119,7 @@ def test_files_are_the_plain_recipes_bytes_for_any_jobs(tmp_path, monkeypatch, b
     # workers keep this process's working folder, where tools/mutation.py's mutmut reads its config)
 
     def temp_sibling(path):
-        created.append(stages.common.temp_sibling(tmp_path / "work" / path))
+        created.append(catsdogs.pipeline.common.temp_sibling(tmp_path / "work" / path))
         return created[-1]
 
     monkeypatch.setattr(stages.resize_split, "temp_sibling", temp_sibling)
@@ -342,7 +342,7 @@ def test_resize_split_decodes_as_the_draft_parameter_says(tmp_path, monkeypatch,
 
     def ordered_map(function, items, jobs):  # the real one, noting the number of processes asked for
         seen_jobs.append(jobs)
-        return stages.common.ordered_map(function, items, jobs)
+        return catsdogs.pipeline.common.ordered_map(function, items, jobs)
 
     monkeypatch.setattr(stages.resize_split, "ordered_map", ordered_map)
     params = ResizeSplitParams(size=8, valid_fraction=0.5, seed=0, draft=draft, jobs=3)  # 1 chunk: runs inline

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.common import load_npz, save_npz
-from stages.images import Preprocessing
-from stages.neuron import loss_value, predict, sigmoid
-from stages.params import ParamError
+from catsdogs.data.images import Preprocessing
+from catsdogs.neuron.reference import loss_value, predict, sigmoid
+from catsdogs.pipeline.common import load_npz, save_npz
+from catsdogs.pipeline.params import ParamError
 from stages.train import TrainParams, main, train
 from tests.conftest import ROOT, write_params
 from tests.test_fit import toy_problem

@@ -27,7 +27,7 @@ from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
-from stages.pipeline import stage_path
+from catsdogs.pipeline.dvc_files import stage_path
 from tools.gate_report import format_table, report_markdown, summary, table_cells
 from tools.git_files import read_at, resolve_revision
 from tools.loss_curves import plot_loss_curves, read_history

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from stages.common import CLASS_NAMES, LABELS, DataError, save_json
+from catsdogs.pipeline.common import CLASS_NAMES, LABELS, DataError, save_json
 
 PIXEL_SCALE = 255.0  # the article divides by 255: features in [0, 1]
 # The most pixels (width x height) load_image decodes, for every stage and predict: Pillow's default bound

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from stages.neuron import sigmoid
+from catsdogs.neuron.reference import sigmoid
 
 BLOCK_BYTES = 1 << 22  # 4 MiB of float32 rows per block: stays in L2/L3 between the two products
 SHARDS = 4  # fixed row ranges per pass; the thread count only decides how many run at once

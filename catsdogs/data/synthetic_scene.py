@@ -1,4 +1,4 @@
-"""Painting the scene of a synthetic photo (stages/synthetic.py): its size, background, clutter and camera.
+"""Painting the scene of a synthetic photo (catsdogs/data/synthetic.py): its size, background, clutter and camera.
 
 Nothing here depends on the class: every function draws from the generator `rng` it is given, so a
 photo is a pure function of its seed (see synthetic.synthetic_photo).

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stages.neuron import loss_gradient, loss_value, sigmoid
-from stages.passes import BLAS_THREADS, ShardedPass
+from catsdogs.neuron.fast_passes import BLAS_THREADS, ShardedPass
+from catsdogs.neuron.reference import loss_gradient, loss_value, sigmoid
 
 if TYPE_CHECKING:
     from stages.train import TrainParams

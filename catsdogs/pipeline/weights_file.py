@@ -14,8 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from stages.common import DataError, load_npz, save_npz
-from stages.images import Preprocessing
+from catsdogs.data.images import Preprocessing
+from catsdogs.pipeline.common import DataError, load_npz, save_npz
 
 
 class Model(NamedTuple):

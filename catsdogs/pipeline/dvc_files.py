@@ -1,5 +1,5 @@
 """dvc.yaml is the one map of the pipeline's files: each stage's cmd names every file the stage reads or
-writes, as `--option path` (stages/common.py: stage_parser). Code outside the stages (predict, tools/,
+writes, as `--option path` (catsdogs/pipeline/common.py: stage_parser). Code outside the stages (predict, tools/,
 bench/) reads a path from there instead of repeating it:
 
     stage_path("train", "--history")  # Path("plots/train_history.csv")
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from stages.common import DataError
+from catsdogs.pipeline.common import DataError
 
 DVC_FILE = Path("dvc.yaml")
 DVC_LOCK = Path("dvc.lock")

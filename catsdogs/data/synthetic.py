@@ -25,8 +25,8 @@ Design
   coat colour, head / ear / snout shape, figure size) are all probabilistic
   and overlapping, and position, scale, lighting and colour cast vary
   independently of the class. See the ``_CAT_*`` / ``_DOG_*`` tables here
-  and in stages/synthetic_animal.py; the scene is painted by
-  stages/synthetic_scene.py.
+  and in catsdogs/data/synthetic_animal.py; the scene is painted by
+  catsdogs/data/synthetic_scene.py.
   Measured by the calibration done when this generator was written, on
   ``n_per_class=1000`` (64x64 bilinear full decode, /255, its own stratified
   80/20 split, seeds 0 and 1; the pipeline's own split and draft decoding
@@ -50,11 +50,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from stages.common import LABELS, atomic_path
-from stages.images import kaggle_file_name
-from stages.params import Number
-from stages.synthetic_animal import draw_animal
-from stages.synthetic_scene import background, camera, clutter, sample_size
+from catsdogs.data.images import kaggle_file_name
+from catsdogs.data.synthetic_animal import draw_animal
+from catsdogs.data.synthetic_scene import background, camera, clutter, sample_size
+from catsdogs.pipeline.common import LABELS, atomic_path
+from catsdogs.pipeline.params import Number
 
 __all__ = ["synthetic_photo", "photo_jpeg", "write_synthetic_dataset", "CAT", "DOG"]
 

@@ -38,12 +38,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from stages.common import usable_cores
-from stages.lbfgs import LBFGS
-from stages.neuron import loss_gradient, loss_value, predict, sigmoid
-from stages.optimizers import make_optimizer
-from stages.params import ParamError
-from stages.passes import ShardedPass, forward_backward, gram
+from catsdogs.neuron.fast_passes import ShardedPass, forward_backward, gram
+from catsdogs.neuron.lbfgs import LBFGS
+from catsdogs.neuron.optimizers import make_optimizer
+from catsdogs.neuron.reference import loss_gradient, loss_value, predict, sigmoid
+from catsdogs.pipeline.common import usable_cores
+from catsdogs.pipeline.params import ParamError
 
 if TYPE_CHECKING:
     from stages.train import TrainParams

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import yaml
 
-from stages.params import PARAMS_FILE, ParamError, describe
+from catsdogs.pipeline.params import PARAMS_FILE, ParamError, describe
 
 LABELS = {"cat": 1, "dog": 0}
 CLASS_NAMES = ("dog", "cat")  # CLASS_NAMES[label]
@@ -272,7 +272,7 @@ def stage_parser(
     stage: str, description: str, *, params: type | None = None, paths: Mapping[str, str] | None = None
 ) -> argparse.ArgumentParser:
     """Command line of `python -m stages.<stage>`: the description; for a stage with `params` (its class
-    declared with stages.params), --params to read another file than params.yaml and the list of its
+    declared with catsdogs.pipeline.params), --params to read another file than params.yaml and the list of its
     parameters after the options; one required `--name PATH` option per file the stage reads or writes
     (`paths`: option -> help), so that the stage's cmd in dvc.yaml names every one of its files and the
     code has no default path."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.neuron import loss_value, predict, sigmoid
-from stages.params import Number, param, stage_params
+from catsdogs.neuron.reference import loss_value, predict, sigmoid
+from catsdogs.pipeline.params import Number, param, stage_params
 
 
 @stage_params("evaluate")

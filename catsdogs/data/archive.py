@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from stages.common import DataError
+from catsdogs.pipeline.common import DataError
 
 MAX_ENTRIES = 200_000  # Kaggle's train.zip has 25,000 entries, Microsoft's 25,002
 MAX_DIRECTORY_BYTES = 64 * 2**20  # Kaggle's central directory: about 2 MB
@@ -66,7 +66,7 @@ class Member:
 
 
 class EntryError(Exception):
-    """An entry that is not kept: `reason` is a skip reason of stages.sources.REASONS."""
+    """An entry that is not kept: `reason` is a skip reason of catsdogs.data.sources.REASONS."""
 
     def __init__(self, reason: str, detail: str):
         super().__init__(f"{reason}: {detail}")
