@@ -22,7 +22,7 @@ from PIL import Image
 
 from bench.common import table, verdict
 from bench.images import kaggle_layout
-from catsdogs.pipeline.common import usable_cores
+from catsdogs.pipeline.processes import usable_cores
 from stages.resize_split import decode_all
 
 SIZE = 64

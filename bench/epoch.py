@@ -23,8 +23,8 @@ import numpy as np
 from bench.common import median_seconds, table, verdict
 from catsdogs.neuron.fit import fit
 from catsdogs.neuron.reference import reference_fit
-from catsdogs.pipeline.common import usable_cores
-from stages.train import TrainParams
+from catsdogs.pipeline.config import TrainParams
+from catsdogs.pipeline.processes import usable_cores
 
 N_FEATURES = 12288
 TARGET = 1.3  # ours within 1.3x of one pass over the float32 training matrix

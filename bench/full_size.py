@@ -33,9 +33,9 @@ import yaml
 from bench.archive import archive_project
 from bench.common import ROOT, table, verdict
 from bench.time_to_accuracy import ARTICLE, first_reach, recipe_text, timed_fit
-from catsdogs.pipeline.common import load_npz
+from catsdogs.pipeline.config import TrainParams
 from catsdogs.pipeline.dvc_files import stage_arguments, stage_path
-from stages.train import TrainParams
+from catsdogs.pipeline.npz_files import load_npz
 
 C = 0.003
 RECIPES = {  # the recipes at this size; lbfgs gets l2 = 1 / (C m) at run time

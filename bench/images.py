@@ -19,7 +19,8 @@ from pathlib import Path
 from bench.common import CACHE_DIR
 from catsdogs.data.images import kaggle_file_name
 from catsdogs.data.synthetic import CAT, DOG, photo_jpeg
-from catsdogs.pipeline.common import atomic_path, usable_cores
+from catsdogs.pipeline.atomic_files import atomic_path
+from catsdogs.pipeline.processes import usable_cores
 
 CHUNK = 100
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from catsdogs.data.images import kaggle_file_name
 from catsdogs.data.synthetic import CAT, DOG, photo_jpeg
-from catsdogs.pipeline.common import atomic_path
+from catsdogs.pipeline.atomic_files import atomic_path
 
 
 def photo_bytes(job: tuple[int, int, int, int]) -> bytes:

@@ -29,7 +29,7 @@ TRAIN_TARGET = 1.5  # train's peak RSS within 1.5x its float32 training matrix
 # VmHWM: peak RSS of this process image (getrusage's ru_maxrss would carry over the parent's peak
 # across fork + exec on Linux)
 CHILD = (
-    "import sys; from catsdogs.pipeline.common import run_cli; from stages.{stage} import main; run_cli(main, {arguments!r}); "
+    "import sys; from catsdogs.pipeline.command_line import run_cli; from stages.{stage} import main; run_cli(main, {arguments!r}); "
     "print('peak_rss_kib', next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')), file=sys.stderr)"
 )
 
@@ -66,7 +66,7 @@ def run(n_images: int = 25000) -> str:
     }
     import numpy as np
 
-    from catsdogs.pipeline.common import load_npz
+    from catsdogs.pipeline.npz_files import load_npz
 
     counts = {split: len(load_npz(project / f"data/prepared/{split}.npz", ("y",))["y"]) for split in ("train", "valid")}
     n_features = 64 * 64 * 3

@@ -35,8 +35,8 @@ from PIL import Image
 
 from bench.archive import archive_project
 from bench.common import CACHE_DIR, ROOT, table, verdict
-from catsdogs.pipeline.common import usable_cores
 from catsdogs.pipeline.dvc_files import stage_arguments, stage_path
+from catsdogs.pipeline.processes import usable_cores
 
 SIZE = 64
 OUTPUTS = ("--train-images", "--valid-images", "--preprocessing")

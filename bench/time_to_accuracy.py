@@ -26,10 +26,10 @@ from bench.images import kaggle_layout
 from catsdogs.data.images import Preprocessing
 from catsdogs.neuron.fit import fit, kept_row, step_name
 from catsdogs.neuron.reference import reference_fit
-from catsdogs.pipeline.common import load_npz
+from catsdogs.pipeline.config import ResizeSplitParams, TrainParams
+from catsdogs.pipeline.npz_files import load_npz
 from stages.flatten_normalize import flatten_normalize
-from stages.resize_split import ResizeSplitParams, resize_split
-from stages.train import TrainParams
+from stages.resize_split import resize_split
 
 ARTICLE = TrainParams(lr=0.003, epochs=5000)
 # Same model and loss as the article; heavy-ball momentum lets a 7x larger step stay stable.

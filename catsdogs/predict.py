@@ -25,13 +25,16 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
 from catsdogs.data.images import Preprocessing
-from catsdogs.evaluation.metrics import EvaluateParams
+from catsdogs.data.labels import CLASS_NAMES
+from catsdogs.errors import ParamError
 from catsdogs.neuron.reference import sigmoid
-from catsdogs.pipeline.common import CLASS_NAMES, run_cli
+from catsdogs.pipeline.command_line import run_cli
+from catsdogs.pipeline.config import EvaluateParams
 from catsdogs.pipeline.dvc_files import DVC_LOCK, locked_params, stage_path
-from catsdogs.pipeline.params import PARAMS_FILE, ParamError
+from catsdogs.pipeline.params import PARAMS_FILE
 from catsdogs.pipeline.weights_file import load_model
 
 
@@ -105,4 +108,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    with threadpool_limits(limits=1, user_api="blas"):  # one BLAS thread, as the stages (catsdogs/blas_threads.py)
+        run_cli(main)

@@ -16,10 +16,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from catsdogs.data.labels import CLASS_NAMES
+from catsdogs.errors import DataError
 from catsdogs.evaluation.figures import plot_confusion, plot_losses, plot_mistakes, plot_roc, plot_weights
-from catsdogs.evaluation.metrics import EvaluateParams, classification_metrics, most_confident_mistakes, roc_curve
+from catsdogs.evaluation.metrics import classification_metrics, most_confident_mistakes, roc_curve
 from catsdogs.neuron.reference import forward, predict, sigmoid
-from catsdogs.pipeline.common import CLASS_NAMES, DataError, atomic_path, load_npz, run_cli, save_json, stage_parser
+from catsdogs.pipeline.atomic_files import atomic_path, save_json
+from catsdogs.pipeline.command_line import run_cli, stage_parser
+from catsdogs.pipeline.config import EvaluateParams
+from catsdogs.pipeline.npz_files import load_npz
 from catsdogs.pipeline.weights_file import load_model
 
 MISTAKES_SHOWN = 8  # images per row of the mistakes gallery

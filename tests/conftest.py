@@ -5,7 +5,9 @@ import os
 import shutil
 from pathlib import Path
 
-import stages  # noqa: F401  (first: pins BLAS to one thread before NumPy loads)
+from catsdogs.blas_threads import use_one_blas_thread
+
+use_one_blas_thread()  # first: before NumPy loads, as in the pipeline (stages/__init__.py)
 import numpy as np
 import pytest
 from PIL import Image

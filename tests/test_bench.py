@@ -7,7 +7,7 @@ import pytest
 from bench import decode, epoch, full_size, incremental, memory_disk, run_all, stage_decode, time_to_accuracy
 from bench.archive import ARCHIVE_ENV
 from bench.images import kaggle_layout
-from stages.train import TrainParams
+from catsdogs.pipeline.config import TrainParams
 
 
 def test_kaggle_layout_is_the_embedded_set_and_reuses_bigger_sets(in_tmp):

@@ -8,9 +8,11 @@ import pytest
 from PIL import Image
 
 from catsdogs.data.images import Preprocessing
+from catsdogs.errors import DataError
 from catsdogs.evaluation.figures import plot_confusion, plot_losses, plot_mistakes, plot_roc, plot_weights
 from catsdogs.evaluation.metrics import classification_metrics, most_confident_mistakes, roc_curve
-from catsdogs.pipeline.common import DataError, run_cli, save_npz
+from catsdogs.pipeline.command_line import run_cli
+from catsdogs.pipeline.npz_files import save_npz
 from catsdogs.pipeline.weights_file import save_model
 from stages.evaluate import EvaluateParams, evaluate, main
 from tests.conftest import help_text, write_params

@@ -11,10 +11,10 @@ import pytest
 
 import catsdogs.neuron.fast_passes
 import catsdogs.neuron.fit
+from catsdogs.errors import ParamError
 from catsdogs.neuron.fit import fit
 from catsdogs.neuron.reference import backprop, forward, loss_value, predict, reference_fit, sigmoid
-from catsdogs.pipeline.common import ParamError
-from stages.train import TrainParams
+from catsdogs.pipeline.config import TrainParams
 
 
 def toy_problem(m=60, n=20, seed=0):

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from catsdogs.data.images import Preprocessing
-from catsdogs.pipeline.common import DataError, load_npz, save_npz
+from catsdogs.errors import DataError
+from catsdogs.pipeline.npz_files import load_npz, save_npz
 from stages.flatten_normalize import flatten_normalize, main
 from tests.conftest import help_text
 

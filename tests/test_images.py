@@ -11,7 +11,7 @@ from PIL import Image
 
 import catsdogs.data.images
 from catsdogs.data.images import Preprocessing, kaggle_file_name, label_of, load_image, to_features
-from catsdogs.pipeline.common import DataError
+from catsdogs.errors import DataError
 from tests.conftest import black_png, photo_like
 
 

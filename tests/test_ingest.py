@@ -17,9 +17,10 @@ from catsdogs.data import sources
 from catsdogs.data.images import load_image
 from catsdogs.data.sources import detect_layout, kaggle_name, name_problem, unsafe_name
 from catsdogs.data.synthetic import write_synthetic_dataset
-from catsdogs.pipeline.common import DataError, ordered_map
-from catsdogs.pipeline.params import ParamError
-from stages.ingest import IngestParams, check_source, ingest, main, write_report
+from catsdogs.errors import DataError, ParamError
+from catsdogs.pipeline.config import IngestParams
+from catsdogs.pipeline.processes import ordered_map
+from stages.ingest import check_source, ingest, main, write_report
 from tests.conftest import write_params
 from tests.ingest_cases import (
     MAX_PIXELS,

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from catsdogs.data import sources
 from catsdogs.data.archive import MAX_ENTRIES, EntryError, extract, list_zip
 from catsdogs.data.sources import REASONS, kaggle_name
-from catsdogs.pipeline.common import DataError, ordered_map, usable_cores, worker_count
+from catsdogs.errors import DataError
+from catsdogs.pipeline.processes import ordered_map, usable_cores, worker_count
 from stages.ingest import escape, ingest_source, spreadsheet_safe, write_report
 from tests.ingest_cases import BLUE, MAX_PIXELS, RED, jpeg
 from tests.zip_forge import Raw, forge

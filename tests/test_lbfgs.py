@@ -14,12 +14,12 @@ from threadpoolctl import threadpool_limits
 import catsdogs.neuron.fast_passes
 import catsdogs.neuron.fit
 import catsdogs.neuron.lbfgs
+from catsdogs.errors import ParamError
 from catsdogs.neuron.fast_passes import ShardedPass
 from catsdogs.neuron.fit import fit
 from catsdogs.neuron.lbfgs import Coordinates, Objective, principal_directions
 from catsdogs.neuron.reference import backprop, forward, loss_value, sigmoid
-from catsdogs.pipeline.params import ParamError
-from stages.train import TrainParams
+from catsdogs.pipeline.config import TrainParams
 from tests.conftest import numpy_blas_threads
 from tests.test_fit import split_toy, toy_problem
 

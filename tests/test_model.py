@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from catsdogs.data.images import Preprocessing
-from catsdogs.pipeline.common import DataError, save_npz
+from catsdogs.errors import DataError
+from catsdogs.pipeline.npz_files import save_npz
 from catsdogs.pipeline.weights_file import load_model, save_model
 
 

@@ -4,9 +4,10 @@ J + l2/2 |W|^2 (catsdogs/neuron/reference.py's J), and plain float64 loops of th
 import numpy as np
 import pytest
 
-from catsdogs.neuron.optimizers import ADAM_BETAS, ADAM_EPS, Adam, GradientDescent, make_optimizer
+from catsdogs.neuron.fit import make_optimizer
+from catsdogs.neuron.optimizers import ADAM_BETAS, ADAM_EPS, Adam, GradientDescent
 from catsdogs.neuron.reference import backprop, forward, loss_value, sigmoid
-from stages.train import TrainParams
+from catsdogs.pipeline.config import TrainParams
 
 
 def problem(m=30, n=6, seed=0):

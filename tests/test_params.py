@@ -5,12 +5,13 @@ import dataclasses
 import pytest
 import yaml
 
+from catsdogs.errors import ParamError
+from catsdogs.pipeline.config import IngestParams, ResizeSplitParams, TrainParams
 from catsdogs.pipeline.params import (
     Choice,
     Custom,
     Flag,
     Number,
-    ParamError,
     describe,
     keys,
     load_section,
@@ -19,9 +20,6 @@ from catsdogs.pipeline.params import (
     tracked_keys,
 )
 from stages.evaluate import EvaluateParams
-from stages.ingest import IngestParams
-from stages.resize_split import ResizeSplitParams
-from stages.train import TrainParams
 from tests.conftest import ROOT
 
 STAGE_PARAMS = {

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from catsdogs.pipeline.common import DataError
+from catsdogs.errors import DataError
 from catsdogs.pipeline.dvc_files import stage_arguments, stage_path
 from tests.conftest import ROOT, copy_pipeline
 

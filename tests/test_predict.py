@@ -11,8 +11,10 @@ import yaml
 from PIL import Image
 
 from catsdogs.data.images import Preprocessing
-from catsdogs.pipeline.common import DataError, run_cli, save_npz
+from catsdogs.errors import DataError
+from catsdogs.pipeline.command_line import run_cli
 from catsdogs.pipeline.dvc_files import locked_params
+from catsdogs.pipeline.npz_files import save_npz
 from catsdogs.pipeline.weights_file import load_model, save_model
 from catsdogs.predict import data_note, main, predict_proba
 from tests.conftest import ROOT, black_png, help_text, photo_like, write_params

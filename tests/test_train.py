@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from catsdogs.data.images import Preprocessing
+from catsdogs.errors import ParamError
 from catsdogs.neuron.reference import loss_value, predict, sigmoid
-from catsdogs.pipeline.common import load_npz, save_npz
-from catsdogs.pipeline.params import ParamError
-from stages.train import TrainParams, main, train
+from catsdogs.pipeline.config import TrainParams
+from catsdogs.pipeline.npz_files import load_npz, save_npz
+from stages.train import main, train
 from tests.conftest import ROOT, write_params
 from tests.test_fit import toy_problem
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from catsdogs.pipeline.common import DataError
+from catsdogs.errors import DataError
 
 MAX_ENTRIES = 200_000  # Kaggle's train.zip has 25,000 entries, Microsoft's 25,002
 MAX_DIRECTORY_BYTES = 64 * 2**20  # Kaggle's central directory: about 2 MB

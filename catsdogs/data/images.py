@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from catsdogs.pipeline.common import CLASS_NAMES, LABELS, DataError, save_json
+from catsdogs.data.labels import CLASS_NAMES, LABELS
+from catsdogs.errors import DataError
+from catsdogs.pipeline.atomic_files import save_json
 
 PIXEL_SCALE = 255.0  # the article divides by 255: features in [0, 1]
 # The most pixels (width x height) load_image decodes, for every stage and predict: Pillow's default bound

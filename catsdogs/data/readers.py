@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from catsdogs.data.archive import CHUNK, MAX_ENTRIES, EntryError, Member, extract, list_zip
-from catsdogs.pipeline.common import DataError
+from catsdogs.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from catsdogs.data.images import KAGGLE_NAME, kaggle_file_name
+from catsdogs.data.labels import LABELS
 from catsdogs.data.readers import Entry
-from catsdogs.pipeline.common import LABELS, DataError
+from catsdogs.errors import DataError
 
 # Skip reasons, in the order they are checked; metrics/ingest_skipped.csv gives each skipped file's.
 REASONS = {

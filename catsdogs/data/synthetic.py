@@ -51,9 +51,10 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from catsdogs.data.images import kaggle_file_name
+from catsdogs.data.labels import LABELS
 from catsdogs.data.synthetic_animal import draw_animal
 from catsdogs.data.synthetic_scene import background, camera, clutter, sample_size
-from catsdogs.pipeline.common import LABELS, atomic_path
+from catsdogs.pipeline.atomic_files import atomic_path
 from catsdogs.pipeline.params import Number
 
 __all__ = ["synthetic_photo", "photo_jpeg", "write_synthetic_dataset", "CAT", "DOG"]

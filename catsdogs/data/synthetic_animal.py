@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import ImageDraw
 
+from catsdogs.data.labels import LABELS
 from catsdogs.data.synthetic_scene import jitter, rgb
-from catsdogs.pipeline.common import LABELS
 
 # --------------------------------------------------------------------------
 # Class-conditional appearance tables (overlapping on purpose)

@@ -38,15 +38,15 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from catsdogs.errors import ParamError
 from catsdogs.neuron.fast_passes import ShardedPass, forward_backward, gram
 from catsdogs.neuron.lbfgs import LBFGS
-from catsdogs.neuron.optimizers import make_optimizer
+from catsdogs.neuron.optimizers import Adam, GradientDescent
 from catsdogs.neuron.reference import loss_gradient, loss_value, predict, sigmoid
-from catsdogs.pipeline.common import usable_cores
-from catsdogs.pipeline.params import ParamError
+from catsdogs.pipeline.processes import usable_cores
 
 if TYPE_CHECKING:
-    from stages.train import TrainParams
+    from catsdogs.pipeline.config import TrainParams
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "train_accuracy", "valid_accuracy")
 GRAM_MAX_RATIO = 0.25  # dual (Gram matrix) training when m <= this x n ...
@@ -148,6 +148,13 @@ class Dual(EpochLoop):
     def weights(self, state):
         theta, b = state
         return np.dot(theta, self.X), b  # W = X^T theta
+
+
+def make_optimizer(params: TrainParams) -> GradientDescent | Adam:
+    """The optimizer train.optimizer names, with train.lr, train.momentum and train.l2."""
+    if params.optimizer == "adam":
+        return Adam(params.lr, params.l2)
+    return GradientDescent(params.lr, params.momentum, params.l2)
 
 
 def uses_gram(params: TrainParams, shape: tuple[int, int]) -> bool:

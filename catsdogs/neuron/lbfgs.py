@@ -40,7 +40,7 @@ from catsdogs.neuron.fast_passes import BLAS_THREADS, ShardedPass
 from catsdogs.neuron.reference import loss_gradient, loss_value, sigmoid
 
 if TYPE_CHECKING:
-    from stages.train import TrainParams
+    from catsdogs.pipeline.config import TrainParams
 
 MEMORY = 50  # pairs (s, y) of L-BFGS's inverse-Hessian estimate (scipy's maxcor)
 FTOL = 1e-9  # relative decrease of F below which an iteration counts as no progress (float32 passes)

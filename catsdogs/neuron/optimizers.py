@@ -12,12 +12,7 @@ gradient dz; gd and L2 are linear in it, so they carry over.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
-
-if TYPE_CHECKING:
-    from stages.train import TrainParams
 
 OPTIMIZERS = ("gd", "adam", "lbfgs")
 ADAM_BETAS = (0.9, 0.999)  # Kingma & Ba's defaults, with eps = 1e-8
@@ -74,10 +69,3 @@ class Adam:
         update = np.float32(rate) * self.first / (np.sqrt(self.second) + np.float32(ADAM_EPS))
         W -= update[:-1]
         return np.float32(b - update[-1])
-
-
-def make_optimizer(params: TrainParams) -> GradientDescent | Adam:
-    """The optimizer train.optimizer names, with train.lr, train.momentum and train.l2."""
-    if params.optimizer == "adam":
-        return Adam(params.lr, params.l2)
-    return GradientDescent(params.lr, params.momentum, params.l2)

@@ -25,11 +25,9 @@ from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
+from catsdogs.errors import ParamError
+
 PARAMS_FILE = Path("params.yaml")
-
-
-class ParamError(ValueError):
-    """A value in params.yaml that a stage cannot use; the message names the key and what is allowed."""
 
 
 # --------------------------------------------------------------------------- allowed values

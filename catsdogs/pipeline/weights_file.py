@@ -15,7 +15,8 @@ from typing import NamedTuple
 import numpy as np
 
 from catsdogs.data.images import Preprocessing
-from catsdogs.pipeline.common import DataError, load_npz, save_npz
+from catsdogs.errors import DataError
+from catsdogs.pipeline.npz_files import load_npz, save_npz
 
 
 class Model(NamedTuple):
