@@ -17,7 +17,7 @@ import catsdogs.neuron.lbfgs
 from catsdogs.errors import ParamError
 from catsdogs.neuron.fast_passes import ShardedPass
 from catsdogs.neuron.fit import fit
-from catsdogs.neuron.lbfgs import Coordinates, Objective, principal_directions
+from catsdogs.neuron.lbfgs import Coordinates, ScaledObjective, principal_directions
 from catsdogs.neuron.reference import backprop, forward, loss_value, sigmoid
 from catsdogs.pipeline.config import TrainParams
 from tests.conftest import numpy_blas_threads
@@ -63,7 +63,7 @@ def test_objective_and_gradient_equal_the_reference(monkeypatch, inline_bytes):
     coordinates = Coordinates(X, l2)
     assert coordinates.U.shape == (20, 4)  # the change of variables is not the identity here
     with ThreadPoolExecutor(2) as pool:
-        objective = Objective(X, y, l2, ShardedPass(pool), coordinates)
+        objective = ScaledObjective(X, y, l2, ShardedPass(pool), coordinates)
         F, gradient = objective(x)
     W, b, reference = chain_rule_gradient(X, y, x, l2, coordinates)
     assert pytest.approx(objective64(X, y, W, b, l2), rel=1e-6) == F
@@ -78,7 +78,7 @@ def test_objective_gradient_equals_finite_differences(monkeypatch):
     X, y = toy_problem(m=40, n=8, seed=2)
     x = np.array([0.4, -0.3, 0.2, 0.1, -0.5, 0.25, -0.1, 0.3, 0.05])
     coordinates = Coordinates(X, 0.05)
-    objective = Objective(X, y.astype(np.float32), 0.05, ShardedPass(None), coordinates)
+    objective = ScaledObjective(X, y.astype(np.float32), 0.05, ShardedPass(None), coordinates)
     gradient = objective(x)[1].copy()
 
     def F(point):  # float64, from the neuron's weights W = P v, b = c - mu W
@@ -101,7 +101,7 @@ def test_objective_reads_x_once_per_new_point():
             calls.append(1)
             return super().__call__(*args, **kwargs)
 
-    objective = Objective(X, y.astype(np.float32), 0.1, CountingPass(None), Coordinates(X, 0.1))
+    objective = ScaledObjective(X, y.astype(np.float32), 0.1, CountingPass(None), Coordinates(X, 0.1))
     x = np.linspace(-0.5, 0.5, 7)
     F, gradient = objective(x)
     F_again, gradient_again = objective(x.copy())

@@ -1,4 +1,4 @@
-"""Fast passes over the float32 training matrix: the math of stages/neuron.py, at memory speed.
+"""Fast passes over the float32 training matrix: the math of catsdogs/neuron/reference.py, at memory speed.
 
 forward_backward reads X once, in row blocks small enough to stay in the CPU cache (BLOCK_BYTES): the
 forward product z = X_b W of a block and its share of the gradient X_b^T dz are computed while the block
@@ -6,8 +6,8 @@ is in cache, instead of two full passes over X. ShardedPass cuts the rows into S
 runs them on a thread pool (NumPy's BLAS releases the GIL); shard gradients are added in shard order, so
 the result does not depend on the number of cores. The pool is the parallelism: while shards run on it,
 BLAS runs one thread per shard (BLAS_THREADS), as BLAS threads nested in the pool's oversubscribe the
-cores (a 20,000 x 12,288 pass on a busy 2-core machine: 1.2-1.9 s, against 0.35 s one-threaded). gram computes X X^T for the dual (stages/fit.py).
-tests/test_passes.py checks each against neuron.backprop.
+cores (a 20,000 x 12,288 pass on a busy 2-core machine: 1.2-1.9 s, against 0.35 s one-threaded). gram computes X X^T for the dual (catsdogs/neuron/fit.py).
+tests/test_passes.py checks each against reference.backprop.
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 
 How the weights move is a solver's business. fit picks one (solver_for):
     FullBatch  the plain path: one fused read of X per epoch gives z = X W + b for the history and the
-               gradient X^T dz (stages/passes.py), then one optimizer step (stages/optimizers.py);
+               gradient X^T dz (catsdogs/neuron/fast_passes.py), then one optimizer step (catsdogs/neuron/optimizers.py);
     Dual       the fast path for far fewer training rows than features (uses_gram), see below;
     MiniBatch  train.batch_size > 0: one optimizer step per batch of rows, in a seeded random order;
-    LBFGS      train.optimizer lbfgs: scipy's L-BFGS-B, one history row per iteration (stages/lbfgs.py).
-Each computes the math of stages/neuron.py; tests/test_fit.py checks each against neuron.reference_fit
+    LBFGS      train.optimizer lbfgs: scipy's L-BFGS-B, one history row per iteration (catsdogs/neuron/lbfgs.py).
+Each computes the math of catsdogs/neuron/reference.py; tests/test_fit.py checks each against reference.reference_fit
 (tests/test_lbfgs.py: LBFGS against the reference gradient and scikit-learn's optimum).
 
 A solver has three methods, all fit needs:
@@ -42,7 +42,7 @@ from catsdogs.errors import ParamError
 from catsdogs.neuron.fast_passes import ShardedPass, forward_backward, gram
 from catsdogs.neuron.lbfgs import LBFGS
 from catsdogs.neuron.optimizers import Adam, GradientDescent
-from catsdogs.neuron.reference import loss_gradient, loss_value, predict, sigmoid
+from catsdogs.neuron.reference import Objective, predict, sigmoid
 from catsdogs.pipeline.processes import usable_cores
 
 if TYPE_CHECKING:
@@ -81,8 +81,9 @@ class FullBatch(EpochLoop):
         self.X, self.y, self.X_valid, self.passes = X, y, X_valid, passes
         self.z, self.z_valid = np.empty(X.shape[0], dtype=np.float32), np.empty(X_valid.shape[0], dtype=np.float32)
         self.W, self.b = np.zeros(X.shape[1], dtype=np.float32), np.float32(0.0)
-        self.optimizer = make_optimizer(params)
-        self.dz_of = partial(loss_gradient, params.loss, params.gradient, m=X.shape[0])  # dJ/dz of J over m rows
+        self.objective = objective_of(params)
+        self.optimizer = make_optimizer(params, self.objective)
+        self.dz_of = partial(self.objective.dz, m=X.shape[0])  # dJ/dz of J over m rows
         self.grad = None
 
     def forward(self, last):
@@ -107,7 +108,7 @@ class MiniBatch(FullBatch):
     def __init__(self, X, y, X_valid, params: TrainParams, passes: ShardedPass):
         super().__init__(X, y, X_valid, params, passes)
         self.batch_size, self.rng = params.batch_size, np.random.default_rng(params.seed)
-        self.dz_of = partial(loss_gradient, params.loss, params.gradient)  # J averages over each batch
+        self.dz_of = self.objective.dz  # J averages over each batch
         self.z_batch = np.empty(self.batch_size, dtype=np.float32)
 
     def forward(self, last):
@@ -131,8 +132,9 @@ class Dual(EpochLoop):
         self.G, self.G_valid = gram(X, X, pool), gram(X_valid, X, pool)  # X X^T (m, m), X_valid X^T (m_valid, m)
         self.z, self.z_valid = np.empty(X.shape[0], dtype=np.float32), np.empty(X_valid.shape[0], dtype=np.float32)
         self.theta, self.b = np.zeros(X.shape[0], dtype=np.float32), np.float32(0.0)
-        self.optimizer = make_optimizer(params)
-        self.dz_of = partial(loss_gradient, params.loss, params.gradient, m=X.shape[0])
+        self.objective = objective_of(params)
+        self.optimizer = make_optimizer(params, self.objective)
+        self.dz_of = partial(self.objective.dz, m=X.shape[0])
 
     def forward(self, last):
         self.passes(self.G, self.y, self.theta, self.b, self.z, None, self.G_valid, self.z_valid)  # z = G theta + b
@@ -150,11 +152,17 @@ class Dual(EpochLoop):
         return np.dot(theta, self.X), b  # W = X^T theta
 
 
-def make_optimizer(params: TrainParams) -> GradientDescent | Adam:
-    """The optimizer train.optimizer names, with train.lr, train.momentum and train.l2."""
+def objective_of(params: TrainParams) -> Objective:
+    """The objective train.loss, train.gradient and train.l2 name: J + l2/2 |W|^2."""
+    return Objective(params.loss, params.gradient, params.l2)
+
+
+def make_optimizer(params: TrainParams, objective: Objective | None = None) -> GradientDescent | Adam:
+    """The optimizer train.optimizer names, with train.lr, train.momentum and the objective's L2 term."""
+    objective = objective or objective_of(params)
     if params.optimizer == "adam":
-        return Adam(params.lr, params.l2)
-    return GradientDescent(params.lr, params.momentum, params.l2)
+        return Adam(params.lr, objective)
+    return GradientDescent(params.lr, params.momentum, objective)
 
 
 def uses_gram(params: TrainParams, shape: tuple[int, int]) -> bool:
@@ -212,46 +220,77 @@ def fit(
         raise ParamError(
             f"params.yaml: train.batch_size = {params.batch_size} is more than the {X.shape[0]} training examples"
         )
-    rows = []  # the history, one row per epoch
+    objective = objective_of(params)
     bar = tqdm(total=params.epochs, desc="train", unit=step_name(params), disable=not progress, mininterval=0.5)
     with ThreadPoolExecutor(threads or usable_cores()) as pool:
         solver = solver_for(params, X, y, X_valid, pool)
-        best = (np.inf, 0, solver.state())  # (lowest validation loss, its epoch, the solver's state then)
+        history = History(objective, y, y_valid)
+        stopping = EarlyStopping(params.early_stopping, solver.state())
 
         def record(epoch: int, z: np.ndarray, z_valid: np.ndarray) -> bool:
             """Add the history row of `epoch` from the scores z, z_valid; True: stop early."""
-            nonlocal best
             if not (np.isfinite(z).all() and np.isfinite(z_valid).all()):  # NaN or inf W, b: diverged
                 bar.close()
                 raise ParamError(divergence_message(params, epoch))
-            a, a_valid = sigmoid(z), sigmoid(z_valid)
-            rows.append(
-                (
-                    epoch,
-                    loss_value(params.loss, z, a, y),
-                    loss_value(params.loss, z_valid, a_valid, y_valid),
-                    np.mean(predict(a) == y),
-                    np.mean(predict(a_valid) == y_valid),
-                )
-            )
+            row = history.add(epoch, z, z_valid)
             if on_epoch:
-                on_epoch(epoch, np.array(rows[-1]))
-            if epoch:
-                bar.update()
-            if progress:  # formatting the losses every epoch costs ~5 us: only for a bar that is shown
-                bar.set_postfix(train_loss=f"{rows[-1][1]:.6f}", valid_loss=f"{rows[-1][2]:.6f}", refresh=False)
-            if params.early_stopping:
-                if rows[-1][2] < best[0]:
-                    best = (rows[-1][2], epoch, solver.state())
-                elif epoch - best[1] >= params.early_stopping:
-                    return True
-            return False
+                on_epoch(epoch, np.array(row))
+            show_progress(bar, epoch, row, progress)
+            return stopping.should_stop(epoch, row[2], solver.state)
 
         solver.run(params.epochs, record)
     bar.close()
-    W, b = solver.weights(best[2] if params.early_stopping else solver.state())
-    frame = pd.DataFrame(np.array(rows, dtype=np.float64), columns=HISTORY_COLUMNS).astype({"epoch": int})
-    return W, np.float32(b), frame
+    W, b = solver.weights(stopping.best_state if params.early_stopping else solver.state())
+    return W, np.float32(b), history.frame()
+
+
+class History:
+    """The history, one row per epoch: the losses J (the objective's, without L2) and the accuracies
+    (threshold 0.5) on the training and the validation rows, from their scores z."""
+
+    def __init__(self, objective: Objective, y: np.ndarray, y_valid: np.ndarray):
+        self.objective, self.y, self.y_valid = objective, y, y_valid
+        self.rows: list[tuple] = []
+
+    def add(self, epoch: int, z: np.ndarray, z_valid: np.ndarray) -> tuple:
+        a, a_valid = sigmoid(z), sigmoid(z_valid)
+        self.rows.append(
+            (
+                epoch,
+                self.objective.mean_loss(z, a, self.y),
+                self.objective.mean_loss(z_valid, a_valid, self.y_valid),
+                np.mean(predict(a) == self.y),
+                np.mean(predict(a_valid) == self.y_valid),
+            )
+        )
+        return self.rows[-1]
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(np.array(self.rows, dtype=np.float64), columns=HISTORY_COLUMNS).astype({"epoch": int})
+
+
+class EarlyStopping:
+    """Stop after `patience` epochs without a lower validation loss (0: never), keeping the best state."""
+
+    def __init__(self, patience: int, state: tuple):
+        self.patience = patience
+        self.best_loss, self.best_epoch, self.best_state = np.inf, 0, state
+
+    def should_stop(self, epoch: int, valid_loss: float, state: Callable[[], tuple]) -> bool:
+        if not self.patience:
+            return False
+        if valid_loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.best_state = valid_loss, epoch, state()
+            return False
+        return epoch - self.best_epoch >= self.patience
+
+
+def show_progress(bar: tqdm, epoch: int, row: tuple, progress: bool) -> None:
+    """Advance the progress bar past `epoch`, showing the row's losses (formatted only for a bar shown)."""
+    if epoch:
+        bar.update()
+    if progress:  # formatting the losses every epoch costs ~5 us: only for a bar that is shown
+        bar.set_postfix(train_loss=f"{row[1]:.6f}", valid_loss=f"{row[2]:.6f}", refresh=False)
 
 
 def divergence_message(params: TrainParams, epoch: int) -> str:
@@ -260,7 +299,8 @@ def divergence_message(params: TrainParams, epoch: int) -> str:
     stable only for lr l2 < 2 (1 + m) (m = 0: |1 - lr l2| < 1); past it |W| grows geometrically to inf."""
     hint = f"lower train.lr (now {params.lr:g})"
     bound = 2 * (1 + params.momentum)
-    if params.optimizer == "gd" and params.lr * params.l2 >= bound:
+    curvature = objective_of(params).l2  # of the L2 term: its Hessian is l2 I
+    if params.optimizer == "gd" and params.lr * curvature >= bound:
         hint = (
             f"gradient descent with L2 is only stable for train.lr x train.l2 < {bound:g}"
             f"{' = 2 (1 + train.momentum)' if params.momentum else ''}, here {params.lr:g} x {params.l2:g} = "

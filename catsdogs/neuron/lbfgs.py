@@ -1,7 +1,7 @@
 """L-BFGS for the cross-entropy neuron at full batch (train.optimizer: lbfgs): scipy's L-BFGS-B, each
-evaluation of the objective and its gradient one fused float32 pass over X (stages/passes.py).
+evaluation of the objective and its gradient one fused float32 pass over X (catsdogs/neuron/fast_passes.py).
 
-It minimises F(W, b) = J(W, b) + l2/2 |W|^2 with J the mean cross-entropy of stages/neuron.py. F is convex
+It minimises F(W, b) = J(W, b) + l2/2 |W|^2 with J the mean cross-entropy of catsdogs/neuron/reference.py. F is convex
 (strictly, with l2 > 0), so there is one optimum, the one scikit-learn's LogisticRegression(C) finds for
 l2 = 1 / (C m): tests/test_lbfgs.py checks both.
 
@@ -18,7 +18,7 @@ with it, to the same optimum).
   curvature along each u_i that of the (k+1)-th. U and lambda are estimated from SAMPLE_ROWS evenly
   spaced rows (a randomized subspace iteration, a few products with a 2,000 x n matrix).
 Neither costs a pass: (X - mu) W + c = X W + (c - mu W), and dF/dv = P (X^T dz - mu sum(dz) + l2 W),
-dF/dc = sum(dz) with dz = dJ/dz (P is symmetric), so each evaluation is the pass of stages/passes.py at
+dF/dc = sum(dz) with dz = dJ/dz (P is symmetric), so each evaluation is the pass of catsdogs/neuron/fast_passes.py at
 W = P v, b = c - mu W, and X is never changed or copied.
 
 Stopping (scipy's tests): no component of the gradient in x = (v, c) is larger than train.tolerance;
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from catsdogs.neuron.fast_passes import BLAS_THREADS, ShardedPass
-from catsdogs.neuron.reference import loss_gradient, loss_value, sigmoid
+from catsdogs.neuron.reference import Objective, sigmoid
 
 if TYPE_CHECKING:
     from catsdogs.pipeline.config import TrainParams
@@ -88,15 +88,16 @@ class Coordinates:
         return W, x[-1] - np.dot(self.mu, W)
 
 
-class Objective:
+class ScaledObjective:
     """F and its gradient at x = (v, c) (n + 1,) float64 (Coordinates), by one pass over X (m, n) float32.
 
     __call__(x) -> (F, dF/dx (n + 1,) float64). The last evaluation's scores z = X W + b (m,) are kept
     (`z`, at `x`): the history reads them instead of a second pass."""
 
     def __init__(self, X, y, l2: float, passes: ShardedPass, coordinates: Coordinates):
-        self.X, self.y, self.l2, self.passes, self.coordinates = X, y, l2, passes, coordinates
-        self.dz_of = partial(loss_gradient, "cross_entropy", "exact", m=X.shape[0])  # dJ/dz = (a - y) / m
+        self.X, self.y, self.passes, self.coordinates = X, y, passes, coordinates
+        self.objective = Objective("cross_entropy", "exact", l2)
+        self.dz_of = partial(self.objective.dz, m=X.shape[0])  # dJ/dz = (a - y) / m
         self.z = np.empty(X.shape[0], dtype=np.float32)
         self.x: np.ndarray | None = None  # where z was computed
         self.value: tuple[float, np.ndarray] | None = None
@@ -112,9 +113,10 @@ class Objective:
         W64, _ = self.coordinates.weights(x)
         W, b = self.weights(x)
         grad_W, grad_b = self.passes(self.X, self.y, W, b, self.z, self.dz_of)  # X^T dz, sum dz: one read of X
-        F = loss_value("cross_entropy", self.z, sigmoid(self.z), self.y) + self.l2 / 2 * np.dot(W64, W64)
+        F = self.objective.value(self.z, sigmoid(self.z), self.y, W64)  # J + l2/2 |W|^2
         gradient = np.empty_like(x)
-        gradient[:-1] = self.coordinates.scale(grad_W - self.coordinates.mu * grad_b + self.l2 * W64)  # P dF/dW
+        dF_dW = grad_W - self.coordinates.mu * grad_b + self.objective.penalty_gradient(W64)
+        gradient[:-1] = self.coordinates.scale(dF_dW)  # P dF/dW
         gradient[-1] = grad_b  # dF/dc = sum dz
         self.x, self.value = x.copy(), (F, gradient)
         return self.value
@@ -126,7 +128,7 @@ class LBFGS:
 
     def __init__(self, X, y, X_valid, params: TrainParams, passes: ShardedPass):
         self.X_valid, self.passes, self.tolerance = X_valid, passes, params.tolerance
-        self.objective = Objective(X, y, params.l2, passes, Coordinates(X, params.l2))
+        self.objective = ScaledObjective(X, y, params.l2, passes, Coordinates(X, params.l2))
         self.z_valid = np.empty(X_valid.shape[0], dtype=np.float32)
         self.x = np.zeros(X.shape[1] + 1)  # (v, c) = 0: W = 0, b = 0 as in every recipe
 
