@@ -98,7 +98,8 @@ def processes(project: Path, m: int, rounds: int) -> dict:
         "lbfgs.yaml",
         *stage_arguments("train", ROOT / "dvc.yaml"),
     ]
-    times, sklearn = {"lbfgs": [], "sklearn": []}, []
+    times: dict[str, list[float]] = {"lbfgs": [], "sklearn": []}
+    sklearn = []
     for _ in range(rounds):
         times["lbfgs"].append(run_process(train, project)[0])
         seconds, output = run_process(sklearn_command(project, "sklearn.npz"), ROOT)

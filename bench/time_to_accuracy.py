@@ -38,13 +38,15 @@ TARGET = 50  # times sooner than the article's recipe
 SKLEARN_C = (1.0, 0.001)
 
 
-def pipeline_features(n_images: int) -> tuple[dict, dict]:
+def pipeline_features(n_images: int) -> tuple[dict[str, np.ndarray], ...]:
     """The default pipeline's train and valid features of the n_images Kaggle-layout set (cached)."""
     folder = CACHE_DIR / f"features-{n_images}"
     if not (folder / "features/valid.npz").exists():
         paths = kaggle_layout(n_images)
         prepared = [folder / "prepared" / name for name in ("train.npz", "valid.npz", "preprocessing.json")]
-        resize_split(ResizeSplitParams(64, 0.2, 42), paths[0].parent, *prepared, progress=False)
+        train_file, valid_file, preprocessing_file = prepared
+        params = ResizeSplitParams(size=64, valid_fraction=0.2, seed=42)
+        resize_split(params, paths[0].parent, train_file, valid_file, preprocessing_file, progress=False)
         for split in ("train", "valid"):
             flatten_normalize(
                 folder / f"prepared/{split}.npz", folder / f"features/{split}.npz", Preprocessing.load(prepared[2])

@@ -38,7 +38,7 @@ from catsdogs.pipeline.params import PARAMS_FILE
 from catsdogs.pipeline.weights_file import load_model
 
 
-def predict_proba(paths: Sequence[Path], W: np.ndarray, b: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
+def predict_proba(paths: Sequence[Path], W: np.ndarray, b: np.floating, preprocessing: Preprocessing) -> np.ndarray:
     """P(cat) = sigmoid(x W + b) (k,) of k image files, prepared by `preprocessing`."""
     return sigmoid((preprocessing.features(paths) @ W + b).astype(np.float64))
 

@@ -88,8 +88,9 @@ def evaluate(
     rows = most_confident_mistakes(valid["y"], z, params.threshold, MISTAKES_SHOWN)
     images = [weights.preprocessing.images(valid["X"][kind]) for kind in rows]  # as the neuron saw them
     galleries = [list(zip(shown, valid["names"][kind], a[kind])) for shown, kind in zip(images, rows)]
-    totals = (scores["false_positives"], scores["false_negatives"])
-    plot_mistakes(*galleries, totals, MISTAKES_SHOWN, mistakes_plot)
+    totals = (int(scores["false_positives"] or 0), int(scores["false_negatives"] or 0))
+    false_cats, false_dogs = galleries
+    plot_mistakes(false_cats, false_dogs, totals, MISTAKES_SHOWN, mistakes_plot)
     return scores
 
 

@@ -131,7 +131,7 @@ def ingest_source(source_path: Path, out_dir: Path, max_pixels: int, jobs: int, 
         disable=not progress,
     ):
         if verdict:
-            skipped.append(Outcome(entry.name, *verdict, index=entry.index))
+            skipped.append(Outcome(entry.name, *verdict, index=entry.index))  # type: ignore[misc]
         else:
             kept.append(name)
     return IngestReport(layout, sorted(kept), sorted(skipped, key=Outcome.key))

@@ -40,7 +40,9 @@ from catsdogs.pipeline.processes import ordered_map
 CHUNK = 64  # images per task sent to a worker process
 
 
-def validation_mask(names: Sequence[str], labels: np.ndarray, valid_fraction: float, seed: int) -> np.ndarray:
+def validation_mask(
+    names: Sequence[str] | np.ndarray, labels: np.ndarray, valid_fraction: float, seed: int
+) -> np.ndarray:
     """Boolean mask (m,) of the rows that go to validation.
 
     Stratified: round(valid_fraction * count) images of each class. Which ones is decided by a
@@ -63,7 +65,9 @@ def list_labelled_images(raw_dir: Path) -> tuple[list[Path], np.ndarray]:
     return paths, np.array([label_of(p.name) for p in paths], dtype=np.uint8)
 
 
-def split_order(names: Sequence[str], labels: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray, int]:
+def split_order(
+    names: Sequence[str] | np.ndarray, labels: np.ndarray, valid_fraction: float, seed: int
+) -> tuple[np.ndarray, int]:
     """The rows (m,) in the order of the two output files, the training rows then the validation rows
     (validation_mask's split, each part in the given order), and the number of training rows."""
     is_valid = validation_mask(names, labels, valid_fraction, seed)

@@ -201,7 +201,7 @@ def write_report(directory: Path, rows: Sequence[Row], base: str, commit: str) -
     history_file = stage_path("train", "--history")  # as the workspace's dvc.yaml names it
     histories = {}
     for label, at in ((base, commit), ("workspace", None)):
-        text = read_at(at, history_file)
+        text = read_at(at, str(history_file))
         if text is not None:
             histories[label] = read_history(text, f"{label}:{history_file}")
     image = None

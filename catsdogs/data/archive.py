@@ -132,7 +132,8 @@ def list_zip(path: Path | str) -> list[Member]:
     A DataError when the file is no zip, is damaged before its first entry, or lists too much.
     """
     path = Path(path)
-    records, read = [], 0
+    records: list[tuple] = []
+    read = 0
     with open(path, "rb") as handle:
         size = handle.seek(0, 2)
         start, length, shift = _directory(handle, size, path)
@@ -179,7 +180,7 @@ def list_zip(path: Path | str) -> list[Member]:
             problem = problem or "local header offset outside the archive's data"
         elif sharing[offset] > 1:
             problem = problem or f"shares its data with {sharing[offset] - 1} other entries (overlapping entries)"
-        members.append(Member(index, *fields, offset, mode, following.get(offset, start), problem))
+        members.append(Member(index, *fields, offset, mode, following.get(offset, start), problem))  # type: ignore[misc,call-arg]  # fields: name ... attributes
     return members
 
 

@@ -72,7 +72,7 @@ def load_image(path: Path | str, size: int, draft: bool) -> np.ndarray:
             image.draft("RGB", (size, size))
         ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of the full image when upright
         if image.mode != "RGB":  # convert would copy an RGB image too
-            image = image.convert("RGB")
+            image = image.convert("RGB")  # type: ignore[assignment]  # an Image, no longer the file's
         return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 

@@ -104,6 +104,7 @@ class ZipSource:
         return found
 
     def copy(self, entry: Entry, out: BinaryIO, cap: int) -> int:
+        assert entry.member is not None  # list() gave every readable entry its member
         return extract(self.path, entry.member, out, cap)  # its size; EntryError as archive.extract
 
 

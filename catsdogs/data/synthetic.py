@@ -118,8 +118,8 @@ def synthetic_photo(label: int, index: int, seed: int) -> Image.Image:
         If ``label`` is not 0/1 or ``index`` / ``seed`` is not a non-negative int.
     """
     label = _check_label(label)
-    index = NON_NEGATIVE.check("index", index, "synthetic_photo")
-    seed = NON_NEGATIVE.check("seed", seed, "synthetic_photo")
+    index = int(NON_NEGATIVE.check("index", index, "synthetic_photo"))
+    seed = int(NON_NEGATIVE.check("seed", seed, "synthetic_photo"))
     rng = np.random.default_rng([seed, label, index])
 
     width, height = sample_size(rng)
@@ -135,7 +135,7 @@ def synthetic_photo(label: int, index: int, seed: int) -> Image.Image:
     clutter(rng, draw, w, h)
     draw_animal(rng, draw, label, w, h)
     small = camera(rng, img)
-    return small.resize((width, height), Image.BILINEAR)
+    return small.resize((width, height), Image.Resampling.BILINEAR)
 
 
 # --------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def photo_jpeg(label: int, index: int, seed: int, quality: int = 90) -> bytes:
     """JPEG bytes of ``synthetic_photo(label, index, seed)``: baseline, 4:2:0 subsampling, no
     optimisation, so the bytes are reproducible for a given Pillow. The one encoder of synthetic
     photos (the dataset here, and the benchmarks' sets and archives)."""
-    quality = JPEG_QUALITY.check("jpeg_quality", quality, "photo_jpeg")
+    quality = int(JPEG_QUALITY.check("jpeg_quality", quality, "photo_jpeg"))
     buf = io.BytesIO()
     synthetic_photo(label, index, seed).save(
         buf, format="JPEG", quality=quality, optimize=False, progressive=False, subsampling=2
@@ -186,9 +186,9 @@ def write_synthetic_dataset(
     ValueError
         If an argument is out of range (before anything is written).
     """
-    n_per_class = POSITIVE.check("n_per_class", n_per_class, "write_synthetic_dataset")
-    seed = NON_NEGATIVE.check("seed", seed, "write_synthetic_dataset")
-    jpeg_quality = JPEG_QUALITY.check("jpeg_quality", jpeg_quality, "write_synthetic_dataset")
+    n_per_class = int(POSITIVE.check("n_per_class", n_per_class, "write_synthetic_dataset"))
+    seed = int(NON_NEGATIVE.check("seed", seed, "write_synthetic_dataset"))
+    jpeg_quality = int(JPEG_QUALITY.check("jpeg_quality", jpeg_quality, "write_synthetic_dataset"))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 

@@ -52,9 +52,9 @@ def forward_backward(
             continue
         dz = dz_of(sigmoid(z_block), y[start : start + rows])
         np.dot(dz, X_block, out=part)  # this block's rows of dJ/dW = X^T dz
-        grad_W += part
+        grad_W += part  # type: ignore[operator]
         grad_b += dz.sum(dtype=np.float32)  # dJ/db = sum dz
-    return (grad_W, grad_b) if dz_of else None
+    return (grad_W, grad_b) if dz_of else None  # type: ignore[return-value]
 
 
 def gram(A: np.ndarray, B: np.ndarray, pool: ThreadPoolExecutor) -> np.ndarray:
@@ -83,16 +83,16 @@ class ShardedPass:
                 y_shard = None if y_part is None else y_part[lo:hi]
                 jobs.append((rule, (X_part[lo:hi], y_shard, W, b, z_part[lo:hi], rule)))
         if sum(job[0].nbytes for _, job in jobs) < INLINE_BYTES:  # too small to gain from threads
-            results = [(rule, forward_backward(*job)) for rule, job in jobs]
+            results = [(rule, forward_backward(*job)) for rule, job in jobs]  # type: ignore[arg-type]
         else:
             with BLAS_THREADS.limit(limits=1, user_api="blas"):
-                futures = [(rule, self.pool.submit(forward_backward, *job)) for rule, job in jobs]
+                futures = [(rule, self.pool.submit(forward_backward, *job)) for rule, job in jobs]  # type: ignore[arg-type]
                 results = [(rule, future.result()) for rule, future in futures]  # every shard, valid ones too
         grads = [result for rule, result in results if rule is not None]
         if dz_of is None:
             return None
-        grad_W, grad_b = grads[0]
-        for more_W, more_b in grads[1:]:
+        grad_W, grad_b = grads[0]  # type: ignore[misc]
+        for more_W, more_b in grads[1:]:  # type: ignore[misc]
             grad_W += more_W
             grad_b += more_b
         return grad_W, grad_b

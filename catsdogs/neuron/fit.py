@@ -65,6 +65,9 @@ class Solver(Protocol):
 class EpochLoop:
     """run for a solver that moves the weights one epoch at a time: forward, record, step, in turn."""
 
+    forward: Callable[[bool], tuple[np.ndarray, np.ndarray]]  # the subclass's (module docstring)
+    step: Callable[[np.ndarray], None]
+
     def run(self, epochs: int, record: Record) -> None:
         for epoch in range(epochs + 1):
             last = epoch == epochs
@@ -83,7 +86,7 @@ class FullBatch(EpochLoop):
         self.W, self.b = np.zeros(X.shape[1], dtype=np.float32), np.float32(0.0)
         self.objective = objective_of(params)
         self.optimizer = make_optimizer(params, self.objective)
-        self.dz_of = partial(self.objective.dz, m=X.shape[0])  # dJ/dz of J over m rows
+        self.dz_of: Callable[..., np.ndarray] = partial(self.objective.dz, m=X.shape[0])  # dJ/dz of J over m rows
         self.grad = None
 
     def forward(self, last):
@@ -315,4 +318,4 @@ def divergence_message(params: TrainParams, epoch: int) -> str:
 
 def kept_row(history: pd.DataFrame, params: TrainParams) -> pd.Series:
     """The history row of the weights fit returned: the last, or with early stopping the best validation loss."""
-    return history.loc[history.valid_loss.idxmin()] if params.early_stopping else history.iloc[-1]
+    return history.loc[history.valid_loss.idxmin()] if params.early_stopping else history.iloc[-1]  # type: ignore[call-overload]

@@ -109,10 +109,10 @@ class ScaledObjective:
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         if self.x is not None and np.array_equal(x, self.x):
-            return self.value
+            return self.value  # type: ignore[return-value]
         W64, _ = self.coordinates.weights(x)
         W, b = self.weights(x)
-        grad_W, grad_b = self.passes(self.X, self.y, W, b, self.z, self.dz_of)  # X^T dz, sum dz: one read of X
+        grad_W, grad_b = self.passes(self.X, self.y, W, b, self.z, self.dz_of)  # type: ignore[misc]  # X^T dz, sum dz: one read of X
         F = self.objective.value(self.z, sigmoid(self.z), self.y, W64)  # J + l2/2 |W|^2
         gradient = np.empty_like(x)
         dF_dW = grad_W - self.coordinates.mu * grad_b + self.objective.penalty_gradient(W64)

@@ -33,7 +33,7 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0, -z))
 
 
-def forward(X: np.ndarray, W: np.ndarray, b: float) -> np.ndarray:
+def forward(X: np.ndarray, W: np.ndarray, b: float | np.floating) -> np.ndarray:
     """z = X W + b (m,) for X (m, n), W (n,): the neuron's score; a = sigmoid(z) is P(cat)."""
     return X @ W + b
 

@@ -9,7 +9,7 @@ from PIL import Image
 from catsdogs.errors import ParamError
 from catsdogs.neuron.optimizers import ADAM_BETAS, OPTIMIZERS
 from catsdogs.neuron.reference import GRADIENTS, LOSSES
-from catsdogs.pipeline.params import Choice, Custom, Flag, Number, param, stage_params
+from catsdogs.pipeline.params import Choice, Custom, Flag, Number, StageParams, param, stage_params
 
 SYNTHETIC = "synthetic"
 
@@ -21,17 +21,28 @@ def is_text(key: str, value) -> str:
 
 
 @stage_params("ingest")
-class IngestParams:
+class IngestParams(StageParams):
     source: str = param(
-        SYNTHETIC, Custom(is_text, f"`{SYNTHETIC}` or a path under the --external folder"), "where the photos come from"
+        default=SYNTHETIC,
+        allowed=Custom(is_text, f"`{SYNTHETIC}` or a path under the --external folder"),
+        help="where the photos come from",
     )
-    n_per_class: int = param(1000, Number(low=1, high=1_000_000, integer=True), "synthetic images per class")
-    seed: int = param(0, Number(low=0, integer=True), "seed of the synthetic set")
+    n_per_class: int = param(
+        default=1000, allowed=Number(low=1, high=1_000_000, integer=True), help="synthetic images per class"
+    )
+    seed: int = param(default=0, allowed=Number(low=0, integer=True), help="seed of the synthetic set")
     # resize_split opens the kept files with Pillow's default bound: stay within it.
     max_pixels: int = param(
-        25_000_000, Number(low=1, high=Image.MAX_IMAGE_PIXELS, integer=True), "real sources: pixel cap per image"
+        default=25_000_000,
+        allowed=Number(low=1, high=Image.MAX_IMAGE_PIXELS, integer=True),
+        help="real sources: pixel cap per image",
     )
-    jobs: int = param(0, Number(low=0, integer=True), "real sources: decoding processes; 0 = all cores", tracked=False)
+    jobs: int = param(
+        default=0,
+        allowed=Number(low=0, integer=True),
+        help="real sources: decoding processes; 0 = all cores",
+        tracked=False,
+    )
 
 
 # Kaggle's photos are at most about 500 px on the long side (a few reach 1,050): a larger square only
@@ -40,48 +51,63 @@ MAX_SIZE = 512
 
 
 @stage_params("resize_split")
-class ResizeSplitParams:
+class ResizeSplitParams(StageParams):
     size: int = param(
-        64, Number(low=1, high=MAX_SIZE, integer=True), "side of the square images, in pixels (the article: 64)"
+        default=64,
+        allowed=Number(low=1, high=MAX_SIZE, integer=True),
+        help="side of the square images, in pixels (the article: 64)",
     )
     valid_fraction: float = param(
-        0.2, Number(low=0, high=1, low_open=True, high_open=True), "fraction of each class held out for validation"
+        default=0.2,
+        allowed=Number(low=0, high=1, low_open=True, high_open=True),
+        help="fraction of each class held out for validation",
     )
-    seed: int = param(42, Number(low=0, integer=True), "seed of the split")
-    draft: bool = param(True, Flag(), "let libjpeg decode at 1/2, 1/4 or 1/8 scale before the resize")
+    seed: int = param(default=42, allowed=Number(low=0, integer=True), help="seed of the split")
+    draft: bool = param(
+        default=True, allowed=Flag(), help="let libjpeg decode at 1/2, 1/4 or 1/8 scale before the resize"
+    )
     jobs: int = param(
-        0, Number(low=0, high=1024, integer=True), "worker processes decoding images; 0 = all cores", tracked=False
+        default=0,
+        allowed=Number(low=0, high=1024, integer=True),
+        help="worker processes decoding images; 0 = all cores",
+        tracked=False,
     )
 
 
 @stage_params("train")
-class TrainParams:
-    lr: float = param(0.003, Number(low=0, high=1e6, low_open=True), "learning rate (unused by lbfgs)")
+class TrainParams(StageParams):
+    lr: float = param(
+        default=0.003, allowed=Number(low=0, high=1e6, low_open=True), help="learning rate (unused by lbfgs)"
+    )
     epochs: int = param(
-        5000,
-        Number(low=1, high=10_000_000, integer=True),
-        "passes over the training set (lbfgs: at most this many iterations)",
+        default=5000,
+        allowed=Number(low=1, high=10_000_000, integer=True),
+        help="passes over the training set (lbfgs: at most this many iterations)",
     )
-    loss: str = param("mse", Choice(LOSSES), "mse: 1/(2m) sum (a - y)^2; cross_entropy: log loss")
-    gradient: str = param("exact", Choice(GRADIENTS), "exact dJ/dz, or the notebook's double sigmoid (loss mse only)")
+    loss: str = param(default="mse", allowed=Choice(LOSSES), help="mse: 1/(2m) sum (a - y)^2; cross_entropy: log loss")
+    gradient: str = param(
+        default="exact", allowed=Choice(GRADIENTS), help="exact dJ/dz, or the notebook's double sigmoid (loss mse only)"
+    )
     optimizer: str = param(
-        "gd",
-        Choice(OPTIMIZERS),
-        "gd: gradient descent (with momentum if > 0); adam; lbfgs: L-BFGS (cross_entropy, full batch)",
+        default="gd",
+        allowed=Choice(OPTIMIZERS),
+        help="gd: gradient descent (with momentum if > 0); adam; lbfgs: L-BFGS (cross_entropy, full batch)",
     )
-    momentum: float = param(0.0, Number(low=0, high=1, high_open=True), "heavy-ball momentum (gd only)")
-    batch_size: int = param(0, Number(low=0, integer=True), "rows per update; 0 = full batch")
-    l2: float = param(0.0, Number(low=0, high=1e6), "L2 penalty: minimise J + l2/2 |W|^2")
+    momentum: float = param(
+        default=0.0, allowed=Number(low=0, high=1, high_open=True), help="heavy-ball momentum (gd only)"
+    )
+    batch_size: int = param(default=0, allowed=Number(low=0, integer=True), help="rows per update; 0 = full batch")
+    l2: float = param(default=0.0, allowed=Number(low=0, high=1e6), help="L2 penalty: minimise J + l2/2 |W|^2")
     early_stopping: int = param(
-        0,
-        Number(low=0, integer=True),
-        "stop after this many epochs (lbfgs: iterations) without a lower validation loss; 0 = off",
+        default=0,
+        allowed=Number(low=0, integer=True),
+        help="stop after this many epochs (lbfgs: iterations) without a lower validation loss; 0 = off",
     )
-    seed: int = param(0, Number(low=0, integer=True), "seed of the mini-batch order")
+    seed: int = param(default=0, allowed=Number(low=0, integer=True), help="seed of the mini-batch order")
     tolerance: float = param(
-        1e-5,
-        Number(low=0, high=1, low_open=True),
-        "lbfgs: stop when every gradient component of J + l2/2 |W|^2 is at most this",
+        default=1e-5,
+        allowed=Number(low=0, high=1, low_open=True),
+        help="lbfgs: stop when every gradient component of J + l2/2 |W|^2 is at most this",
     )
 
     def check_together(self) -> None:
@@ -108,7 +134,9 @@ class TrainParams:
 
 
 @stage_params("evaluate")
-class EvaluateParams:
+class EvaluateParams(StageParams):
     threshold: float = param(
-        0.5, Number(low=0, high=1, low_open=True, high_open=True), "P(cat) above which an image is called a cat"
+        default=0.5,
+        allowed=Number(low=0, high=1, low_open=True, high_open=True),
+        help="P(cat) above which an image is called a cat",
     )

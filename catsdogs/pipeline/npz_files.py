@@ -20,7 +20,7 @@ from catsdogs.pipeline.dvc_files import restore_hint
 IO_BLOCK = 1 << 24  # bytes per read of an .npz member
 
 
-def save_npz(path: Path | str, **arrays: np.ndarray) -> None:
+def save_npz(path: Path | str, **arrays: np.ndarray | np.generic) -> None:
     """Write `arrays` to an uncompressed .npz, atomically and byte-for-byte reproducibly.
 
     numpy.savez stamps each member with the current time; here every member gets a fixed
@@ -38,7 +38,7 @@ def save_npz(path: Path | str, **arrays: np.ndarray) -> None:
             data = np.ascontiguousarray(array.T if layout["fortran_order"] else array)  # as write_array orders it
             with archive.open(info, "w") as member:
                 member.write(header.getvalue())
-                member.write(data.reshape(-1).view(np.uint8))
+                member.write(data.reshape(-1).view(np.uint8))  # type: ignore[call-overload]
 
 
 def _read_array(member: BinaryIO, size: int) -> np.ndarray:
@@ -57,10 +57,10 @@ def _read_array(member: BinaryIO, size: int) -> np.ndarray:
             f"its header announces {count * dtype.itemsize} bytes of data, it holds {size - member.tell()}"
         )
     flat = np.empty(count, dtype)
-    view = memoryview(flat.view(np.uint8))
+    view = memoryview(flat.view(np.uint8))  # type: ignore[arg-type]
     done = 0
     while done < len(view):
-        got = member.readinto(view[done : done + IO_BLOCK])  # all at once: zipfile reads into a copy
+        got = member.readinto(view[done : done + IO_BLOCK])  # type: ignore[attr-defined]  # all at once: zipfile reads into a copy
         if not got:
             raise ValueError("ends early")
         done += got
@@ -94,7 +94,7 @@ def load_npz(path: Path | str, keys: Sequence[str]) -> dict[str, np.ndarray]:
             for key in keys:
                 with archive.open(f"{key}.npy") as member:
                     try:
-                        arrays[key] = _read_array(member, sizes[f"{key}.npy"])
+                        arrays[key] = _read_array(member, sizes[f"{key}.npy"])  # type: ignore[arg-type]
                     except ValueError as err:
                         raise ValueError(f"{key}: {err}") from None
             return arrays
