@@ -24,7 +24,8 @@ import numpy as np
 from bench.common import CACHE_DIR, table, verdict
 from bench.images import kaggle_layout
 from catsdogs.data.images import Preprocessing
-from catsdogs.neuron.fit import fit, kept_row, step_name
+from catsdogs.neuron.fit import fit, step_name
+from catsdogs.neuron.history import kept_row
 from catsdogs.neuron.reference import reference_fit
 from catsdogs.pipeline.config import ResizeSplitParams, TrainParams
 from catsdogs.pipeline.npz_files import load_npz

@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from catsdogs.data.images import Preprocessing
-from catsdogs.neuron.fit import fit, kept_row, step_name
+from catsdogs.neuron.fit import fit, step_name
+from catsdogs.neuron.history import kept_row
 from catsdogs.pipeline.atomic_files import atomic_path, save_json
 from catsdogs.pipeline.command_line import run_cli, stage_parser
 from catsdogs.pipeline.config import TrainParams

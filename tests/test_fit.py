@@ -11,6 +11,8 @@ import pytest
 
 import catsdogs.neuron.fast_passes
 import catsdogs.neuron.fit
+import catsdogs.neuron.history
+import catsdogs.neuron.recipe
 from catsdogs.errors import ParamError
 from catsdogs.neuron.fit import fit
 from catsdogs.neuron.reference import backprop, forward, loss_value, predict, reference_fit, sigmoid
@@ -300,7 +302,7 @@ def test_a_diverging_run_stops_at_the_epoch_its_scores_overflow(request, problem
 
 
 def test_divergence_without_the_l2_instability_says_to_lower_the_rate():
-    message = catsdogs.neuron.fit.divergence_message(TrainParams(lr=1.5, l2=1.0, epochs=9), 7)
+    message = catsdogs.neuron.recipe.divergence_message(TrainParams(lr=1.5, l2=1.0, epochs=9), 7)
     assert message.endswith(
         "after 7 of 9 epochs the scores z = X W + b are no longer finite numbers (they "
         "overflowed float32, the losses with them); lower train.lr (now 1.5)"
@@ -309,7 +311,7 @@ def test_divergence_without_the_l2_instability_says_to_lower_the_rate():
 
 def test_divergence_at_exactly_the_l2_bound_names_lr_times_l2():
     # lr x l2 = 0.5 x 4 = 2: the bound 2 itself is already unstable (|1 - lr l2| = 1 is not < 1)
-    message = catsdogs.neuron.fit.divergence_message(TrainParams(lr=0.5, l2=4.0, epochs=9), 7)
+    message = catsdogs.neuron.recipe.divergence_message(TrainParams(lr=0.5, l2=4.0, epochs=9), 7)
     assert message.endswith("only stable for train.lr x train.l2 < 2, here 0.5 x 4 = 2: lower train.lr or train.l2")
 
 
@@ -415,8 +417,8 @@ def test_kept_row_is_the_last_row_or_with_early_stopping_the_best_validation_los
     history = catsdogs.neuron.fit.pd.DataFrame(
         {"epoch": [0, 1, 2, 3], "train_loss": [4.0, 3.0, 2.0, 1.0], "valid_loss": [4.0, 2.0, 3.0, 2.5]}
     )
-    assert catsdogs.neuron.fit.kept_row(history, TrainParams(epochs=3)).epoch == 3
-    assert catsdogs.neuron.fit.kept_row(history, TrainParams(epochs=3, early_stopping=2)).epoch == 1
+    assert catsdogs.neuron.history.kept_row(history, TrainParams(epochs=3)).epoch == 3
+    assert catsdogs.neuron.history.kept_row(history, TrainParams(epochs=3, early_stopping=2)).epoch == 1
 
 
 def test_the_dual_is_used_up_to_a_quarter_as_many_rows_as_features():

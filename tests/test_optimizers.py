@@ -4,8 +4,8 @@ J + l2/2 |W|^2 (catsdogs/neuron/reference.py's J), and plain float64 loops of th
 import numpy as np
 import pytest
 
-from catsdogs.neuron.fit import make_optimizer
 from catsdogs.neuron.optimizers import ADAM_BETAS, ADAM_EPS, Adam, GradientDescent
+from catsdogs.neuron.recipe import make_optimizer
 from catsdogs.neuron.reference import Objective, backprop, forward, loss_value, sigmoid
 from catsdogs.pipeline.config import TrainParams
 

@@ -40,15 +40,15 @@ from tqdm import tqdm
 
 from catsdogs.errors import ParamError
 from catsdogs.neuron.fast_passes import ShardedPass, forward_backward, gram
+from catsdogs.neuron.history import EarlyStopping, History, show_progress
 from catsdogs.neuron.lbfgs import LBFGS
-from catsdogs.neuron.optimizers import Adam, GradientDescent
-from catsdogs.neuron.reference import Objective, predict, sigmoid
+from catsdogs.neuron.recipe import divergence_message, make_optimizer, objective_of
+from catsdogs.neuron.reference import sigmoid
 from catsdogs.pipeline.processes import usable_cores
 
 if TYPE_CHECKING:
     from catsdogs.pipeline.config import TrainParams
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "train_accuracy", "valid_accuracy")
 GRAM_MAX_RATIO = 0.25  # dual (Gram matrix) training when m <= this x n ...
 GRAM_EPOCHS_PER_ROW = 8  # ... and epochs >= m / this: see uses_gram
 
@@ -155,19 +155,6 @@ class Dual(EpochLoop):
         return np.dot(theta, self.X), b  # W = X^T theta
 
 
-def objective_of(params: TrainParams) -> Objective:
-    """The objective train.loss, train.gradient and train.l2 name: J + l2/2 |W|^2."""
-    return Objective(params.loss, params.gradient, params.l2)
-
-
-def make_optimizer(params: TrainParams, objective: Objective | None = None) -> GradientDescent | Adam:
-    """The optimizer train.optimizer names, with train.lr, train.momentum and the objective's L2 term."""
-    objective = objective or objective_of(params)
-    if params.optimizer == "adam":
-        return Adam(params.lr, objective)
-    return GradientDescent(params.lr, params.momentum, objective)
-
-
 def uses_gram(params: TrainParams, shape: tuple[int, int]) -> bool:
     """Whether fit trains in the dual: plain or momentum full-batch gradient descent with at most
     GRAM_MAX_RATIO x n training rows, and enough epochs to repay the product X X^T (it costs about
@@ -245,77 +232,3 @@ def fit(
     bar.close()
     W, b = solver.weights(stopping.best_state if params.early_stopping else solver.state())
     return W, np.float32(b), history.frame()
-
-
-class History:
-    """The history, one row per epoch: the losses J (the objective's, without L2) and the accuracies
-    (threshold 0.5) on the training and the validation rows, from their scores z."""
-
-    def __init__(self, objective: Objective, y: np.ndarray, y_valid: np.ndarray):
-        self.objective, self.y, self.y_valid = objective, y, y_valid
-        self.rows: list[tuple] = []
-
-    def add(self, epoch: int, z: np.ndarray, z_valid: np.ndarray) -> tuple:
-        a, a_valid = sigmoid(z), sigmoid(z_valid)
-        self.rows.append(
-            (
-                epoch,
-                self.objective.mean_loss(z, a, self.y),
-                self.objective.mean_loss(z_valid, a_valid, self.y_valid),
-                np.mean(predict(a) == self.y),
-                np.mean(predict(a_valid) == self.y_valid),
-            )
-        )
-        return self.rows[-1]
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(np.array(self.rows, dtype=np.float64), columns=HISTORY_COLUMNS).astype({"epoch": int})
-
-
-class EarlyStopping:
-    """Stop after `patience` epochs without a lower validation loss (0: never), keeping the best state."""
-
-    def __init__(self, patience: int, state: tuple):
-        self.patience = patience
-        self.best_loss, self.best_epoch, self.best_state = np.inf, 0, state
-
-    def should_stop(self, epoch: int, valid_loss: float, state: Callable[[], tuple]) -> bool:
-        if not self.patience:
-            return False
-        if valid_loss < self.best_loss:
-            self.best_loss, self.best_epoch, self.best_state = valid_loss, epoch, state()
-            return False
-        return epoch - self.best_epoch >= self.patience
-
-
-def show_progress(bar: tqdm, epoch: int, row: tuple, progress: bool) -> None:
-    """Advance the progress bar past `epoch`, showing the row's losses (formatted only for a bar shown)."""
-    if epoch:
-        bar.update()
-    if progress:  # formatting the losses every epoch costs ~5 us: only for a bar that is shown
-        bar.set_postfix(train_loss=f"{row[1]:.6f}", valid_loss=f"{row[2]:.6f}", refresh=False)
-
-
-def divergence_message(params: TrainParams, epoch: int) -> str:
-    """What to change when the scores are no longer finite after `epoch` updates. With L2, each
-    gradient-descent step also subtracts lr l2 W from W: with heavy-ball momentum m that linear map is
-    stable only for lr l2 < 2 (1 + m) (m = 0: |1 - lr l2| < 1); past it |W| grows geometrically to inf."""
-    hint = f"lower train.lr (now {params.lr:g})"
-    bound = 2 * (1 + params.momentum)
-    curvature = objective_of(params).l2  # of the L2 term: its Hessian is l2 I
-    if params.optimizer == "gd" and params.lr * curvature >= bound:
-        hint = (
-            f"gradient descent with L2 is only stable for train.lr x train.l2 < {bound:g}"
-            f"{' = 2 (1 + train.momentum)' if params.momentum else ''}, here {params.lr:g} x {params.l2:g} = "
-            f"{params.lr * params.l2:g}: lower train.lr or train.l2"
-        )
-    return (
-        f"params.yaml: train.lr = {params.lr:g} made the training diverge: after {epoch} of {params.epochs} "
-        f"epochs the scores z = X W + b are no longer finite numbers (they overflowed float32, the losses "
-        f"with them); {hint}"
-    )
-
-
-def kept_row(history: pd.DataFrame, params: TrainParams) -> pd.Series:
-    """The history row of the weights fit returned: the last, or with early stopping the best validation loss."""
-    return history.loc[history.valid_loss.idxmin()] if params.early_stopping else history.iloc[-1]  # type: ignore[call-overload]
