@@ -1,4 +1,4 @@
-"""The training loop (stages/fit.py): each solver against the reference math (stages/neuron.py) on random
+"""The training loop (catsdogs/neuron/fit.py): each solver against the reference math (catsdogs/neuron/reference.py) on random
 data, to float32 precision, and the loop's own behaviour (history, early stopping, seeds, threads)."""
 
 import re
@@ -9,12 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-import stages.fit
-import stages.passes
-from stages.common import ParamError
-from stages.fit import fit
-from stages.neuron import backprop, forward, loss_value, predict, reference_fit, sigmoid
-from stages.train import TrainParams
+import catsdogs.neuron.fast_passes
+import catsdogs.neuron.fit
+import catsdogs.neuron.history
+import catsdogs.neuron.recipe
+from catsdogs.errors import ParamError
+from catsdogs.neuron.fit import fit
+from catsdogs.neuron.reference import backprop, forward, loss_value, predict, reference_fit, sigmoid
+from catsdogs.pipeline.config import TrainParams
 
 
 def toy_problem(m=60, n=20, seed=0):
@@ -76,10 +78,12 @@ def reference(X, y, X_valid, y_valid, params):
 @pytest.mark.parametrize("recipe", RECIPES)
 @pytest.mark.parametrize("block_bytes", [4 * 20 * 3, 4 << 20])  # 3-row blocks, and one block per shard
 def test_full_batch_fit_equals_the_reference_loop(monkeypatch, recipe, block_bytes):
-    monkeypatch.setattr(stages.passes, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", block_bytes)
     X, y, X_valid, y_valid = split_toy()
     params = TrainParams(lr=0.5, epochs=40, **recipe)
-    assert isinstance(stages.fit.solver_for(params, X, y, X_valid, None, PIXEL_SCALE), stages.fit.FullBatch)
+    assert isinstance(
+        catsdogs.neuron.fit.solver_for(params, X, y, X_valid, None, PIXEL_SCALE), catsdogs.neuron.fit.FullBatch
+    )
     result = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     assert_equals_reference(result, reference(X, y, X_valid, y_valid, params))
 
@@ -103,7 +107,9 @@ def reference_minibatch_fit(X, y, params):
 def test_minibatch_fit_equals_the_reference_loop(recipe):
     X, y, X_valid, y_valid = split_toy()
     params = TrainParams(lr=0.5, epochs=6, batch_size=7, seed=3, **recipe)  # 40 rows: 5 batches of 7, one of 5
-    assert isinstance(stages.fit.solver_for(params, X, y, X_valid, None, PIXEL_SCALE), stages.fit.MiniBatch)
+    assert isinstance(
+        catsdogs.neuron.fit.solver_for(params, X, y, X_valid, None, PIXEL_SCALE), catsdogs.neuron.fit.MiniBatch
+    )
     W, b, _ = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     W_ref, b_ref = reference_minibatch_fit(X, y, params)
     scale = np.abs(W_ref).max()
@@ -112,8 +118,8 @@ def test_minibatch_fit_equals_the_reference_loop(recipe):
 
 
 def test_fit_does_not_depend_on_the_number_of_threads(monkeypatch):
-    monkeypatch.setattr(stages.passes, "BLOCK_BYTES", 4 * 20 * 2)
-    monkeypatch.setattr(stages.passes, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", 4 * 20 * 2)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
     X, y, X_valid, y_valid = split_toy(m=90, m_train=70)
     runs = [fit(X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=20), progress=False, threads=t) for t in (1, 3)]
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
@@ -235,7 +241,7 @@ def wide_problem():
 def test_dual_fit_equals_the_reference_loop(recipe):
     X, y, X_valid, y_valid = wide_problem()
     params = TrainParams(lr=0.05, epochs=60, **recipe)
-    assert stages.fit.uses_gram(params, X.shape)
+    assert catsdogs.neuron.fit.uses_gram(params, X.shape)
     result = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     assert_equals_reference(result, reference(X, y, X_valid, y_valid, params))
 
@@ -245,8 +251,8 @@ def test_dual_and_primal_agree(monkeypatch, changes):
     X, y, X_valid, y_valid = wide_problem()
     params = TrainParams(**{"lr": 0.05, "epochs": 80, **changes})
     W_dual, b_dual, h_dual = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
-    monkeypatch.setattr(stages.fit, "GRAM_MAX_RATIO", 0.0)
-    assert not stages.fit.uses_gram(params, X.shape)
+    monkeypatch.setattr(catsdogs.neuron.fit, "GRAM_MAX_RATIO", 0.0)
+    assert not catsdogs.neuron.fit.uses_gram(params, X.shape)
     W, b, history = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     scale = np.abs(W).max()  # float32 precision of the vector as a whole (momentum amplifies rounding 10x)
     np.testing.assert_allclose(W_dual, W, rtol=1e-5, atol=1e-5 * scale)
@@ -256,7 +262,7 @@ def test_dual_and_primal_agree(monkeypatch, changes):
 
 
 def test_dual_does_not_depend_on_the_number_of_threads(monkeypatch):
-    monkeypatch.setattr(stages.passes, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
     X, y, X_valid, y_valid = wide_problem()
     runs = [
         fit(X, y, X_valid, y_valid, TrainParams(lr=0.05, epochs=20), progress=False, threads=t, pixel_scale=PIXEL_SCALE)
@@ -280,7 +286,7 @@ def test_dual_does_not_depend_on_the_number_of_threads(monkeypatch):
     ],
 )
 def test_when_fit_uses_the_dual(changes, shape, dual):
-    assert stages.fit.uses_gram(TrainParams(**{"lr": 0.1, "epochs": 5000, **changes}), shape) == dual
+    assert catsdogs.neuron.fit.uses_gram(TrainParams(**{"lr": 0.1, "epochs": 5000, **changes}), shape) == dual
 
 
 @pytest.mark.parametrize("shape, lr, epochs", [((200, 5), 1.0, 2000), ((40, 200), 0.5, 3000)], ids=["primal", "dual"])
@@ -295,7 +301,7 @@ def test_cross_entropy_with_l2_reaches_scikit_learns_optimum(shape, lr, epochs):
     l2 = 0.1
     params = TrainParams(lr=lr, epochs=epochs, loss="cross_entropy", l2=l2)
     with ThreadPoolExecutor(1) as pool:  # both solvers are tested
-        solver = type(stages.fit.solver_for(params, X, y, X, pool, PIXEL_SCALE)).__name__
+        solver = type(catsdogs.neuron.fit.solver_for(params, X, y, X, pool, PIXEL_SCALE)).__name__
     assert solver == ("Dual" if n > m else "FullBatch")
     W, b, _ = fit(X, y, X, y, params, progress=False, pixel_scale=PIXEL_SCALE)
     oracle = linear_model.LogisticRegression(C=1 / (l2 * m), tol=1e-12, max_iter=100_000).fit(X.astype(np.float64), y)
@@ -327,7 +333,7 @@ def test_a_diverging_run_stops_at_the_epoch_its_scores_overflow(request, problem
     X, y, X_valid, y_valid = problem()
     params = TrainParams(lr=10.0, l2=1.0, epochs=300, **changes)
     with ThreadPoolExecutor(1) as pool:
-        solver = type(stages.fit.solver_for(params, X, y, X_valid, pool, PIXEL_SCALE)).__name__
+        solver = type(catsdogs.neuron.fit.solver_for(params, X, y, X_valid, pool, PIXEL_SCALE)).__name__
     assert solver == {"dual": "Dual", "mini-batch": "MiniBatch"}.get(request.node.callspec.id, "FullBatch")
     with pytest.raises(ParamError) as error:
         fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
@@ -341,7 +347,7 @@ def test_a_diverging_run_stops_at_the_epoch_its_scores_overflow(request, problem
 
 
 def test_divergence_without_the_l2_instability_says_to_lower_the_rate():
-    message = stages.fit.divergence_message(TrainParams(lr=1.5, l2=1.0, epochs=9), 7)
+    message = catsdogs.neuron.recipe.divergence_message(TrainParams(lr=1.5, l2=1.0, epochs=9), 7)
     assert message.endswith(
         "after 7 of 9 epochs the scores z = X W + b are no longer finite numbers (they "
         "overflowed float32, the losses with them); lower train.lr (now 1.5)"
@@ -350,7 +356,7 @@ def test_divergence_without_the_l2_instability_says_to_lower_the_rate():
 
 def test_divergence_at_exactly_the_l2_bound_names_lr_times_l2():
     # lr x l2 = 0.5 x 4 = 2: the bound 2 itself is already unstable (|1 - lr l2| = 1 is not < 1)
-    message = stages.fit.divergence_message(TrainParams(lr=0.5, l2=4.0, epochs=9), 7)
+    message = catsdogs.neuron.recipe.divergence_message(TrainParams(lr=0.5, l2=4.0, epochs=9), 7)
     assert message.endswith("only stable for train.lr x train.l2 < 2, here 0.5 x 4 = 2: lower train.lr or train.l2")
 
 
@@ -373,7 +379,9 @@ def test_fit_converts_its_inputs_to_float32():
 def test_a_batch_of_every_training_example_is_full_batch_gradient_descent():
     X, y, X_valid, y_valid = split_toy()  # 40 rows, 20 features
     params = TrainParams(lr=0.5, epochs=5, batch_size=40)
-    assert isinstance(stages.fit.solver_for(params, X, y, X_valid, None, PIXEL_SCALE), stages.fit.FullBatch)
+    assert isinstance(
+        catsdogs.neuron.fit.solver_for(params, X, y, X_valid, None, PIXEL_SCALE), catsdogs.neuron.fit.FullBatch
+    )
     full = fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=5), progress=False, pixel_scale=PIXEL_SCALE)
     W, b, history = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     np.testing.assert_array_equal(W, full[0])
@@ -394,12 +402,12 @@ class CountingPool(ThreadPoolExecutor):
 
 
 def test_fit_runs_the_number_of_threads_asked_for_or_one_per_usable_core(monkeypatch):
-    monkeypatch.setattr(stages.fit, "ThreadPoolExecutor", CountingPool)
+    monkeypatch.setattr(catsdogs.neuron.fit, "ThreadPoolExecutor", CountingPool)
     monkeypatch.setattr(CountingPool, "sizes", [])
     X, y, X_valid, y_valid = split_toy()
     for threads in (3, None):
         fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=1), progress=False, threads=threads)
-    assert CountingPool.sizes == [3, stages.fit.usable_cores()]
+    assert CountingPool.sizes == [3, catsdogs.neuron.fit.usable_cores()]
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered")
@@ -427,7 +435,7 @@ def test_the_last_history_row_scores_the_returned_weights(solver, problem, param
     # the oracle: losses and accuracies of W, b recomputed in float64 from the data (neuron.py's math)
     X, y, X_valid, y_valid = problem()
     with ThreadPoolExecutor(1) as pool:
-        assert type(stages.fit.solver_for(params, X, y, X_valid, pool, PIXEL_SCALE)).__name__ == solver
+        assert type(catsdogs.neuron.fit.solver_for(params, X, y, X_valid, pool, PIXEL_SCALE)).__name__ == solver
     seen = []
     W, b, history = fit(
         X,
@@ -472,16 +480,18 @@ def test_early_stopping_counts_its_patience_from_the_first_of_equal_validation_l
 
 
 def test_kept_row_is_the_last_row_or_with_early_stopping_the_best_validation_loss():
-    history = stages.fit.pd.DataFrame(
+    history = catsdogs.neuron.fit.pd.DataFrame(
         {"epoch": [0, 1, 2, 3], "train_loss": [4.0, 3.0, 2.0, 1.0], "valid_loss": [4.0, 2.0, 3.0, 2.5]}
     )
-    assert stages.fit.kept_row(history, TrainParams(epochs=3)).epoch == 3
-    assert stages.fit.kept_row(history, TrainParams(epochs=3, early_stopping=2)).epoch == 1
+    assert catsdogs.neuron.history.kept_row(history, TrainParams(epochs=3)).epoch == 3
+    assert catsdogs.neuron.history.kept_row(history, TrainParams(epochs=3, early_stopping=2)).epoch == 1
 
 
 def test_the_dual_is_used_up_to_a_quarter_as_many_rows_as_features():
     params = TrainParams(lr=0.1, epochs=5000)
-    assert stages.fit.uses_gram(params, (3072, 12288)) and not stages.fit.uses_gram(params, (3073, 12288))
+    assert catsdogs.neuron.fit.uses_gram(params, (3072, 12288)) and not catsdogs.neuron.fit.uses_gram(
+        params, (3073, 12288)
+    )
 
 
 def test_the_last_epoch_computes_no_gradient():
@@ -489,13 +499,13 @@ def test_the_last_epoch_computes_no_gradient():
     X, y, X_valid, y_valid = split_toy()
     rules = []
     with ThreadPoolExecutor(1) as pool:
-        passes = stages.fit.ShardedPass(pool)
+        passes = catsdogs.neuron.fit.ShardedPass(pool)
 
         def spy(*args):
             rules.append(args[5])
             return passes(*args)
 
-        solver = stages.fit.FullBatch(X, y.astype(np.float32), X_valid, TrainParams(lr=0.5, epochs=3), spy)
+        solver = catsdogs.neuron.fit.FullBatch(X, y.astype(np.float32), X_valid, TrainParams(lr=0.5, epochs=3), spy)
         solver.run(3, lambda epoch, z, z_valid: False)
     assert [rule is None for rule in rules] == [False, False, False, True]
 

@@ -1,5 +1,5 @@
-"""train.optimizer lbfgs (stages/lbfgs.py): its objective and gradient against the reference math
-(stages/neuron.py), its parts (exact pixel products, Gram-Schmidt, Jacobi, two-loop recursion, line
+"""train.optimizer lbfgs (catsdogs/neuron/lbfgs.py): its objective and gradient against the reference math
+(catsdogs/neuron/reference.py), its parts (exact pixel products, Gram-Schmidt, Jacobi, two-loop recursion, line
 search) against numpy.linalg and the textbook formulas, its optimum against scikit-learn's
 LogisticRegression for the same C, its place in fit (history, stopping, early stopping, threads,
 parameter checks), and the same bits under other OpenBLAS kernels and NumPy dispatch levels."""
@@ -17,13 +17,15 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-import stages.fit
-import stages.lbfgs
-import stages.passes
-from stages.fit import fit
-from stages.lbfgs import (
+import catsdogs.neuron.fast_passes
+import catsdogs.neuron.fit
+import catsdogs.neuron.lbfgs
+from catsdogs.errors import ParamError
+from catsdogs.neuron.fast_passes import ShardedPass
+from catsdogs.neuron.fit import fit
+from catsdogs.neuron.lbfgs import (
     Coordinates,
-    Objective,
+    ScaledObjective,
     Trial,
     line_search,
     orthonormal_rows,
@@ -32,10 +34,8 @@ from stages.lbfgs import (
     symmetric_eigen,
     two_loop,
 )
-from stages.neuron import backprop, forward, loss_value, sigmoid
-from stages.params import ParamError
-from stages.passes import ShardedPass
-from stages.train import TrainParams
+from catsdogs.neuron.reference import backprop, forward, loss_value, sigmoid
+from catsdogs.pipeline.config import TrainParams
 from tests.test_fit import split_toy, toy_problem
 
 
@@ -50,7 +50,7 @@ def pixel_toy(m, n, seed):
 
 
 def objective64(X, y, W, b, l2):
-    """F = J + l2/2 |W|^2 in float64, J the mean cross-entropy of stages/neuron.py."""
+    """F = J + l2/2 |W|^2 in float64, J the mean cross-entropy of catsdogs/neuron/reference.py."""
     X, y, W = X.astype(np.float64), y.astype(np.float64), W.astype(np.float64)
     z = forward(X, W, float(b))
     return loss_value("cross_entropy", z, sigmoid(z), y) + l2 / 2 * W @ W
@@ -58,8 +58,8 @@ def objective64(X, y, W, b, l2):
 
 def small_rank(monkeypatch, rank=4):
     """A change of variables with `rank` principal directions, estimated from every row, on small data."""
-    monkeypatch.setattr(stages.lbfgs, "RANK", rank)
-    monkeypatch.setattr(stages.lbfgs, "OVERSAMPLE", 3)
+    monkeypatch.setattr(catsdogs.neuron.lbfgs, "RANK", rank)
+    monkeypatch.setattr(catsdogs.neuron.lbfgs, "OVERSAMPLE", 3)
 
 
 def chain_rule_gradient(X, y, x, l2, coordinates):
@@ -74,8 +74,8 @@ def chain_rule_gradient(X, y, x, l2, coordinates):
 
 @pytest.mark.parametrize("inline_bytes", [0, 32 << 20])  # shards on the pool, and in this thread
 def test_objective_and_gradient_equal_the_reference(monkeypatch, inline_bytes):
-    monkeypatch.setattr(stages.passes, "BLOCK_BYTES", 4 * 20 * 3)  # 3-row blocks
-    monkeypatch.setattr(stages.passes, "INLINE_BYTES", inline_bytes)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", 4 * 20 * 3)  # 3-row blocks
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "INLINE_BYTES", inline_bytes)
     small_rank(monkeypatch)
     X, y = pixel_toy(m=50, n=20, seed=4)
     y = y.astype(np.float32)
@@ -84,7 +84,7 @@ def test_objective_and_gradient_equal_the_reference(monkeypatch, inline_bytes):
     coordinates = Coordinates(X, l2, pixel_scale=255)
     assert coordinates.U.shape == (20, 4)  # the change of variables is not the identity here
     with ThreadPoolExecutor(2) as pool:
-        objective = Objective(X, y, l2, ShardedPass(pool), coordinates)
+        objective = ScaledObjective(X, y, l2, ShardedPass(pool), coordinates)
         F, gradient = objective(x)
     W, b, reference = chain_rule_gradient(X, y, x, l2, coordinates)
     assert pytest.approx(objective64(X, y, W, b, l2), rel=1e-6) == F
@@ -100,7 +100,7 @@ def test_objective_gradient_equals_finite_differences(monkeypatch):
     x = np.array([0.4, -0.3, 0.2, 0.1, -0.5, 0.25, -0.1, 0.3, 0.05])
     coordinates = Coordinates(X, 0.05, pixel_scale=255)
     assert coordinates.U.shape == (8, 2)
-    objective = Objective(X, y.astype(np.float32), 0.05, ShardedPass(None), coordinates)
+    objective = ScaledObjective(X, y.astype(np.float32), 0.05, ShardedPass(None), coordinates)
     gradient = objective(x)[1].copy()
 
     def F(point):  # float64, from the neuron's weights W = P v, b = c - mu W
@@ -123,7 +123,7 @@ def test_objective_reads_x_once_per_new_point():
             calls.append(1)
             return super().__call__(*args, **kwargs)
 
-    objective = Objective(X, y.astype(np.float32), 0.1, CountingPass(None), Coordinates(X, 0.1))
+    objective = ScaledObjective(X, y.astype(np.float32), 0.1, CountingPass(None), Coordinates(X, 0.1))
     x = np.linspace(-0.5, 0.5, 7)
     F, gradient = objective(x)
     F_again, gradient_again = objective(x.copy())
@@ -135,7 +135,7 @@ def test_objective_reads_x_once_per_new_point():
 @pytest.mark.parametrize("m, step", [(15, 1), (35, 3)])
 def test_mean_row_is_taken_from_evenly_spaced_rows_in_float64(monkeypatch, m, step):
     """mu is the float64 mean of every step-th row, step = max(1, m // SAMPLE_ROWS)."""
-    monkeypatch.setattr(stages.lbfgs, "SAMPLE_ROWS", 10)
+    monkeypatch.setattr(catsdogs.neuron.lbfgs, "SAMPLE_ROWS", 10)
     X = toy_problem(m=m, n=20, seed=6)[0] * np.float32(1000)  # float32 sums would round at 1e-7 of 1000s
     mu = Coordinates(X, 0.1).mu
     assert mu.dtype == np.float64
@@ -177,7 +177,7 @@ def test_principal_directions_equal_the_float64_recipe(monkeypatch, rows, low):
     k = min(5, min(S.shape) - 3 - 1)
     centred = S - mu
     V = np.linalg.qr((np.random.default_rng(0).random((k + 3, 24)) * 2 - 1).T)[0]
-    for _ in range(stages.lbfgs.POWER_STEPS):
+    for _ in range(catsdogs.neuron.lbfgs.POWER_STEPS):
         V = np.linalg.qr(centred.T @ (centred @ V))[0]
     _, singular, Wt = np.linalg.svd(centred @ V, full_matrices=False)
     h = singular**2 / rows / 4 + 0.02
@@ -191,7 +191,7 @@ def test_principal_directions_none_when_too_few_rows_or_no_curvature(monkeypatch
     """k = min(RANK, min(r, n) - OVERSAMPLE - 1) directions: one from 14 rows, none from 13 or fewer (the
     sketch needs k + OVERSAMPLE columns and one more singular value, h_k); none either from features that
     never vary (black photos) without l2, where h_k = 0 leaves no curvature to scale to."""
-    monkeypatch.setattr(stages.lbfgs, "OVERSAMPLE", 12)
+    monkeypatch.setattr(catsdogs.neuron.lbfgs, "OVERSAMPLE", 12)
     P = np.random.default_rng(3).integers(0, 256, size=(rows, 30)).astype(np.int16) * (rows != 100)
     U, s = principal_directions(P, 255, P.mean(axis=0) / 255, l2)
     k = 1 if rows == 14 else 0
@@ -230,7 +230,7 @@ def test_pixel_product_is_the_exact_product_of_the_quantized_factor(monkeypatch,
     """P A^T (or P^T A^T) equals numpy's float64 product to 1e-10 relative, for pixels at their bound and
     factors of mixed magnitude; each row of A is rounded to integers times a power of two small enough
     that the result is exact: the float64 product of those integers, computed here in Python integers."""
-    monkeypatch.setattr(stages.lbfgs, "TRANSPOSED_COLUMNS", 7)  # several blocks
+    monkeypatch.setattr(catsdogs.neuron.lbfgs, "TRANSPOSED_COLUMNS", 7)  # several blocks
     rng = np.random.default_rng(5)
     P = rng.choice(np.array([-255, 255, 0, 17], dtype=np.int16), size=(30, 40))
     A = rng.normal(size=(3, 30 if transposed else 40)) * np.array([[1e-3], [1.0], [1e5]])
@@ -239,7 +239,7 @@ def test_pixel_product_is_the_exact_product_of_the_quantized_factor(monkeypatch,
     reference = dense @ A.T
     column_size = np.abs(reference).max(axis=0)
     np.testing.assert_allclose(result / column_size, reference / column_size, atol=1e-10)
-    Q, e = stages.lbfgs.quantized(A)
+    Q, e = catsdogs.neuron.lbfgs.quantized(A)
     exact = [[sum(int(p) * int(q) for p, q in zip(row, a)) for a in Q] for row in dense.astype(np.int64)]
     np.testing.assert_array_equal(result, np.ldexp(np.array(exact, dtype=np.float64), -e))
 
@@ -318,9 +318,9 @@ def test_line_search_satisfies_the_strong_wolfe_conditions(first_step):
     start = Trial(0.0, F0, g0, float(g0 @ d))
     trial = line_search(F_of, x, start, d, first_step)
     F, g = F_of(x + trial.step * d)
-    assert F == trial.F and F0 + stages.lbfgs.ARMIJO * trial.step * start.slope >= F
-    assert abs(g @ d) <= stages.lbfgs.CURVATURE * abs(start.slope)
-    assert len(calls) - 2 <= stages.lbfgs.MAX_LINE_SEARCH
+    assert F == trial.F and F0 + catsdogs.neuron.lbfgs.ARMIJO * trial.step * start.slope >= F
+    assert abs(g @ d) <= catsdogs.neuron.lbfgs.CURVATURE * abs(start.slope)
+    assert len(calls) - 2 <= catsdogs.neuron.lbfgs.MAX_LINE_SEARCH
     if first_step == 1.0:
         assert len(calls) == 3  # a good first step is taken as it is: one evaluation
 
@@ -334,13 +334,13 @@ def test_line_search_gives_up_when_f_never_decreases():
         return 1.0 + 1e-12, np.array([-1.0])
 
     assert line_search(F_of, np.zeros(1), Trial(0.0, 1.0, np.array([-1.0]), -1.0), np.ones(1), 1.0) is None
-    assert 1 <= len(calls) <= stages.lbfgs.MAX_LINE_SEARCH
+    assert 1 <= len(calls) <= catsdogs.neuron.lbfgs.MAX_LINE_SEARCH
 
 
 RUN_LBFGS = """
 import hashlib, numpy as np
-from stages.fit import fit
-from stages.train import TrainParams
+from catsdogs.neuron.fit import fit
+from catsdogs.pipeline.config import TrainParams
 rng = np.random.default_rng(0)
 pixels = rng.integers(0, 256, size=(300, 8, 8, 3)).repeat(4, axis=1).repeat(4, axis=2).reshape(300, -1)
 pixels = np.clip(pixels + rng.integers(-20, 21, size=pixels.shape), 0, 255)
@@ -454,8 +454,8 @@ def test_early_stopping_keeps_the_iterate_of_the_best_validation_loss():
 
 
 def test_result_does_not_depend_on_the_number_of_threads(monkeypatch):
-    monkeypatch.setattr(stages.passes, "BLOCK_BYTES", 4 * 20 * 2)
-    monkeypatch.setattr(stages.passes, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", 4 * 20 * 2)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
     X, y, X_valid, y_valid = split_toy(m=90, m_train=70)
     runs = [fit(X, y, X_valid, y_valid, lbfgs_params(l2=0.01), progress=False, threads=t) for t in (1, 3)]
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
@@ -464,7 +464,9 @@ def test_result_does_not_depend_on_the_number_of_threads(monkeypatch):
 
 def test_fit_picks_lbfgs():
     X, y, X_valid, _ = split_toy()
-    assert isinstance(stages.fit.solver_for(lbfgs_params(), X, y, X_valid, None, None), stages.fit.LBFGS)
+    assert isinstance(
+        catsdogs.neuron.fit.solver_for(lbfgs_params(), X, y, X_valid, None, None), catsdogs.neuron.fit.LBFGS
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,9 @@
-"""The reference math (stages/neuron.py) against independent oracles: hand computation, finite differences."""
+"""The reference math (catsdogs/neuron/reference.py) against independent oracles: hand computation, finite differences."""
 
 import numpy as np
 import pytest
 
-from stages.neuron import backprop, forward, loss_gradient, loss_value, predict, reference_fit, sigmoid
+from catsdogs.neuron.reference import backprop, forward, loss_gradient, loss_value, predict, reference_fit, sigmoid
 
 
 def test_sigmoid_is_stable_for_large_inputs():

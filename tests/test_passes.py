@@ -1,4 +1,4 @@
-"""The fast float32 passes (stages/passes.py) against the reference math (stages/neuron.py) on random data."""
+"""The fast float32 passes (catsdogs/neuron/fast_passes.py) against the reference math (catsdogs/neuron/reference.py) on random data."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-import stages.passes
-from stages.neuron import backprop, forward, loss_gradient
-from stages.passes import ShardedPass, forward_backward, pixel_gram, pixel_values
+import catsdogs.neuron.fast_passes
+from catsdogs.neuron.fast_passes import ShardedPass, forward_backward, pixel_gram, pixel_values
+from catsdogs.neuron.reference import backprop, forward, loss_gradient
 from tests.conftest import numpy_blas_threads
 
 RULES = [("mse", "exact"), ("mse", "notebook"), ("cross_entropy", "exact")]
@@ -36,7 +36,7 @@ def assert_gradient_equal(grad, reference):
 @pytest.mark.parametrize("loss, rule", RULES)
 @pytest.mark.parametrize("block_bytes", [4 * 24, 4 * 24 * 5, 4 << 20])  # 1-row, 5-row blocks, one block
 def test_blocked_forward_backward_equals_backprop(monkeypatch, loss, rule, block_bytes):
-    monkeypatch.setattr(stages.passes, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", block_bytes)
     X, y, W, b = random_problem()
     z = np.empty(len(y), dtype=np.float32)
     grad = forward_backward(X, y, W, b, z, partial(loss_gradient, loss, rule, m=len(y)))
@@ -48,8 +48,8 @@ def test_blocked_forward_backward_equals_backprop(monkeypatch, loss, rule, block
 @pytest.mark.parametrize("inline_bytes", [0, 32 << 20])  # shards on the thread pool, and in this thread
 @pytest.mark.parametrize("threads", [1, 3])
 def test_sharded_pass_equals_backprop_and_scores_the_validation_rows(monkeypatch, inline_bytes, threads):
-    monkeypatch.setattr(stages.passes, "BLOCK_BYTES", 4 * 24 * 2)
-    monkeypatch.setattr(stages.passes, "INLINE_BYTES", inline_bytes)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", 4 * 24 * 2)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "INLINE_BYTES", inline_bytes)
     X, y, W, b = random_problem()
     X_valid = random_problem(m=11, seed=1)[0]
     z, z_valid = np.empty(len(y), dtype=np.float32), np.empty(11, dtype=np.float32)
@@ -62,8 +62,8 @@ def test_sharded_pass_equals_backprop_and_scores_the_validation_rows(monkeypatch
 
 
 def test_sharded_pass_does_not_depend_on_the_number_of_threads(monkeypatch):
-    monkeypatch.setattr(stages.passes, "BLOCK_BYTES", 4 * 24 * 2)
-    monkeypatch.setattr(stages.passes, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", 4 * 24 * 2)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
     X, y, W, b = random_problem(m=90)
     grads = []
     for threads in (1, 3):
@@ -124,9 +124,15 @@ def test_pixel_gram_fills_every_row_whatever_the_shape(k, n):
 
 def test_block_rows_is_the_most_whole_float32_rows_in_block_bytes_and_at_least_one(monkeypatch):
     # 4 MiB / (12,288 features x 4 bytes) = 85.3 rows: 85 whole rows fit
-    assert stages.passes.block_rows(12288) == 85
-    monkeypatch.setattr(stages.passes, "BLOCK_BYTES", 100)
-    assert [stages.passes.block_rows(n) for n in (5, 24, 25, 26, 1000)] == [5, 1, 1, 1, 1]  # 100 // (4 n), >= 1
+    assert catsdogs.neuron.fast_passes.block_rows(12288) == 85
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", 100)
+    assert [catsdogs.neuron.fast_passes.block_rows(n) for n in (5, 24, 25, 26, 1000)] == [
+        5,
+        1,
+        1,
+        1,
+        1,
+    ]  # 100 // (4 n), >= 1
 
 
 def test_forward_backward_without_a_rule_scores_only():
@@ -140,7 +146,7 @@ def spy_on_forward_backward(monkeypatch):
     """Record, for each call of forward_backward (passes through to it): the rows of its parent matrix
     it got (first row, row count), the thread it ran on, and the BLAS thread counts while it ran."""
     calls = []
-    real = stages.passes.forward_backward
+    real = catsdogs.neuron.fast_passes.forward_backward
 
     def spy(X_part, *rest):
         calls.append(
@@ -152,7 +158,7 @@ def spy_on_forward_backward(monkeypatch):
         )
         return real(X_part, *rest)
 
-    monkeypatch.setattr(stages.passes, "forward_backward", spy)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "forward_backward", spy)
     return calls
 
 
@@ -165,7 +171,7 @@ def row_ranges(parent, parts):
 def test_sharded_pass_cuts_the_rows_into_shards_fixed_ranges_in_order(monkeypatch):
     # 37 rows in SHARDS = 4 ranges cut at linspace(0, 37, 5) = 0, 9.25, 18.5, 27.75, 37 (rounded down);
     # 11 validation rows at 0, 2.75, 5.5, 8.25, 11. The ranges fix the order of the float32 sums.
-    assert stages.passes.SHARDS == 4
+    assert catsdogs.neuron.fast_passes.SHARDS == 4
     calls = spy_on_forward_backward(monkeypatch)
     X, y, W, b = random_problem()
     X_valid = random_problem(m=11, seed=1)[0]
@@ -178,7 +184,7 @@ def test_sharded_pass_cuts_the_rows_into_shards_fixed_ranges_in_order(monkeypatc
 
 
 def test_sharded_pass_without_training_rows_scores_the_validation_rows():
-    # stages/lbfgs.py scores the validation rows alone: X, y and z are None
+    # catsdogs/neuron/lbfgs.py scores the validation rows alone: X, y and z are None
     X_valid, _, W, b = random_problem(m=11, seed=1)
     z_valid = np.empty(11, dtype=np.float32)
     with ThreadPoolExecutor(2) as pool:
@@ -195,7 +201,7 @@ def test_sharded_pass_runs_on_the_pool_from_inline_bytes_on_with_one_blas_thread
     z = np.empty(37, np.float32)
     with ThreadPoolExecutor(2) as pool, threadpool_limits(limits=2, user_api="blas"):
         for inline_bytes in (X.nbytes + 1, X.nbytes):
-            monkeypatch.setattr(stages.passes, "INLINE_BYTES", inline_bytes)
+            monkeypatch.setattr(catsdogs.neuron.fast_passes, "INLINE_BYTES", inline_bytes)
             ShardedPass(pool)(X, y, W, b, z, partial(loss_gradient, "mse", "exact", m=37))
         after = numpy_blas_threads()
     inline, pooled = calls[:4], calls[4:]

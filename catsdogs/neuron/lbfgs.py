@@ -1,8 +1,9 @@
 """L-BFGS for the cross-entropy neuron at full batch (train.optimizer: lbfgs), each evaluation of the
-objective and its gradient one fused float32 pass over X (stages/passes.py), every other product one of
-stages/portable.py's: the same bits on every x86-64 CPU (no BLAS kernel, LAPACK or scipy decides them).
+objective and its gradient one fused float32 pass over X (catsdogs/neuron/fast_passes.py), every other
+product one of catsdogs/neuron/portable.py's: the same bits on every x86-64 CPU (no BLAS kernel, LAPACK or
+scipy decides them).
 
-It minimises F(W, b) = J(W, b) + l2/2 |W|^2 with J the mean cross-entropy of stages/neuron.py. F is convex
+It minimises F(W, b) = J(W, b) + l2/2 |W|^2 with J the mean cross-entropy of catsdogs/neuron/reference.py. F is convex
 (strictly, with l2 > 0), so there is one optimum, the one scikit-learn's LogisticRegression(C) finds for
 l2 = 1 / (C m): tests/test_lbfgs.py checks both.
 
@@ -24,7 +25,7 @@ with it, to the same optimum).
   portable.dot/matvec/vecmat and + - * / sqrt. Features that are not pixel values (fit without
   pixel_scale) get no rotation: only the centring.
 Neither costs a pass: (X - mu) W + c = X W + (c - mu W), and dF/dv = P (X^T dz - mu sum(dz) + l2 W),
-dF/dc = sum(dz) with dz = dJ/dz (P is symmetric), so each evaluation is the pass of stages/passes.py at
+dF/dc = sum(dz) with dz = dJ/dz (P is symmetric), so each evaluation is the pass of catsdogs/neuron/fast_passes.py at
 W = P v, b = c - mu W, and X is never changed or copied.
 
 The iteration (LBFGS.run, after Nocedal & Wright, Numerical Optimization, 2nd ed.): the direction
@@ -52,12 +53,12 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from stages.neuron import loss_gradient, loss_value, sigmoid
-from stages.passes import ShardedPass, pixel_values
-from stages.portable import dot, integer_gram, matvec, vecmat
+from catsdogs.neuron.fast_passes import ShardedPass, pixel_values
+from catsdogs.neuron.portable import dot, integer_gram, matvec, vecmat
+from catsdogs.neuron.reference import Objective, sigmoid
 
 if TYPE_CHECKING:
-    from stages.train import TrainParams
+    from catsdogs.pipeline.config import TrainParams
 
 MEMORY = 50  # pairs (s, y) of L-BFGS's inverse-Hessian estimate (scipy's maxcor)
 FTOL = 1e-9  # relative decrease of F below which an iteration counts as no progress (float32 passes)
@@ -182,7 +183,7 @@ class Coordinates:
         self.mu = sample.mean(axis=0, dtype=np.float64)  # (n,); any mu gives the same optimum
         pixels = pixel_values(sample, pixel_scale) if pixel_scale else None
         self.U, self.s = np.zeros((X.shape[1], 0)), np.zeros(0)
-        if pixels is not None:
+        if pixel_scale and pixels is not None:
             self.U, self.s = principal_directions(pixels, pixel_scale, self.mu, l2)
 
     def scale(self, v: np.ndarray) -> np.ndarray:
@@ -195,15 +196,16 @@ class Coordinates:
         return W, x[-1] - dot(self.mu, W)
 
 
-class Objective:
+class ScaledObjective:
     """F and its gradient at x = (v, c) (n + 1,) float64 (Coordinates), by one pass over X (m, n) float32.
 
     __call__(x) -> (F, dF/dx (n + 1,) float64). The last evaluation's scores z = X W + b (m,) are kept
     (`z`, at `x`): the history reads them instead of a second pass."""
 
     def __init__(self, X, y, l2: float, passes: ShardedPass, coordinates: Coordinates):
-        self.X, self.y, self.l2, self.passes, self.coordinates = X, y, l2, passes, coordinates
-        self.dz_of = partial(loss_gradient, "cross_entropy", "exact", m=X.shape[0])  # dJ/dz = (a - y) / m
+        self.X, self.y, self.passes, self.coordinates = X, y, passes, coordinates
+        self.objective = Objective("cross_entropy", "exact", l2)
+        self.dz_of = partial(self.objective.dz, m=X.shape[0])  # dJ/dz = (a - y) / m
         self.z = np.empty(X.shape[0], dtype=np.float32)
         self.x: np.ndarray | None = None  # where z was computed
         self.value: tuple[float, np.ndarray] | None = None
@@ -215,13 +217,14 @@ class Objective:
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         if self.x is not None and np.array_equal(x, self.x):
-            return self.value
+            return self.value  # type: ignore[return-value]
         W64, _ = self.coordinates.weights(x)
         W, b = self.weights(x)
-        grad_W, grad_b = self.passes(self.X, self.y, W, b, self.z, self.dz_of)  # X^T dz, sum dz: one read of X
-        F = loss_value("cross_entropy", self.z, sigmoid(self.z), self.y) + self.l2 / 2 * dot(W64, W64)
+        grad_W, grad_b = self.passes(self.X, self.y, W, b, self.z, self.dz_of)  # type: ignore[misc]  # X^T dz, sum dz: one read of X
+        F = self.objective.value(self.z, sigmoid(self.z), self.y, W64)  # J + l2/2 |W|^2
         gradient = np.empty_like(x)
-        gradient[:-1] = self.coordinates.scale(grad_W - self.coordinates.mu * grad_b + self.l2 * W64)  # P dF/dW
+        dF_dW = grad_W - self.coordinates.mu * grad_b + self.objective.penalty_gradient(W64)
+        gradient[:-1] = self.coordinates.scale(dF_dW)  # P dF/dW
         gradient[-1] = grad_b  # dF/dc = sum dz
         self.x, self.value = x.copy(), (F, gradient)
         return self.value
@@ -311,7 +314,7 @@ class LBFGS:
 
     def __init__(self, X, y, X_valid, params: TrainParams, passes: ShardedPass, pixel_scale: float | None = None):
         self.X_valid, self.passes, self.tolerance = X_valid, passes, params.tolerance
-        self.objective = Objective(X, y, params.l2, passes, Coordinates(X, params.l2, pixel_scale))
+        self.objective = ScaledObjective(X, y, params.l2, passes, Coordinates(X, params.l2, pixel_scale))
         self.z_valid = np.empty(X_valid.shape[0], dtype=np.float32)
         self.x = np.zeros(X.shape[1] + 1)  # (v, c) = 0: W = 0, b = 0 as in every recipe
 
