@@ -190,7 +190,7 @@ def test_a_block_with_no_default_run_number_is_stale():
 def test_console_fence():
     assert (
         console(("dvc metrics diff", "a  \nb\n\n"), ("echo $?", "1"))
-        == "```console\n$ dvc metrics diff\na\nb\n$ echo $?\n1\n```\n"
+        == "```console test=experiments\n$ dvc metrics diff\na\nb\n$ echo $?\n1\n```\n"
     )
 
 

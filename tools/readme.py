@@ -216,9 +216,10 @@ def anonymise(text: str, revs: Sequence[str]) -> str:
 
 
 def console(*steps: tuple[str, str]) -> str:
-    """A ```console fence of (command, its output) steps, trailing spaces dropped."""
+    """A ```console fence of (command, its output) steps, trailing spaces dropped, marked as a step of
+    tests/test_docs.py's `experiments` flow."""
     lines = [line.rstrip() for command, output in steps for line in [f"$ {command}", *output.strip("\n").split("\n")]]
-    return "\n".join(["```console", *lines, "```"]) + "\n"
+    return "\n".join(["```console test=experiments", *lines, "```"]) + "\n"
 
 
 # --------------------------------------------------------------------------- files and runs
