@@ -140,8 +140,19 @@ def stage_params(section: str) -> Callable[[type], type]:
 
         cls.__post_init__ = __post_init__  # before dataclass(), whose __init__ calls it
         cls.section = section
-        cls.read = classmethod(lambda cls, path=PARAMS_FILE: cls(**load_section(section, keys(cls), path)))
+        cls.read = classmethod(read)
         return dataclass(frozen=True)(cls)
+
+    def read(cls: type, path: Path | str = PARAMS_FILE) -> Any:
+        """The group as read from `path`; a ParamError names `path`, the file actually read."""
+        values = load_section(section, keys(cls), path)
+        try:
+            return cls(**values)
+        except ParamError as err:
+            prefix = f"{PARAMS_FILE}: "
+            if Path(path) == PARAMS_FILE or not str(err).startswith(prefix):
+                raise
+            raise ParamError(f"{path}: {str(err).removeprefix(prefix)}") from None
 
     return decorate
 
