@@ -1,4 +1,4 @@
-"""Tests for stages/images.py: decoding a photo, features, the Kaggle file name, the preprocessing record."""
+"""Tests for catsdogs/data/images.py: decoding a photo, features, the Kaggle file name, the preprocessing record."""
 
 import io
 import json
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import stages.images
-from stages.common import DataError
-from stages.images import Preprocessing, kaggle_file_name, label_of, load_image, to_features
+import catsdogs.data.images
+from catsdogs.data.images import Preprocessing, kaggle_file_name, label_of, load_image, to_features
+from catsdogs.errors import DataError
 from tests.conftest import black_png, photo_like
 
 
@@ -229,7 +229,7 @@ def test_load_image_refuses_more_pixels_than_the_cap_from_the_header(tmp_path, m
         r"89,478,485 any stage decodes \(images.MAX_PIXELS\); shrink the image first$",
     ):
         load_image(tmp_path / "huge.png", 64, draft=True)
-    monkeypatch.setattr(stages.images, "MAX_PIXELS", 40 * 30)  # the bound itself: equal passes, one more fails
+    monkeypatch.setattr(catsdogs.data.images, "MAX_PIXELS", 40 * 30)  # the bound itself: equal passes, one more fails
     solid("RGB", (1, 2, 3), (40, 30)).save(tmp_path / "at.png")
     solid("RGB", (1, 2, 3), (41, 30)).save(tmp_path / "above.png")
     assert load_image(tmp_path / "at.png", 8, draft=True).shape == (8, 8, 3)
@@ -238,4 +238,4 @@ def test_load_image_refuses_more_pixels_than_the_cap_from_the_header(tmp_path, m
 
 
 def test_max_pixels_is_pillows_default_bound():
-    assert stages.images.MAX_PIXELS == Image.MAX_IMAGE_PIXELS == 89_478_485
+    assert catsdogs.data.images.MAX_PIXELS == Image.MAX_IMAGE_PIXELS == 89_478_485

@@ -4,10 +4,9 @@ and the Markdown report for a pull request. Pure formatting of tools.check_metri
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from tools.check_metrics import Row, Rule
+from tools.gate_verdicts import Row, Rule
 
 
 def _number(value: float | None) -> str:

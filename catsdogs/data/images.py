@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from stages.common import CLASS_NAMES, LABELS, DataError, save_json
+from catsdogs.data.labels import CLASS_NAMES, LABELS
+from catsdogs.errors import DataError
+from catsdogs.pipeline.atomic_files import save_json
 
 PIXEL_SCALE = 255.0  # the article divides by 255: features in [0, 1]
 # The most pixels (width x height) load_image decodes, for every stage and predict: Pillow's default bound
@@ -70,7 +72,7 @@ def load_image(path: Path | str, size: int, draft: bool) -> np.ndarray:
             image.draft("RGB", (size, size))
         ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of the full image when upright
         if image.mode != "RGB":  # convert would copy an RGB image too
-            image = image.convert("RGB")
+            image = image.convert("RGB")  # type: ignore[assignment]  # an Image, no longer the file's
         return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 

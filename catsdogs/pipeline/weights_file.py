@@ -14,17 +14,18 @@ from typing import NamedTuple
 
 import numpy as np
 
-from stages.common import DataError, load_npz, save_npz
-from stages.images import Preprocessing
+from catsdogs.data.images import Preprocessing
+from catsdogs.errors import DataError
+from catsdogs.pipeline.npz_files import load_npz, save_npz
 
 
 class Model(NamedTuple):
     W: np.ndarray  # (n,) float32, n = image_size * image_size * 3
-    b: np.float32
+    b: np.floating  # float32 as train writes it
     preprocessing: Preprocessing
 
 
-def check_finite(W: np.ndarray, b: np.floating, source: str) -> None:
+def check_finite(W: np.ndarray, b: np.floating | np.ndarray, source: str) -> None:
     """DataError naming `source` when W (n,) or b holds a NaN or an infinity."""
     bad = int(np.count_nonzero(~np.isfinite(W))) + int(not np.isfinite(b))
     if bad:
@@ -54,4 +55,4 @@ def load_model(path: Path | str) -> Model:
             f"{preprocessing.image_size} needs W of shape ({n},) and one b"
         )
     check_finite(W, b, str(path))
-    return Model(W, b[()], preprocessing)
+    return Model(W, b[()], preprocessing)  # type: ignore[arg-type]
