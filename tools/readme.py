@@ -276,7 +276,7 @@ def run_blocks(committed: Committed) -> dict[str, str]:
             rev = experiment_revs(json.loads(dvc("exp", "show", "--json")), [name])[name]
             metrics = parse_metrics(sh(clone, "git", "show", f"{rev}:{EVALUATE}"), f"{name}:{EVALUATE}")
             cells.append([fmt.format(metrics[metric]) for _, metric, fmt in COLUMNS])
-        steps = [f"exp apply {APPLIED}", "params diff", "metrics diff", "plots diff -o dvc_plots"]
+        steps = [f"exp apply {APPLIED}", "params diff", "metrics diff --all", "plots diff -o dvc_plots"]
         compare = console(*((f"dvc {step}", dvc(*step.split())) for step in steps))
         gate = console(("python -m tools.check_metrics", sh(clone, sys.executable, "-m", "tools.check_metrics", status=1)),
                        ("echo $?", "1"))  # fmt: skip
