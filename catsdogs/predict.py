@@ -30,7 +30,8 @@ from threadpoolctl import threadpool_limits
 from catsdogs.data.images import Preprocessing
 from catsdogs.data.labels import CLASS_NAMES
 from catsdogs.errors import ParamError
-from catsdogs.neuron.reference import forward, sigmoid
+from catsdogs.neuron.fast_passes import model_scores
+from catsdogs.neuron.reference import sigmoid
 from catsdogs.pipeline.command_line import run_cli
 from catsdogs.pipeline.config import EvaluateParams
 from catsdogs.pipeline.dvc_files import DVC_LOCK, locked_params, stage_path
@@ -40,7 +41,7 @@ from catsdogs.pipeline.weights_file import load_model
 
 def predict_proba(paths: Sequence[Path], W: np.ndarray, b: np.floating, preprocessing: Preprocessing) -> np.ndarray:
     """P(cat) = sigmoid(x W + b) (k,) of k image files, prepared by `preprocessing`."""
-    return sigmoid(forward(preprocessing.features(paths), W, b).astype(np.float64))
+    return sigmoid(model_scores(preprocessing.features(paths), W, b).astype(np.float64))
 
 
 def probability(text: str) -> float:

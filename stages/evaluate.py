@@ -20,7 +20,8 @@ from catsdogs.data.labels import CLASS_NAMES
 from catsdogs.errors import DataError
 from catsdogs.evaluation.figures import plot_confusion, plot_losses, plot_mistakes, plot_roc, plot_weights
 from catsdogs.evaluation.metrics import classification_metrics, most_confident_mistakes, roc_curve
-from catsdogs.neuron.reference import forward, predict, sigmoid
+from catsdogs.neuron.fast_passes import model_scores
+from catsdogs.neuron.reference import predict, sigmoid
 from catsdogs.pipeline.atomic_files import atomic_path, save_json
 from catsdogs.pipeline.command_line import run_cli, stage_parser
 from catsdogs.pipeline.config import EvaluateParams
@@ -63,7 +64,7 @@ def evaluate(
     (the keyword arguments are the files of PATHS). Returns the metrics."""
     weights = load_model(model)
     valid = load_npz(valid_features, ("X", "y", "names"))
-    z = forward(valid["X"], weights.W, weights.b).astype(np.float64)
+    z = model_scores(valid["X"], weights.W, weights.b).astype(np.float64)
     if not np.isfinite(z).all():  # finite but huge weights: float32 scores overflow, metrics would be NaN
         raise DataError(
             f"{model}: the scores z = X W + b of {np.count_nonzero(~np.isfinite(z))} validation images "

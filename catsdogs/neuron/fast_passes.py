@@ -61,6 +61,12 @@ def forward_backward(
     return (grad_W, grad_b) if dz_of else None  # type: ignore[return-value]
 
 
+def model_scores(X: np.ndarray, W: np.ndarray, b: np.floating | float) -> np.ndarray:
+    """z = X W + b (k,) float32 for features X (k, n) and the model's W (n,), b: the scores evaluate and
+    predict write, with portable.matvec (reference.forward's BLAS product differs by CPU in the last bits)."""
+    return matvec(X, np.asarray(W, dtype=X.dtype)) + np.float32(b)
+
+
 def scores_by_columns(v: np.ndarray, M: np.ndarray, b: np.float32, out: np.ndarray, pool: ThreadPoolExecutor) -> None:
     """out (k,) = v M + b for v (m,), M (m, k) float32: each column's sum runs down the rows in order, so
     the column ranges may run on the pool (SHARDS of them, for M of INLINE_BYTES or more) with the same

@@ -7,7 +7,8 @@ Notation (rows are examples; the article's notebook used the transpose, one colu
 
 The map: equation -> reference function (here) -> fast path -> the test that pins them together.
     a = sigmoid(z) = 1 / (1 + e^-z)   sigmoid        portable.sigmoid (as is)     test_portable.py
-    z = X W + b                       forward        fast_passes.forward_backward test_passes.py
+    z = X W + b                       forward        fast_passes.forward_backward, test_passes.py
+                                                     fast_passes.model_scores (evaluate, predict)
     J: 1/(2m) sum (a - y)^2, or       loss_value     (float64, as is)             test_neuron.py
        1/m sum log(1 + e^z) - y z
     dz = dJ/dz                        loss_gradient  (float32, as is)             test_neuron.py
@@ -16,8 +17,9 @@ The map: equation -> reference function (here) -> fast path -> the test that pin
     dJ/dW = X^T dz, dJ/db = sum dz    backprop       fast_passes.ShardedPass      test_passes.py
     W -= lr dF/dW, b -= lr dJ/db,     reference_fit  fit.FullBatch, MiniBatch,    test_fit.py
        epochs times from W = 0, b = 0                Dual, LBFGS (lbfgs.py)       (test_lbfgs.py)
-sigmoid, log(1 + e^z) and the product X W are catsdogs/neuron/portable.py's: the same bits on every CPU
-(docs/reproducibility.md).
+sigmoid and log(1 + e^z) are catsdogs/neuron/portable.py's, the same bits on every CPU
+(docs/reproducibility.md); forward and backprop are the article's plain BLAS products (an oracle and the
+benchmarks' baseline: their last bits depend on the CPU, which no output does).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from catsdogs.neuron.portable import dot, log1p_exp, matvec, sigmoid
+from catsdogs.neuron.portable import dot, log1p_exp, sigmoid
 
 LOSSES = ("mse", "cross_entropy")
 GRADIENTS = ("exact", "notebook")
@@ -34,7 +36,7 @@ GRADIENTS = ("exact", "notebook")
 
 def forward(X: np.ndarray, W: np.ndarray, b: float | np.floating) -> np.ndarray:
     """z = X W + b (m,) for X (m, n), W (n,): the neuron's score; a = sigmoid(z) is P(cat)."""
-    return matvec(X, np.asarray(W, dtype=X.dtype)) + b
+    return X @ W + b
 
 
 def predict(a: np.ndarray, threshold: float = 0.5) -> np.ndarray:
