@@ -11,6 +11,12 @@ USER_PATH := $(PATH)
 # dvc.yaml calls `python`: make it the venv's, whether or not the venv is activated.
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
+# Values from the command line or the environment (PYTHON, BASE, LRS, MODULES, BENCH_ARGS, any text:
+# a git ref may hold ` $ ; " ') reach the recipes only as environment variables taken verbatim
+# ($(value ...): make expands nothing in them either), which the shell reads as "$$ARG_X": never as
+# shell text, so no value can run a command. `unexport`: make would otherwise expand them to export them.
+unexport PYTHON BASE LRS MODULES BENCH_ARGS
+export ARG_PYTHON = $(value PYTHON)
 # One line naming an interpreter: "X.Y full-version installation-prefix" (Python 2 syntax too, so that any
 # python can answer it); a venv answers with the prefix of the interpreter it was made from.
 IDENTIFY := import sys; print("%d.%d %s %s" % (sys.version_info[0], sys.version_info[1], sys.version.split()[0], getattr(sys, "base_prefix", sys.prefix)))
@@ -23,14 +29,14 @@ venv: $(VENV)/.installed
 # missing, broken or made by another interpreter; rewrite .venv/.python (which interpreter) only when
 # that changes, so that only then the requirements are installed again.
 $(VENV)/.python: FORCE
-	@want=$$(PATH="$(USER_PATH)" "$(PYTHON)" -c '$(IDENTIFY)' 2>/dev/null) || { \
-	  echo "PYTHON=$(PYTHON) is not a Python that runs; supported: $(SUPPORTED), e.g. make test PYTHON=python3.12" >&2; exit 1; }; \
+	@want=$$(PATH="$(USER_PATH)" "$$ARG_PYTHON" -c '$(IDENTIFY)' 2>/dev/null) || { \
+	  printf "%s\n" "PYTHON=$$ARG_PYTHON is not a Python that runs; supported: $(SUPPORTED), e.g. make test PYTHON=python3.12" >&2; exit 1; }; \
 	case " $(SUPPORTED) " in *" $${want%% *} "*) ;; *) \
-	  echo "PYTHON=$(PYTHON) is Python $${want%% *}; supported: $(SUPPORTED), e.g. make test PYTHON=python3.12" >&2; exit 1;; esac; \
+	  printf "%s\n" "PYTHON=$$ARG_PYTHON is Python $${want%% *}; supported: $(SUPPORTED), e.g. make test PYTHON=python3.12" >&2; exit 1;; esac; \
 	have=$$("$(BIN)/python" -c '$(IDENTIFY)' 2>/dev/null || true); \
 	if [ "$$have" != "$$want" ]; then \
-	  if [ -e "$(VENV)" ]; then echo "rebuilding $(VENV): it runs '$${have:-nothing}', PYTHON=$(PYTHON) is '$$want'"; fi; \
-	  rm -rf "$(VENV)" && PATH="$(USER_PATH)" "$(PYTHON)" -m venv "$(VENV)" || exit 1; \
+	  if [ -e "$(VENV)" ]; then echo "rebuilding $(VENV): it runs '$${have:-nothing}', PYTHON=$$ARG_PYTHON is '$$want'"; fi; \
+	  rm -rf "$(VENV)" && PATH="$(USER_PATH)" "$$ARG_PYTHON" -m venv "$(VENV)" || exit 1; \
 	fi; \
 	if [ "$$(cat "$@" 2>/dev/null)" != "$$want" ]; then echo "$$want" > "$@"; fi
 
@@ -63,8 +69,9 @@ lint: venv $(VENV)/.lint-installed
 # BENCH_ARGS=--quick for a few-minute run with smaller sizes (writes bench/.cache/RESULTS-partial.md instead).
 BENCH_ARGS ?=
 
+bench: export ARG_BENCH = $(value BENCH_ARGS)
 bench: venv
-	"$(BIN)/python" -m bench.run_all $(BENCH_ARGS)
+	set -f; "$(BIN)/python" -m bench.run_all $$ARG_BENCH
 
 # Mutation testing (tools/mutation.py; not in CI: minutes per module), with its own pinned extras (mutmut);
 # writes tests/mutation/REPORT.md. MODULES="tools/check_metrics.py" for some modules only.
@@ -74,18 +81,21 @@ $(VENV)/.mutation-installed: requirements-mutation.txt $(VENV)/.installed
 	"$(BIN)/python" -m pip install --quiet -r requirements-mutation.txt
 	touch "$@"
 
+mutation: export ARG_MODULES = $(value MODULES)
 mutation: venv $(VENV)/.mutation-installed
-	"$(BIN)/python" -m tools.mutation $(MODULES)
+	set -f; "$(BIN)/python" -m tools.mutation $$ARG_MODULES
 
 clean:
 	rm -rf data/raw data/prepared data/features dvc_plots
 
 # The regression gate: workspace metrics against BASE (on a branch: `make check-metrics BASE=main`).
 BASE ?= HEAD
+check-metrics: export ARG_BASE = $(value BASE)
 check-metrics: venv
-	"$(BIN)/python" -m tools.check_metrics --base "$(BASE)" --report reports
+	"$(BIN)/python" -m tools.check_metrics --base="$$ARG_BASE" --report reports
 
 # Learning-rate sweep on DVC's queue, e.g. `make sweep LRS="0.001 0.01"` (outputs in sweep/).
 LRS ?=
+sweep: export ARG_LRS = $(value LRS)
 sweep: venv
-	"$(BIN)/python" -m tools.sweep $(if $(LRS),--lr $(LRS))
+	set -f; "$(BIN)/python" -m tools.sweep $${ARG_LRS:+--lr $$ARG_LRS}

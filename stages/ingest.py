@@ -40,6 +40,7 @@ from stages.common import (
     LABELS,
     DataError,
     atomic_path,
+    escape,
     ordered_map,
     run_cli,
     save_json,
@@ -190,24 +191,6 @@ def ingest(params: IngestParams, out_dir: Path, progress: bool = True) -> Ingest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
-
-
-def escape(text: str) -> str:
-    r"""`text` as one printable line that maps back to it: `\\` for a backslash, `\xNN` for a byte
-    that was not UTF-8 (kept as a lone surrogate), `\uNNNN` / `\UNNNNNNNN` for any other character
-    that is not printable (NUL, tab, newline, ...). Printable text is left as it is."""
-    out = []
-    for char in text:
-        code = ord(char)
-        if char == "\\":
-            out.append("\\\\")
-        elif 0xDC80 <= code <= 0xDCFF:
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif char.isprintable():
-            out.append(char)
-        else:
-            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-    return "".join(out)
 
 
 def spreadsheet_safe(cell: str) -> str:
