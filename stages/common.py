@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -116,6 +117,50 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+FILE_KINDS = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a folder",
+}
+
+
+def _refuse_irregular(path: Path | str, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise DataError(f"{escape(str(path))}: {kind}, not a regular file; give the path of a file")
+
+
+def check_regular(path: Path | str) -> None:
+    """DataError unless `path` is a regular file (after links): a FIFO, device or socket would block a
+    reader or never end, so it is refused before anything opens it. OSError when it cannot be stat()ed."""
+    _refuse_irregular(path, os.stat(path).st_mode)
+
+
+def open_regular(path: Path | str) -> BinaryIO:
+    """`path` opened for binary reading, once it is known to be a regular file (opened without blocking,
+    then checked with fstat: no race with a FIFO put in its place); DataError otherwise."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        _refuse_irregular(path, os.fstat(descriptor).st_mode)
+        os.set_blocking(descriptor, True)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return open(descriptor, "rb")
+
+
+def read_regular(path: Path | str, max_bytes: int) -> str:
+    """The UTF-8 text of the regular file `path`, at most `max_bytes` long (DataError beyond, or for a
+    FIFO, device or folder; UnicodeDecodeError for bytes that are not UTF-8; OSError as open raises)."""
+    with open_regular(path) as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise DataError(f"{escape(str(path))}: larger than {max_bytes} bytes; is it the right file?")
+    return data.decode()
+
+
 def save_npz(path: Path | str, **arrays: np.ndarray) -> None:
     """Write `arrays` to an uncompressed .npz, atomically and byte-for-byte reproducibly.
 
@@ -152,7 +197,7 @@ def restore_hint(path: Path | str, lock_file: Path = Path("dvc.lock")) -> str:
                         f"it is an output of stage {stage}: drop DVC's cached copy and rebuild it: "
                         f'rm -f "$(dvc cache dir)/files/md5/{md5[:2]}/{md5[2:]}" && dvc repro'
                     )
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+    except (OSError, RuntimeError, yaml.YAMLError, KeyError, TypeError, AttributeError):  # RuntimeError: a link loop
         pass
     return "replace it with a good copy (README: Damaged files)"
 
@@ -185,23 +230,35 @@ def _read_array(member: BinaryIO, size: int) -> np.ndarray:
     return flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)
 
 
-def load_npz(path: Path | str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+def load_npz(path: Path | str, keys: Sequence[str], max_bytes: int | None = None) -> dict[str, np.ndarray]:
     """Read `keys` from an .npz written by `save_npz`. A missing file, missing arrays or a damaged
     file (truncated, not a zip, bad CRC, an array whose header does not match its data, Python
-    objects) is a DataError naming the file and how to get it back (restore_hint)."""
+    objects, a member of more than `max_bytes` once inflated: refused before anything is allocated)
+    is a DataError naming the file and how to get it back (restore_hint); so is a path that is no
+    regular file (a FIFO would block)."""
     try:
+        handle = open_regular(path)
         try:
-            archive = zipfile.ZipFile(path)
+            archive = zipfile.ZipFile(handle)
         except zipfile.BadZipFile:
+            handle.close()
             raise ValueError("not a zip archive, as an .npz is: truncated or overwritten?") from None
-        with archive:
+        except BaseException:
+            handle.close()
+            raise
+        with handle, archive:
             sizes = {info.filename: info.file_size for info in archive.infolist()}
             for info in archive.infolist():  # the sizes are believed only if the file can hold them
                 if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                     raise ValueError(f"{info.filename}: compression method {info.compress_type}, not stored or deflate")
                 ratio = 1 if info.compress_type == zipfile.ZIP_STORED else 1032  # deflate's largest
-                if info.file_size > ratio * info.compress_size or info.compress_size > os.path.getsize(path):
+                if (
+                    info.file_size > ratio * info.compress_size
+                    or info.compress_size > os.fstat(handle.fileno()).st_size
+                ):
                     raise ValueError(f"{info.filename}: sizes in its zip header that the file cannot hold")
+                if max_bytes is not None and info.file_size > max_bytes:
+                    raise ValueError(f"{info.filename}: {info.file_size} bytes, more than the {max_bytes} it may hold")
             missing = [key for key in keys if f"{key}.npy" not in sizes]
             if missing:
                 has = [name.removesuffix(".npy") for name in sizes]
@@ -216,7 +273,7 @@ def load_npz(path: Path | str, keys: Sequence[str]) -> dict[str, np.ndarray]:
             return arrays
     except FileNotFoundError:
         raise DataError(f"{path}: not found (run the earlier stages: `dvc repro`)") from None
-    except DataError:
+    except (DataError, PermissionError):  # PermissionError: the machine's (run_cli's one line), not damage
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as err:
         raise DataError(f"{path}: damaged ({err}); {restore_hint(path)}") from None

@@ -36,14 +36,14 @@ from stages.common import (
     stage_parser,
     temp_sibling,
 )
-from stages.images import Preprocessing, label_of, load_image
+from stages.images import MAX_IMAGE_SIZE, Preprocessing, label_of, load_image
 from stages.memory import available_memory, check_pipeline_fits
 from stages.params import Flag, Number, param, stage_params
 
 CHUNK = 64  # images per task sent to a worker process
 # Kaggle's photos are at most about 500 px on the long side (a few reach 1,050): a larger square only
 # interpolates pixels they do not have. Memory is bounded separately (stages/memory.py), from the image count.
-MAX_SIZE = 512
+MAX_SIZE = MAX_IMAGE_SIZE  # images.py: the bound every reader of a preprocessing record checks
 
 
 @stage_params("resize_split")
