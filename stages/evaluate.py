@@ -10,13 +10,25 @@ Every path is an argument: dvc.yaml's cmd names them.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stages.common import CLASS_NAMES, DataError, atomic_path, load_npz, run_cli, save_json, stage_parser
+from stages.common import (
+    CLASS_NAMES,
+    DataError,
+    atomic_path,
+    escape,
+    load_npz,
+    read_regular,
+    restore_hint,
+    run_cli,
+    save_json,
+    stage_parser,
+)
 from stages.figures import plot_confusion, plot_losses, plot_mistakes, plot_roc, plot_weights
 from stages.metrics import EvaluateParams, classification_metrics, most_confident_mistakes, roc_curve
 from stages.model import load_model
@@ -39,6 +51,30 @@ PATHS = {  # the files evaluate reads and writes: each one an option of its cmd 
 }
 
 
+HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "train_accuracy", "valid_accuracy")
+MAX_HISTORY_BYTES = 1 << 26  # train's history: about 60 bytes an epoch
+
+
+def read_history(path: Path) -> pd.DataFrame:
+    """train's per-epoch history (a regular file of at most MAX_HISTORY_BYTES, with HISTORY_COLUMNS of
+    finite numbers); a DataError naming the file and what is wrong (empty, a missing column, text)."""
+    try:
+        frame = pd.read_csv(io.StringIO(read_regular(path, MAX_HISTORY_BYTES)))
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found (run the earlier stages: `dvc repro`)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable CSV ({escape(str(err))}); {restore_hint(path)}") from None
+    missing = [column for column in HISTORY_COLUMNS if column not in frame.columns]
+    numbers = frame[list(HISTORY_COLUMNS)].apply(pd.to_numeric, errors="coerce") if not missing else None
+    if missing or frame.empty or not np.isfinite(numbers.to_numpy(dtype=np.float64)).all():
+        has = ", ".join(escape(str(column))[:40] for column in frame.columns[:10])
+        raise DataError(
+            f"{path}: expected rows of finite numbers in columns {', '.join(HISTORY_COLUMNS)} "
+            f"(has {len(frame)} rows, columns {has}); {restore_hint(path)}"
+        )
+    return numbers
+
+
 def evaluate(
     params: EvaluateParams,
     *,
@@ -57,6 +93,7 @@ def evaluate(
     """Run the stage: read weights, validation features and history; write metrics and plot files
     (the keyword arguments are the files of PATHS). Returns the metrics."""
     weights = load_model(model)
+    losses = read_history(history)  # before any output is written: a bad history leaves them all as they were
     valid = load_npz(valid_features, ("X", "y", "names"))
     z = forward(valid["X"], weights.W, weights.b).astype(np.float64)
     if not np.isfinite(z).all():  # finite but huge weights: float32 scores overflow, metrics would be NaN
@@ -76,7 +113,7 @@ def evaluate(
     with atomic_path(confusion) as tmp:
         pd.DataFrame(pairs).to_csv(tmp, index=False)
 
-    plot_losses(pd.read_csv(history), loss_plot)
+    plot_losses(losses, loss_plot)
     plot_weights(weights.W, weights.preprocessing.image_size, weights_plot)
     plot_roc(fpr, tpr, scores["roc_auc"], roc_plot)
     plot_confusion(scores, params.threshold, confusion_plot)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from stages.common import CLASS_NAMES, LABELS, DataError, read_regular, restore_hint, save_json
+from stages.common import CLASS_NAMES, LABELS, DataError, check_regular, read_regular, restore_hint, save_json
 
 MAX_RECORD_BYTES = 1 << 16  # a preprocessing.json is about 60 bytes
 PIXEL_SCALE = 255.0  # the article divides by 255: features in [0, 1]
@@ -60,9 +60,11 @@ def load_image(path: Path | str, size: int, draft: bool) -> np.ndarray:
     Applies the EXIF orientation, converts any mode (grayscale, CMYK, palette, alpha) to RGB and
     resizes with bilinear interpolation without keeping the aspect ratio, as the article did.
     draft: let libjpeg decode a JPEG at a reduced scale (1/2 to 1/8) that keeps both sides >= size;
-    other formats ignore it. Raises OSError (or a subclass) when the file is not a readable image, and
+    other formats ignore it. Raises OSError (or a subclass) when the file is not a readable image, DataError
+    when `path` is no regular file (FIFO, device), and
     Image.DecompressionBombError, before decoding, when its header announces more than MAX_PIXELS pixels.
     """
+    check_regular(path)  # a FIFO or a device would block Image.open
     with warnings.catch_warnings():  # Pillow warns above its bound; the check below refuses instead
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         image = Image.open(path)

@@ -9,7 +9,11 @@ and calls it a cat above evaluate.threshold of params.yaml (the threshold of the
 
 The model file is, unless --weights names another, the --model file of the train stage's cmd in dvc.yaml.
 A photo of more than images.MAX_PIXELS pixels, or one that is not a readable image, is reported and
-skipped; the others are still classified (exit status 1 if any was skipped).
+skipped; the others are still classified (exit status 1 if any was skipped). Each output line is
+`name<TAB>P(cat)=p<TAB>label`, the name escaped (common.escape: control characters such as a tab, a
+newline or ESC as \\uNNNN, a backslash doubled) so that no file name can forge a line or drive the
+terminal. A path that is no regular file (FIFO, device) is refused at once. Exit status: 0 all
+classified, 1 some photo skipped, 2 bad input (model file, params), 3 a file system error, 130 Ctrl-C.
 
 Which photos trained the model is read from dvc.lock (pipeline.locked_params: the ingest.source of the
 run that made this very model file); predict says so on stderr when they were the embedded synthetic
@@ -26,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stages.common import CLASS_NAMES, run_cli
+from stages.common import CLASS_NAMES, EXIT_STATUS_HELP, check_regular, escape, run_cli
 from stages.images import Preprocessing
 from stages.metrics import EvaluateParams
 from stages.model import load_model
@@ -74,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m stages.predict",
         description="Print P(cat) and the label (cat if P(cat) > threshold) for each image file.",
+        epilog="One line per file, tab-separated, its name escaped (a control character as \\uNNNN, a "
+        f"backslash doubled). {EXIT_STATUS_HELP} 1: some image was skipped (its line on stderr), the others "
+        "classified.",
     )
     parser.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, ...)")
     parser.add_argument(
@@ -93,13 +100,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(note, file=sys.stderr)
     failed = 0
     for image in args.images:
+        name = escape(str(image))  # one line per photo whatever its name holds (tab, newline, ESC)
         try:
+            check_regular(image)  # a FIFO or a device would block or never end
             (p_cat,) = predict_proba([image], *model)
+            if not np.isfinite(p_cat):
+                raise ValueError(f"P(cat) = {p_cat} is not a finite number; the model file {path} is unusable")
         except (OSError, ValueError, Image.DecompressionBombError) as err:
-            print(f"{image}\terror: {err}", file=sys.stderr)
+            print(f"{name}\terror: {escape(str(err))}", file=sys.stderr)
             failed += 1
             continue
-        print(f"{image}\tP(cat)={p_cat:.4f}\t{CLASS_NAMES[int(p_cat > threshold)]}")
+        print(f"{name}\tP(cat)={p_cat:.4f}\t{CLASS_NAMES[int(p_cat > threshold)]}")
     if failed:
         raise SystemExit(1)
 
