@@ -121,6 +121,22 @@ def check_source(value, external: PurePath) -> str:
     return value
 
 
+def check_source_resolved(value: str, external: Path) -> None:
+    """A ParamError when the real source `value` (checked by check_source), once its links are resolved,
+    is not inside the real `external` folder: DVC hashes only what lies in that folder, so photos behind a
+    link out of it would be read but never tracked (`dvc status` up to date while they change)."""
+    try:
+        resolved, root = Path(value).resolve(strict=True), Path(external).resolve(strict=True)
+    except (OSError, RuntimeError):  # missing or a link loop: open_source says which
+        return
+    if root not in resolved.parents:
+        raise ParamError(
+            f"params.yaml: ingest.source = {escape(value)} leads through a link to {escape(str(resolved))}, outside "
+            f"{escape(str(external))}/; DVC only tracks what lies inside it: move or copy the source into "
+            f"{escape(str(external))}/ (no link)"
+        )
+
+
 def _copy_and_check(
     item: tuple[Entry, str], source: FolderSource | ZipSource, out_dir: Path, max_pixels: int
 ) -> tuple[str, str] | None:
@@ -229,7 +245,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     params = IngestParams.read(args.params)
-    check_source(params.source, args.external)
+    if check_source(params.source, args.external) != SYNTHETIC:
+        check_source_resolved(params.source, args.external)
     report = ingest(params, args.raw)
     write_report(report, args.metrics, args.skipped)
     print(f"ingest: {report.summary(params.source)}; skipped files listed in {args.skipped}")

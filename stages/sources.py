@@ -36,6 +36,7 @@ REASONS = {
     "no_label": "name without a cat/dog label in the detected layout",
     "duplicate": "one of several files with the same cat/dog name: none of them is kept",
     "not_a_file": "not a regular file (device, pipe, socket)",
+    "unreadable_folder": "folder that cannot be listed (no permission, name too long): its files are not read",
     "unreadable_entry": "zip entry not readable as its header states (bad CRC, size, encrypted, ...)",
     "empty": "zero-byte file",
     "too_large": "file larger than MAX_FILE_BYTES",
