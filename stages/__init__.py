@@ -11,3 +11,7 @@ import os
 
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
+
+# The process that started this one, noted before the slow imports (NumPy, Pillow: about a second), so
+# that common.die_with_parent can tell whether it died in the meantime (kill -9 of `dvc repro`).
+STARTED_BY = os.getppid()

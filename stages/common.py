@@ -31,6 +31,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import yaml
 
+from stages import STARTED_BY
 from stages.params import PARAMS_FILE, ParamError, describe
 
 LABELS = {"cat": 1, "dog": 0}
@@ -420,16 +421,17 @@ def die_with_parent(interval: float = WATCH_INTERVAL) -> None:
     the stage's cmd in (a shell parent outlives a killed dvc, so its own parent is watched too). The
     kernel sends the SIGTERM at once when the parent dies (prctl PR_SET_PDEATHSIG, Linux); a daemon
     thread checks both generations every `interval` seconds for the rest. An orphan stage would
-    otherwise write its outputs over the workspace later and keep DVC's lock busy."""
+    otherwise write its outputs over the workspace later and keep DVC's lock busy. A stage whose parent
+    is init (pid 1) from the start is such an orphan too: it ends at once."""
     import threading
 
     signal.signal(signal.SIGTERM, _on_sigterm)
-    parent = os.getppid()
+    parent = STARTED_BY  # noted when the package was first imported
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
     grandparent = _parent_of(parent) if _command_name(parent) in SHELLS else None
-    if os.getppid() != parent or parent == 1:
-        return
+    if os.getppid() != parent or parent == 1:  # it died during the imports, or before Python started
+        raise Terminated
 
     def watch() -> None:
         while True:

@@ -3,8 +3,9 @@
 `ingest.source: synthetic` (the default) generates the embedded synthetic photo set, so the pipeline
 runs with no download. A path inside the --external folder (data/external/) reads a real source
 instead: a zip archive or a folder in one of the layouts of stages/sources.py. Every file of a real source is decoded completely; the usable ones are
-copied byte for byte to the --raw folder under their Kaggle name (resize_split turns any mode or format
-into RGB and applies the EXIF orientation), the others are skipped and listed with their reason in the
+copied to the --raw folder under their Kaggle name, holding the image and nothing after it
+(sources.keep_image_only: a JPEG or PNG byte for byte up to its end marker, any other format re-encoded
+losslessly as PNG; resize_split turns any mode or format into RGB and applies the EXIF orientation), the others are skipped and listed with their reason in the
 --skipped CSV. Counts go to the --metrics JSON. Every path comes from the command line (dvc.yaml's `cmd:`).
 
 Memory, whatever the source holds (no header is believed; bytes are counted as they are inflated):
@@ -150,6 +151,8 @@ def _copy_and_check(
         with open(path, "xb") as out:  # "x": each Kaggle name belongs to one entry (plan)
             size = source.copy(entry, out, sources.MAX_FILE_BYTES)
         verdict = ("empty", "0 bytes") if size == 0 else check_image(path, max_pixels)
+        if verdict is None:
+            sources.keep_image_only(path)
     except EntryError as err:
         verdict = (err.reason, err.detail)
     if verdict:
