@@ -1,5 +1,7 @@
 # Two entry points on a fresh machine: `make repro` and `make test`.
-# Both create .venv from the pinned requirements.txt first (only when it is missing or out of date).
+# Both create .venv first (only when it is missing or out of date); each target installs the pinned
+# requirements of its use: requirements.txt (runtime: make repro), -test (make test, with -remote), -lint,
+# -bench, -mutation.
 # PYTHON picks the interpreter (`make test PYTHON=python3.12`); supported: SUPPORTED below. The version
 # is checked before anything is installed, and .venv is rebuilt when it runs another interpreter.
 PYTHON ?= python3
@@ -45,39 +47,49 @@ $(VENV)/.installed: requirements.txt $(VENV)/.python
 	"$(BIN)/python" -m pip install --quiet -r requirements.txt
 	touch "$@"
 
-repro: venv
-	"$(BIN)/dvc" repro
+# What the tests need on top of the runtime: pytest and friends, the remote plugins and servers.
+$(VENV)/.test-installed: requirements-test.txt requirements-remote.txt $(VENV)/.installed
+	"$(BIN)/python" -m pip install --quiet -r requirements-test.txt
+	touch "$@"
 
-test: venv
-	"$(BIN)/python" -m pytest -n auto --dist loadfile tests
-
-# Lint and format check (ruff, pinned in requirements.txt; settings in pyproject.toml). `ruff format .`
-# and `ruff check --fix .` apply them. The GitHub workflows: zizmor's security audit (every persona's
-# findings, offline; a file it cannot parse fails) and the GitHub workflow schema, both pinned in
-# requirements-lint.txt.
 $(VENV)/.lint-installed: requirements-lint.txt $(VENV)/.installed
 	"$(BIN)/python" -m pip install --quiet -r requirements-lint.txt
 	touch "$@"
 
+$(VENV)/.bench-installed: requirements-bench.txt $(VENV)/.installed
+	"$(BIN)/python" -m pip install --quiet -r requirements-bench.txt
+	touch "$@"
+
+repro: venv
+	"$(BIN)/dvc" repro
+
+test: venv $(VENV)/.test-installed
+	"$(BIN)/python" -m pytest -n auto --dist loadfile tests
+
+# Lint, format and type check (ruff and mypy; settings in pyproject.toml), and the GitHub workflows:
+# zizmor's security audit (every persona's findings, offline; a file it cannot parse fails) and the GitHub
+# workflow schema; all pinned in requirements-lint.txt. `ruff format .` and `ruff check --fix .` apply
+# the first two; mypy must report no error.
 lint: venv $(VENV)/.lint-installed
 	"$(BIN)/ruff" check .
 	"$(BIN)/ruff" format --check .
+	"$(BIN)/mypy"
 	"$(BIN)/zizmor" --offline --strict-collection --persona pedantic --quiet .github/workflows/
 	"$(BIN)/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
-# Benchmarks (bench/; scikit-learn, their baseline, is pinned in requirements.txt); writes bench/RESULTS.md.
+# Benchmarks (bench/; scikit-learn, their baseline, is pinned in requirements-bench.txt); writes bench/RESULTS.md.
 # BENCH_ARGS=--quick for a few-minute run with smaller sizes (writes bench/.cache/RESULTS-partial.md instead).
 BENCH_ARGS ?=
 
 bench: export ARG_BENCH = $(value BENCH_ARGS)
-bench: venv
+bench: venv $(VENV)/.bench-installed
 	set -f; "$(BIN)/python" -m bench.run_all $$ARG_BENCH
 
 # Mutation testing (tools/mutation.py; not in CI: minutes per module), with its own pinned extras (mutmut);
 # writes tests/mutation/REPORT.md. MODULES="tools/check_metrics.py" for some modules only.
 MODULES ?=
 
-$(VENV)/.mutation-installed: requirements-mutation.txt $(VENV)/.installed
+$(VENV)/.mutation-installed: requirements-mutation.txt $(VENV)/.test-installed
 	"$(BIN)/python" -m pip install --quiet -r requirements-mutation.txt
 	touch "$@"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from bench.common import CACHE_DIR, ROOT
-from stages.pipeline import stage_arguments
+from catsdogs.pipeline.dvc_files import stage_arguments
 
 ARCHIVE_ENV = "BENCH_ARCHIVE"
 N_PER_CLASS = 12_500

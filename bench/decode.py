@@ -22,7 +22,7 @@ from PIL import Image
 
 from bench.common import table, verdict
 from bench.images import kaggle_layout
-from stages.common import usable_cores
+from catsdogs.pipeline.processes import usable_cores
 from stages.resize_split import decode_all
 
 SIZE = 64
@@ -64,16 +64,16 @@ def run_one(n_images: int, repeats: int, with_full: bool) -> tuple[list[list[str
         methods["full1"] = lambda part: decode_all(part, SIZE, False, draft=False, jobs=1)[0]
     # methods take turns on each round, so that a change of load on the shared machine hits them all:
     # small sets, `repeats` rounds over the whole set (median); large sets, SLICES rounds over slices (sum)
-    rounds = [paths] * repeats if with_full else [list(part) for part in np.array_split(paths, SLICES)]
-    times = {name: [] for name in methods}
-    outputs = {name: [] for name in methods}
+    rounds = [paths] * repeats if with_full else [list(part) for part in np.array_split(np.array(paths), SLICES)]
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    decoded: dict[str, list[np.ndarray]] = {name: [] for name in methods}
     for part in rounds:
         for name, method in methods.items():
             start = time.perf_counter()
-            outputs[name].append(method(part))
+            decoded[name].append(method(part))
             times[name].append(time.perf_counter() - start)
     seconds = {name: statistics.median(t) if with_full else sum(t) for name, t in times.items()}
-    outputs = {name: out[-1] if with_full else np.concatenate(out) for name, out in outputs.items()}
+    outputs = {name: out[-1] if with_full else np.concatenate(out) for name, out in decoded.items()}
     rate = {key: n_images / value for key, value in seconds.items()}
     per_core = rate["draft1"] / rate["baseline"]
     scaling = rate["draftN"] / rate["draft1"]

@@ -1,9 +1,9 @@
 """Benchmark 2: time of one training epoch at the article's size, 20,000 x 12,288 (+ 5,000 validation rows).
 
 The data is random float32 in [0, 1) of that shape with random labels (the epoch time depends only on
-the shape). Baseline: the article's loop written plainly in float64 NumPy, stages.neuron.reference_fit:
+the shape). Baseline: the article's loop written plainly in float64 NumPy, catsdogs.neuron.reference.reference_fit:
 z = X W + b, a = sigmoid(z), dz = (a - y) a (1 - a) / m, dW = X^T dz, plus the validation loss.
-Ours: stages.fit.fit (fused forward + backward in cache-sized blocks, validation included).
+Ours: catsdogs.neuron.fit.fit (fused forward + backward in cache-sized blocks, validation included).
 Bound: bytes of the float32 training matrix / the read bandwidth measured in the same run (the best
 of X @ w, NumPy's BLAS matrix-vector product, on 1 thread and on all cores).
 
@@ -21,10 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from bench.common import median_seconds, table, verdict
-from stages.common import usable_cores
-from stages.fit import fit
-from stages.neuron import reference_fit
-from stages.train import TrainParams
+from catsdogs.neuron.fit import fit
+from catsdogs.neuron.reference import reference_fit
+from catsdogs.pipeline.config import TrainParams
+from catsdogs.pipeline.processes import usable_cores
 
 N_FEATURES = 12288
 TARGET = 1.3  # ours within 1.3x of one pass over the float32 training matrix
@@ -71,7 +71,7 @@ def run(rows: int = 20000, valid_rows: int = 5000, repeats: int = 5, seed: int =
     ratio = ours / bound
     rows_out = [
         ["plain float64 loop (article)", f"{plain * 1e3:.0f} ms", f"{plain / ours:.1f}x slower than ours"],
-        ["ours (stages.fit.fit)", f"{ours * 1e3:.0f} ms", "1.0x"],
+        ["ours (catsdogs.neuron.fit.fit)", f"{ours * 1e3:.0f} ms", "1.0x"],
         [
             f"bound: {X.nbytes / 1e6:.0f} MB / {bandwidth / 1e9:.1f} GB/s read",
             f"{bound * 1e3:.0f} ms",

@@ -1,7 +1,7 @@
 """Photo sets for the benchmarks, generated once and kept in bench/.cache/ (gitignored).
 
 `kaggle_layout(n_images)`: a folder of n_images JPEGs named like Kaggle's Dogs vs. Cats train.zip
-(cat.N.jpg / dog.N.jpg, half each), drawn by the project's synthetic generator (stages.synthetic:
+(cat.N.jpg / dog.N.jpg, half each), drawn by the project's synthetic generator (catsdogs.data.synthetic:
 mostly 300-500 px on the long side, ~1 % under 64 px, ~1 % near 1000 px, JPEG quality 90). With
 n_images = 2000 and seed 0 it is exactly the embedded default set of `dvc repro`.
 
@@ -17,9 +17,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from bench.common import CACHE_DIR
-from stages.common import atomic_path, usable_cores
-from stages.images import kaggle_file_name
-from stages.synthetic import CAT, DOG, photo_jpeg
+from catsdogs.data.images import kaggle_file_name
+from catsdogs.data.synthetic import CAT, DOG, photo_jpeg
+from catsdogs.pipeline.atomic_files import atomic_path
+from catsdogs.pipeline.processes import usable_cores
 
 CHUNK = 100
 

@@ -5,7 +5,7 @@ A stand-in for Kaggle's 25,000-image Dogs vs Cats archive, to measure the image 
     .venv/bin/python -m bench.make_kaggle_archive data/external/train.zip            # 12,500 per class
     .venv/bin/python -m bench.make_kaggle_archive /tmp/small.zip --n-per-class 100
 
-The photos are stages/synthetic.py's (same size distribution as Kaggle's: mostly 300-500 px on the long
+The photos are catsdogs/data/synthetic.py's (same size distribution as Kaggle's: mostly 300-500 px on the long
 side, 1 % under 64 px, 1 % near 1000 px), JPEG quality 90, deflated like Kaggle's zip. The archive is
 a pure function of the arguments (fixed entry timestamps), and is written one image at a time.
 """
@@ -20,9 +20,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from stages.common import atomic_path
-from stages.images import kaggle_file_name
-from stages.synthetic import CAT, DOG, photo_jpeg
+from catsdogs.data.images import kaggle_file_name
+from catsdogs.data.synthetic import CAT, DOG, photo_jpeg
+from catsdogs.pipeline.atomic_files import atomic_path
 
 
 def photo_bytes(job: tuple[int, int, int, int]) -> bytes:

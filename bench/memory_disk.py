@@ -22,14 +22,14 @@ import yaml
 
 from bench.common import CACHE_DIR, ROOT, table, verdict
 from bench.images import kaggle_layout
-from stages.pipeline import stage_arguments
+from catsdogs.pipeline.dvc_files import stage_arguments
 
 STAGES = ("resize_split", "flatten_normalize", "train", "evaluate")
 TRAIN_TARGET = 1.5  # train's peak RSS within 1.5x its float32 training matrix
 # VmHWM: peak RSS of this process image (getrusage's ru_maxrss would carry over the parent's peak
 # across fork + exec on Linux)
 CHILD = (
-    "import sys; from stages.common import run_cli; from stages.{stage} import main; run_cli(main, {arguments!r}); "
+    "import sys; from catsdogs.pipeline.command_line import run_cli; from stages.{stage} import main; run_cli(main, {arguments!r}); "
     "print('peak_rss_kib', next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')), file=sys.stderr)"
 )
 
@@ -66,7 +66,7 @@ def run(n_images: int = 25000) -> str:
     }
     import numpy as np
 
-    from stages.common import load_npz
+    from catsdogs.pipeline.npz_files import load_npz
 
     counts = {split: len(load_npz(project / f"data/prepared/{split}.npz", ("y",))["y"]) for split in ("train", "valid")}
     n_features = 64 * 64 * 3

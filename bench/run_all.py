@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench import decode, epoch, full_size, incremental, memory_disk, stage_decode, time_to_accuracy
 from bench.common import CACHE_DIR, machine
-from stages.common import atomic_path
+from catsdogs.pipeline.atomic_files import atomic_path
 
 RESULTS = Path("bench/RESULTS.md")
 PARTIAL = CACHE_DIR / "RESULTS-partial.md"  # --quick or --only: never overwrites the record

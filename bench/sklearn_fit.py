@@ -1,5 +1,5 @@
 """scikit-learn's LogisticRegression on the pipeline's features, as one process a user would run: load the
-training and validation features (.npz of flatten_normalize, read by stages.common.load_npz as train
+training and validation features (.npz of flatten_normalize, read by catsdogs.pipeline.npz_files.load_npz as train
 reads them), fit, score the validation set, write the weights. Prints one JSON line: iterations,
 whether lbfgs converged, validation images right, load and fit seconds.
 
@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from stages.common import load_npz, save_npz
+from catsdogs.pipeline.npz_files import load_npz, save_npz
 
 
 def main(argv: Sequence[str] | None = None) -> None:

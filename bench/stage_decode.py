@@ -35,8 +35,8 @@ from PIL import Image
 
 from bench.archive import archive_project
 from bench.common import CACHE_DIR, ROOT, table, verdict
-from stages.common import usable_cores
-from stages.pipeline import stage_arguments, stage_path
+from catsdogs.pipeline.dvc_files import stage_arguments, stage_path
+from catsdogs.pipeline.processes import usable_cores
 
 SIZE = 64
 OUTPUTS = ("--train-images", "--valid-images", "--preprocessing")
@@ -90,8 +90,8 @@ def run(rounds: int = 3, images: int | None = None) -> str:
     photos = photos if images is None else photos[:: max(1, len(photos) // images)][:images]
     project = scratch_project(photos)
     blobs = [photo.read_bytes() for photo in photos]  # the baseline's input; also warms the page cache
-    wall = {name: [] for name in ("baseline", "jobs1", "jobs0")}
-    cpu = {name: [] for name in wall}
+    wall: dict[str, list[float]] = {name: [] for name in ("baseline", "jobs1", "jobs0")}
+    cpu: dict[str, list[float]] = {name: [] for name in wall}
     outputs = {}
     for _ in range(rounds):
         for photo in photos:  # warm: the stage reads files, the baseline has them in memory

@@ -3,10 +3,10 @@
 Features: the pipeline's own (resize_split with the default params, then flatten_normalize) of the
 embedded default set (2,000 images) and of a bigger generated set (bench/images.py). On each:
 - the article's recipe (zeros, MSE, exact gradient, full-batch GD, lr 0.003, 5000 epochs) run by
-  stages.fit.fit: its final validation accuracy is the target; time until it first reaches it;
-- the same recipe in the plain float64 loop (stages.neuron.reference_fit, the article's code): time per epoch
+  catsdogs.neuron.fit.fit: its final validation accuracy is the target; time until it first reaches it;
+- the same recipe in the plain float64 loop (catsdogs.neuron.reference.reference_fit, the article's code): time per epoch
   measured over 20 epochs, times the epochs the recipe needs (every epoch costs the same);
-- a faster recipe of stages.fit (RECIPE): time until it reaches the target, and its whole run;
+- a faster recipe of catsdogs.neuron.fit (RECIPE): time until it reaches the target, and its whole run;
 - scikit-learn's LogisticRegression (lbfgs) on the same features: default C = 1, and C = 0.001.
 
     python -m bench.time_to_accuracy [--sizes 2000 5000]
@@ -23,13 +23,14 @@ import numpy as np
 
 from bench.common import CACHE_DIR, table, verdict
 from bench.images import kaggle_layout
-from stages.common import load_npz
-from stages.fit import fit, kept_row, step_name
+from catsdogs.data.images import PIXEL_SCALE, Preprocessing
+from catsdogs.neuron.fit import fit, step_name
+from catsdogs.neuron.history import kept_row
+from catsdogs.neuron.reference import reference_fit
+from catsdogs.pipeline.config import ResizeSplitParams, TrainParams
+from catsdogs.pipeline.npz_files import load_npz
 from stages.flatten_normalize import flatten_normalize
-from stages.images import Preprocessing
-from stages.neuron import reference_fit
-from stages.resize_split import ResizeSplitParams, resize_split
-from stages.train import TrainParams
+from stages.resize_split import resize_split
 
 ARTICLE = TrainParams(lr=0.003, epochs=5000)
 # Same model and loss as the article; heavy-ball momentum lets a 7x larger step stay stable.
@@ -38,13 +39,15 @@ TARGET = 50  # times sooner than the article's recipe
 SKLEARN_C = (1.0, 0.001)
 
 
-def pipeline_features(n_images: int) -> tuple[dict, dict]:
+def pipeline_features(n_images: int) -> tuple[dict[str, np.ndarray], ...]:
     """The default pipeline's train and valid features of the n_images Kaggle-layout set (cached)."""
     folder = CACHE_DIR / f"features-{n_images}"
     if not (folder / "features/valid.npz").exists():
         paths = kaggle_layout(n_images)
         prepared = [folder / "prepared" / name for name in ("train.npz", "valid.npz", "preprocessing.json")]
-        resize_split(ResizeSplitParams(64, 0.2, 42), paths[0].parent, *prepared, progress=False)
+        train_file, valid_file, preprocessing_file = prepared
+        params = ResizeSplitParams(size=64, valid_fraction=0.2, seed=42)
+        resize_split(params, paths[0].parent, train_file, valid_file, preprocessing_file, progress=False)
         for split in ("train", "valid"):
             flatten_normalize(
                 folder / f"prepared/{split}.npz", folder / f"features/{split}.npz", Preprocessing.load(prepared[2])
@@ -65,6 +68,7 @@ def timed_fit(train: dict, valid: dict, params: TrainParams) -> dict:
         params,
         progress=False,
         on_epoch=lambda epoch, row: stamps.append(time.perf_counter() - start),
+        pixel_scale=PIXEL_SCALE,  # the pipeline's features, as the train stage passes them
     )
     return {
         "seconds": time.perf_counter() - start,

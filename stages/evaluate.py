@@ -1,8 +1,8 @@
 """Stage 5, evaluate: validation metrics of the trained neuron, and the plots `dvc plots show` draws.
 
 Reads the model file (weights and preprocessing record), the validation features and train's history;
-writes the metrics (stages/metrics.py computes them), the ROC curve (fpr, tpr) and the confusion plot data
-(actual, predicted per validation image) for DVC's charts, and PNGs for reports (stages/figures.py draws
+writes the metrics (catsdogs/evaluation/metrics.py computes them), the ROC curve (fpr, tpr) and the confusion plot data
+(actual, predicted per validation image) for DVC's charts, and PNGs for reports (catsdogs/evaluation/figures.py draws
 them): the loss curves, W reshaped to the image it looks at, the ROC curve, the confusion matrix, and the
 mistakes gallery (the validation images the neuron got most confidently wrong, as the neuron saw them).
 Every path is an argument: dvc.yaml's cmd names them.
@@ -17,22 +17,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.common import (
-    CLASS_NAMES,
-    DataError,
-    atomic_path,
-    escape,
-    load_npz,
-    read_regular,
-    restore_hint,
-    run_cli,
-    save_json,
-    stage_parser,
-)
-from stages.figures import plot_confusion, plot_losses, plot_mistakes, plot_roc, plot_weights
-from stages.metrics import EvaluateParams, classification_metrics, most_confident_mistakes, roc_curve
-from stages.model import load_model
-from stages.neuron import forward, predict, sigmoid
+from catsdogs.data.labels import CLASS_NAMES
+from catsdogs.errors import DataError, escape, read_regular
+from catsdogs.evaluation.figures import plot_confusion, plot_losses, plot_mistakes, plot_roc, plot_weights
+from catsdogs.evaluation.metrics import classification_metrics, most_confident_mistakes, roc_curve
+from catsdogs.neuron.reference import forward, predict, sigmoid
+from catsdogs.pipeline.atomic_files import atomic_path, save_json
+from catsdogs.pipeline.command_line import run_cli, stage_parser
+from catsdogs.pipeline.config import EvaluateParams
+from catsdogs.pipeline.dvc_files import restore_hint
+from catsdogs.pipeline.npz_files import load_npz
+from catsdogs.pipeline.weights_file import load_model
 
 MISTAKES_SHOWN = 8  # images per row of the mistakes gallery
 
@@ -120,8 +115,9 @@ def evaluate(
     rows = most_confident_mistakes(valid["y"], z, params.threshold, MISTAKES_SHOWN)
     images = [weights.preprocessing.images(valid["X"][kind]) for kind in rows]  # as the neuron saw them
     galleries = [list(zip(shown, valid["names"][kind], a[kind])) for shown, kind in zip(images, rows)]
-    totals = (scores["false_positives"], scores["false_negatives"])
-    plot_mistakes(*galleries, totals, MISTAKES_SHOWN, mistakes_plot)
+    totals = (int(scores["false_positives"] or 0), int(scores["false_negatives"] or 0))
+    false_cats, false_dogs = galleries
+    plot_mistakes(false_cats, false_dogs, totals, MISTAKES_SHOWN, mistakes_plot)
     return scores
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from stages.common import DataError, load_npz, run_cli, save_npz, stage_parser
-from stages.images import Preprocessing, to_features
+from catsdogs.data.images import Preprocessing, to_features
+from catsdogs.errors import DataError
+from catsdogs.pipeline.command_line import run_cli, stage_parser
+from catsdogs.pipeline.npz_files import load_npz, save_npz
 
 
 def flatten_normalize(images_file: Path, features_file: Path, preprocessing: Preprocessing) -> tuple[int, int]:

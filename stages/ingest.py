@@ -2,7 +2,7 @@
 
 `ingest.source: synthetic` (the default) generates the embedded synthetic photo set, so the pipeline
 runs with no download. A path inside the --external folder (data/external/) reads a real source
-instead: a zip archive or a folder in one of the layouts of stages/sources.py. Every file of a real source is decoded completely; the usable ones are
+instead: a zip archive or a folder in one of the layouts of catsdogs/data/sources.py. Every file of a real source is decoded completely; the usable ones are
 copied to the --raw folder under their Kaggle name, holding the image and nothing after it
 (sources.keep_image_only: a JPEG or PNG byte for byte up to its end marker, any other format re-encoded
 losslessly as PNG; resize_split turns any mode or format into RGB and applies the EXIF orientation), the others are skipped and listed with their reason in the
@@ -32,48 +32,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 
-from PIL import Image
 from tqdm import tqdm
 
-from stages import sources
-from stages.archive import EntryError
-from stages.common import (
-    LABELS,
-    DataError,
-    atomic_path,
-    escape,
-    ordered_map,
-    run_cli,
-    save_json,
-    stage_parser,
-    temp_sibling,
-)
-from stages.params import Custom, Number, ParamError, param, stage_params
-from stages.readers import Entry, FolderSource, ZipSource, open_source
-from stages.sources import REASONS, Outcome, check_image, plan
-from stages.synthetic import write_synthetic_dataset
-
-SYNTHETIC = "synthetic"
-
-
-def is_text(key: str, value) -> str:
-    if not isinstance(value, str) or not value:
-        raise ParamError(f"params.yaml: {key} = {value!r} is not allowed, expected `{SYNTHETIC}` or a path")
-    return value
-
-
-@stage_params("ingest")
-class IngestParams:
-    source: str = param(
-        SYNTHETIC, Custom(is_text, f"`{SYNTHETIC}` or a path under the --external folder"), "where the photos come from"
-    )
-    n_per_class: int = param(1000, Number(low=1, high=1_000_000, integer=True), "synthetic images per class")
-    seed: int = param(0, Number(low=0, integer=True), "seed of the synthetic set")
-    # resize_split opens the kept files with Pillow's default bound: stay within it.
-    max_pixels: int = param(
-        25_000_000, Number(low=1, high=Image.MAX_IMAGE_PIXELS, integer=True), "real sources: pixel cap per image"
-    )
-    jobs: int = param(0, Number(low=0, integer=True), "real sources: decoding processes; 0 = all cores", tracked=False)
+from catsdogs.data import sources
+from catsdogs.data.archive import EntryError
+from catsdogs.data.labels import LABELS
+from catsdogs.data.readers import Entry, FolderSource, ZipSource, open_source
+from catsdogs.data.sources import REASONS, Outcome, check_image, plan
+from catsdogs.data.synthetic import write_synthetic_dataset
+from catsdogs.errors import DataError, ParamError, escape
+from catsdogs.pipeline.atomic_files import atomic_path, save_json, temp_sibling
+from catsdogs.pipeline.command_line import run_cli, stage_parser
+from catsdogs.pipeline.config import SYNTHETIC, IngestParams
+from catsdogs.pipeline.processes import ordered_map
 
 
 @dataclass(frozen=True)
@@ -179,7 +150,7 @@ def ingest_source(source_path: Path, out_dir: Path, max_pixels: int, jobs: int, 
         disable=not progress,
     ):
         if verdict:
-            skipped.append(Outcome(entry.name, *verdict, index=entry.index))
+            skipped.append(Outcome(entry.name, *verdict, index=entry.index))  # type: ignore[misc]
         else:
             kept.append(name)
     return IngestReport(layout, sorted(kept), sorted(skipped, key=Outcome.key))

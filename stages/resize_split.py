@@ -27,41 +27,22 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from stages.common import (
-    LABELS,
-    DataError,
-    ordered_map,
-    run_cli,
-    save_npz,
-    stage_parser,
-    temp_sibling,
-)
-from stages.images import MAX_IMAGE_SIZE, Preprocessing, label_of, load_image
-from stages.memory import available_memory, check_pipeline_fits
-from stages.params import Flag, Number, param, stage_params
+from catsdogs.data.images import Preprocessing, label_of, load_image
+from catsdogs.data.labels import LABELS
+from catsdogs.data.memory import available_memory, check_pipeline_fits
+from catsdogs.errors import DataError
+from catsdogs.pipeline.atomic_files import temp_sibling
+from catsdogs.pipeline.command_line import run_cli, stage_parser
+from catsdogs.pipeline.config import ResizeSplitParams
+from catsdogs.pipeline.npz_files import save_npz
+from catsdogs.pipeline.processes import ordered_map
 
 CHUNK = 64  # images per task sent to a worker process
-# Kaggle's photos are at most about 500 px on the long side (a few reach 1,050): a larger square only
-# interpolates pixels they do not have. Memory is bounded separately (stages/memory.py), from the image count.
-MAX_SIZE = MAX_IMAGE_SIZE  # images.py: the bound every reader of a preprocessing record checks
 
 
-@stage_params("resize_split")
-class ResizeSplitParams:
-    size: int = param(
-        64, Number(low=1, high=MAX_SIZE, integer=True), "side of the square images, in pixels (the article: 64)"
-    )
-    valid_fraction: float = param(
-        0.2, Number(low=0, high=1, low_open=True, high_open=True), "fraction of each class held out for validation"
-    )
-    seed: int = param(42, Number(low=0, integer=True), "seed of the split")
-    draft: bool = param(True, Flag(), "let libjpeg decode at 1/2, 1/4 or 1/8 scale before the resize")
-    jobs: int = param(
-        0, Number(low=0, high=1024, integer=True), "worker processes decoding images; 0 = all cores", tracked=False
-    )
-
-
-def validation_mask(names: Sequence[str], labels: np.ndarray, valid_fraction: float, seed: int) -> np.ndarray:
+def validation_mask(
+    names: Sequence[str] | np.ndarray, labels: np.ndarray, valid_fraction: float, seed: int
+) -> np.ndarray:
     """Boolean mask (m,) of the rows that go to validation.
 
     Stratified: round(valid_fraction * count) images of each class. Which ones is decided by a
@@ -84,7 +65,9 @@ def list_labelled_images(raw_dir: Path) -> tuple[list[Path], np.ndarray]:
     return paths, np.array([label_of(p.name) for p in paths], dtype=np.uint8)
 
 
-def split_order(names: Sequence[str], labels: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray, int]:
+def split_order(
+    names: Sequence[str] | np.ndarray, labels: np.ndarray, valid_fraction: float, seed: int
+) -> tuple[np.ndarray, int]:
     """The rows (m,) in the order of the two output files, the training rows then the validation rows
     (validation_mask's split, each part in the given order), and the number of training rows."""
     is_valid = validation_mask(names, labels, valid_fraction, seed)

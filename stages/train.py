@@ -2,8 +2,8 @@
 
 The defaults are the article's recipe: W = 0, b = 0, mean squared error, full-batch gradient descent.
 Faster recipes are parameters: cross-entropy, mini-batches, momentum or Adam, L2, early stopping.
-The math is in stages/neuron.py, the optimizers in stages/optimizers.py, the training loop in
-stages/fit.py and its fast passes in stages/passes.py. This script reads the training and validation
+The math is in catsdogs/neuron/reference.py, the optimizers in catsdogs/neuron/optimizers.py, the training loop in
+catsdogs/neuron/fit.py and its fast passes in catsdogs/neuron/fast_passes.py. This script reads the training and validation
 features and writes the weights (W, b, and the preprocessing a new photo needs), the per-epoch history
 and the final training metrics. Every path is an argument: dvc.yaml's cmd names them.
 """
@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.common import atomic_path, load_npz, run_cli, save_json, stage_parser
-from stages.fit import fit, kept_row, step_name
-from stages.images import Preprocessing
-from stages.model import save_model
-from stages.neuron import GRADIENTS, LOSSES
-from stages.optimizers import ADAM_BETAS, OPTIMIZERS
-from stages.params import Choice, Number, ParamError, param, stage_params
+from catsdogs.data.images import Preprocessing
+from catsdogs.neuron.fit import fit, step_name
+from catsdogs.neuron.history import kept_row
+from catsdogs.pipeline.atomic_files import atomic_path, save_json
+from catsdogs.pipeline.command_line import run_cli, stage_parser
+from catsdogs.pipeline.config import TrainParams
+from catsdogs.pipeline.npz_files import load_npz
+from catsdogs.pipeline.weights_file import save_model
 
 PATHS = {  # the files train reads and writes: each one an option of its cmd in dvc.yaml
     "--preprocessing": "preprocessing record to read (.json written by resize_split), stored in the model",
@@ -31,59 +32,6 @@ PATHS = {  # the files train reads and writes: each one an option of its cmd in 
     "--history": "per-epoch history to write (.csv: epoch, train and validation loss and accuracy)",
     "--metrics": "training metrics of the kept epoch to write (.json)",
 }
-
-
-@stage_params("train")
-class TrainParams:
-    lr: float = param(0.003, Number(low=0, high=1e6, low_open=True), "learning rate (unused by lbfgs)")
-    epochs: int = param(
-        5000,
-        Number(low=1, high=10_000_000, integer=True),
-        "passes over the training set (lbfgs: at most this many iterations)",
-    )
-    loss: str = param("mse", Choice(LOSSES), "mse: 1/(2m) sum (a - y)^2; cross_entropy: log loss")
-    gradient: str = param("exact", Choice(GRADIENTS), "exact dJ/dz, or the notebook's double sigmoid (loss mse only)")
-    optimizer: str = param(
-        "gd",
-        Choice(OPTIMIZERS),
-        "gd: gradient descent (with momentum if > 0); adam; lbfgs: L-BFGS (cross_entropy, full batch)",
-    )
-    momentum: float = param(0.0, Number(low=0, high=1, high_open=True), "heavy-ball momentum (gd only)")
-    batch_size: int = param(0, Number(low=0, integer=True), "rows per update; 0 = full batch")
-    l2: float = param(0.0, Number(low=0, high=1e6), "L2 penalty: minimise J + l2/2 |W|^2")
-    early_stopping: int = param(
-        0,
-        Number(low=0, integer=True),
-        "stop after this many epochs (lbfgs: iterations) without a lower validation loss; 0 = off",
-    )
-    seed: int = param(0, Number(low=0, integer=True), "seed of the mini-batch order")
-    tolerance: float = param(
-        1e-5,
-        Number(low=0, high=1, low_open=True),
-        "lbfgs: stop when every gradient component of J + l2/2 |W|^2 is at most this",
-    )
-
-    def check_together(self) -> None:
-        if self.gradient == "notebook" and self.loss != "mse":
-            raise ParamError(
-                f"params.yaml: train.gradient = 'notebook' is only defined for train.loss = 'mse' "
-                f"(got train.loss = {self.loss!r}); use train.gradient = 'exact'"
-            )
-        if self.optimizer == "adam" and self.momentum != 0:
-            raise ParamError(
-                f"params.yaml: train.momentum = {self.momentum!r} is only used by train.optimizer = 'gd' "
-                f"(Adam has its own, beta1 = {ADAM_BETAS[0]}); set train.momentum to 0.0"
-            )
-        if self.optimizer == "lbfgs":
-            needs = {"loss": "cross_entropy", "batch_size": 0, "momentum": 0.0}
-            wrong = [
-                f"train.{key} = {getattr(self, key)!r}" for key, value in needs.items() if getattr(self, key) != value
-            ]
-            if wrong:
-                raise ParamError(
-                    f"params.yaml: train.optimizer = 'lbfgs' needs train.loss = 'cross_entropy', train.batch_size = 0 "
-                    f"(full batch) and train.momentum = 0.0; got {', '.join(wrong)}"
-                )
 
 
 def train(
@@ -102,7 +50,7 @@ def train(
     record = Preprocessing.load(preprocessing)
     data = load_npz(train_features, ("X", "y"))
     valid = load_npz(valid_features, ("X", "y"))
-    W, b, frame = fit(data["X"], data["y"], valid["X"], valid["y"], params, progress)
+    W, b, frame = fit(data["X"], data["y"], valid["X"], valid["y"], params, progress, pixel_scale=record.pixel_scale)
     save_model(model, W, b, record)
     with atomic_path(history) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.8g")

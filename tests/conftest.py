@@ -5,12 +5,14 @@ import os
 import shutil
 from pathlib import Path
 
-import stages  # noqa: F401  (first: pins BLAS to one thread before NumPy loads)
+from catsdogs.blas_threads import use_one_blas_thread
+
+use_one_blas_thread()  # first: before NumPy loads, as in the pipeline (stages/__init__.py)
 import numpy as np
 import pytest
 from PIL import Image
 
-from stages.passes import BLAS_THREADS
+from catsdogs.neuron.fast_passes import BLAS_THREADS
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ["DVC_NO_ANALYTICS"] = "1"
@@ -25,7 +27,7 @@ PIPELINE_FILES = (
     "data/external/.gitignore",
     "metrics_gate.yaml",
 )
-PIPELINE_DIRS = ("stages", "tools", ".dvc/plots")  # .dvc/plots: the offline page template of `dvc plots`
+PIPELINE_DIRS = ("stages", "catsdogs", "tools", ".dvc/plots")  # .dvc/plots: the offline page template of `dvc plots`
 
 
 @pytest.fixture
@@ -61,7 +63,7 @@ def copy_pipeline(dest: Path) -> Path:
 
 def numpy_blas_threads():
     """Thread counts of the BLAS libraries the passes' controller knows (NumPy's). Not threadpool_info():
-    a BLAS loaded later (scipy's, imported by stages/lbfgs.py) is not NumPy's and is never limited."""
+    a BLAS loaded later (scipy's, imported by catsdogs/neuron/lbfgs.py) is not NumPy's and is never limited."""
     return {lib["num_threads"] for lib in BLAS_THREADS.info() if lib["user_api"] == "blas"}
 
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
-from stages.common import _die_with_parent
+from catsdogs.pipeline.processes import die_with_parent
 
 SSHD = Path("/usr/sbin/sshd")
 # DVC 3 stores a file as files/md5/<2 hex>/<30 hex> and a directory listing as .../<30 hex>.dir;
@@ -61,7 +61,7 @@ def _server(command: list[str], port: int, log: Path) -> Iterator[subprocess.Pop
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             # The kernel kills the server if pytest dies, even by kill -9 (the stages' workers do the same).
-            preexec_fn=partial(_die_with_parent, os.getpid()),
+            preexec_fn=partial(die_with_parent, os.getpid()),
         )
     try:
         _wait_for_port(port, process, log)

@@ -7,11 +7,11 @@ import pytest
 from bench import decode, epoch, full_size, incremental, memory_disk, run_all, stage_decode, time_to_accuracy
 from bench.archive import ARCHIVE_ENV
 from bench.images import kaggle_layout
-from stages.train import TrainParams
+from catsdogs.pipeline.config import TrainParams
 
 
 def test_kaggle_layout_is_the_embedded_set_and_reuses_bigger_sets(in_tmp):
-    from stages.synthetic import write_synthetic_dataset
+    from catsdogs.data.synthetic import write_synthetic_dataset
 
     small = kaggle_layout(4)
     assert [p.name for p in small] == ["cat.0.jpg", "cat.1.jpg", "dog.0.jpg", "dog.1.jpg"]
@@ -83,7 +83,7 @@ def test_make_kaggle_archive_writes_the_kaggle_layout(in_tmp):
     import zipfile
 
     from bench.make_kaggle_archive import main
-    from stages.synthetic import photo_jpeg
+    from catsdogs.data.synthetic import photo_jpeg
 
     main([str(in_tmp / "train.zip"), "--n-per-class", "2", "--jobs", "1"])
     with zipfile.ZipFile(in_tmp / "train.zip") as archive:

@@ -13,29 +13,11 @@ import subprocess
 import pytest
 import yaml
 
-from stages.pipeline import stage_path
+from catsdogs.pipeline.dvc_files import stage_path
 from tests.conftest import ROOT, help_text
-from tools.check_metrics import (
-    BETTER,
-    INFO,
-    NEW,
-    NO_VALUE,
-    REGRESSION,
-    REMOVED,
-    SAME,
-    WITHIN,
-    GateError,
-    Row,
-    Rule,
-    compare,
-    judge,
-    load_rules,
-    main,
-    params_changes,
-    parse_metrics,
-    parse_rules,
-)
+from tools.check_metrics import GateError, compare, judge, load_rules, main, params_changes, parse_metrics, parse_rules
 from tools.gate_report import format_table, report_markdown, summary, table_cells
+from tools.gate_verdicts import BETTER, INFO, NEW, NO_VALUE, REGRESSION, REMOVED, SAME, WITHIN, Row, Rule
 from tools.loss_curves import plot_loss_curves
 
 HIGHER, LOWER = Rule("higher", 0.0025), Rule("lower", 0.0001)

@@ -8,7 +8,7 @@ import pytest
 
 from tests.test_check_metrics import gate, verdicts
 from tests.test_pipeline_dvc import dvc, make_project, run, set_param
-from tools.check_metrics import REGRESSION
+from tools.gate_verdicts import REGRESSION
 
 TINY = {"ingest": {"n_per_class": 30}, "train": {"epochs": 60}}
 

@@ -3,7 +3,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from stages.common import atomic_path, load_npz, save_npz
+from catsdogs.pipeline.atomic_files import atomic_path
+from catsdogs.pipeline.npz_files import load_npz, save_npz
 
 
 def test_atomic_path_keeps_old_file_when_writer_fails(tmp_path):
@@ -52,7 +53,7 @@ def test_save_npz_writes_the_bytes_of_write_array_through_zipfile_writestr(tmp_p
 
 
 def test_load_npz_reads_a_member_larger_than_one_read_block(tmp_path, monkeypatch):
-    monkeypatch.setattr("stages.common.IO_BLOCK", 1000)
+    monkeypatch.setattr("catsdogs.pipeline.npz_files.IO_BLOCK", 1000)
     X = np.random.default_rng(0).random((37, 51)).astype(np.float32)  # 7,548 bytes: 8 blocks
     save_npz(tmp_path / "a.npz", X=X)
     np.testing.assert_array_equal(load_npz(tmp_path / "a.npz", ("X",))["X"], X)

@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.common import DataError, atomic_path, load_npz, restore_hint, save_npz, sweep_temp, temp_sibling
+from catsdogs.errors import DataError
+from catsdogs.pipeline.atomic_files import atomic_path, sweep_temp, temp_sibling
+from catsdogs.pipeline.dvc_files import restore_hint
+from catsdogs.pipeline.npz_files import load_npz, save_npz
 from tests.conftest import ROOT
 
 KEYS = ("X", "y")
@@ -111,7 +114,14 @@ def test_predict_with_a_damaged_weights_file_says_so_in_one_line(tmp_path):
     Image.new("RGB", (20, 20), (255, 0, 0)).save(tmp_path / "red.jpg")
     (tmp_path / "weights.npz").write_bytes(b"PK\x03\x04 not really a zip")
     result = subprocess.run(
-        [sys.executable, "-m", "stages.predict", str(tmp_path / "red.jpg"), "--weights", str(tmp_path / "weights.npz")],
+        [
+            sys.executable,
+            "-m",
+            "catsdogs.predict",
+            str(tmp_path / "red.jpg"),
+            "--weights",
+            str(tmp_path / "weights.npz"),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -161,7 +171,7 @@ def test_a_folder_is_swept_once_per_process(tmp_path):
     sweep_temp(tmp_path)  # already swept by temp_sibling: left for the next process
     assert stale.exists() and first.is_dir()
     result = subprocess.run(
-        [sys.executable, "-c", f"from stages.common import sweep_temp; sweep_temp({str(tmp_path)!r})"],
+        [sys.executable, "-c", f"from catsdogs.pipeline.atomic_files import sweep_temp; sweep_temp({str(tmp_path)!r})"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -7,12 +7,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from stages.common import DataError, run_cli, save_npz
+from catsdogs.data.images import Preprocessing
+from catsdogs.errors import DataError
+from catsdogs.evaluation.figures import plot_confusion, plot_losses, plot_mistakes, plot_roc, plot_weights
+from catsdogs.evaluation.metrics import classification_metrics, most_confident_mistakes, roc_curve
+from catsdogs.pipeline.command_line import run_cli
+from catsdogs.pipeline.npz_files import save_npz
+from catsdogs.pipeline.weights_file import save_model
 from stages.evaluate import EvaluateParams, evaluate, main
-from stages.figures import plot_confusion, plot_losses, plot_mistakes, plot_roc, plot_weights
-from stages.images import Preprocessing
-from stages.metrics import classification_metrics, most_confident_mistakes, roc_curve
-from stages.model import save_model
 from tests.conftest import help_text, write_params
 
 
@@ -288,7 +290,7 @@ def test_the_stage_reads_its_params_file_and_writes_the_hand_checked_files(in_tm
 
 
 def test_each_png_is_drawn_from_its_own_data(in_tmp):
-    """The same bytes as stages.figures draws from the hand-checked data above (threshold 0.7): the history,
+    """The same bytes as catsdogs.evaluation.figures draws from the hand-checked data above (threshold 0.7): the history,
     W of 1 x 1 pixel, the ROC points and AUC 0.833333, the counts, and one false dog (row 2, P(cat)
     1 / (1 + e), its feature -1 shown as black) out of (0 false cats, 1 false dog)."""
     run_evaluate(HAND_X, HAND_Y, HAND_W, 0.0, 1, threshold=0.7)
@@ -337,7 +339,7 @@ def test_roc_rates_below_1e_4_are_written_as_python_writes_them(in_tmp):
 
 def test_the_gallery_shows_the_8_most_confident_of_more_mistakes(in_tmp):
     """10 false cats (dogs at z = 1 ... 10, features >= 1: shown red) and 2 cats called cat: the gallery is
-    the same bytes as stages.figures draws for the 8 most confident (z = 10 ... 3) of 10."""
+    the same bytes as catsdogs.evaluation.figures draws for the 8 most confident (z = 10 ... 3) of 10."""
     z = np.r_[np.arange(1, 11), 20, 30].astype(np.float32)
     X = np.zeros((12, 3), np.float32)
     X[:, 0] = z

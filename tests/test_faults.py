@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from stages.common import EXIT_SIGINT, EXIT_SYSTEM, TEMP_NAME
+from catsdogs.pipeline.atomic_files import TEMP_NAME
+from catsdogs.pipeline.command_line import EXIT_SIGINT, EXIT_SYSTEM
 from tests.conftest import ROOT, copy_pipeline, write_params
 from tests.test_kill import assert_all_gone, command, descendants, needs_two_cores, slow_jpeg, state
 

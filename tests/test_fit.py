@@ -1,4 +1,4 @@
-"""The training loop (stages/fit.py): each solver against the reference math (stages/neuron.py) on random
+"""The training loop (catsdogs/neuron/fit.py): each solver against the reference math (catsdogs/neuron/reference.py) on random
 data, to float32 precision, and the loop's own behaviour (history, early stopping, seeds, threads)."""
 
 import re
@@ -9,12 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-import stages.fit
-import stages.passes
-from stages.common import ParamError
-from stages.fit import fit
-from stages.neuron import backprop, forward, loss_value, predict, reference_fit, sigmoid
-from stages.train import TrainParams
+import catsdogs.neuron.fast_passes
+import catsdogs.neuron.fit
+import catsdogs.neuron.history
+import catsdogs.neuron.recipe
+from catsdogs.errors import ParamError
+from catsdogs.neuron.fit import fit
+from catsdogs.neuron.reference import backprop, forward, loss_value, predict, reference_fit, sigmoid
+from catsdogs.pipeline.config import TrainParams
 
 
 def toy_problem(m=60, n=20, seed=0):
@@ -28,7 +30,15 @@ def toy_problem(m=60, n=20, seed=0):
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
 def test_fit_learns_and_records_every_epoch(loss):
     X, y = toy_problem()
-    W, b, history = fit(X[:40], y[:40], X[40:], y[40:], TrainParams(lr=2.0, epochs=300, loss=loss), progress=False)
+    W, b, history = fit(
+        X[:40],
+        y[:40],
+        X[40:],
+        y[40:],
+        TrainParams(lr=2.0, epochs=300, loss=loss),
+        progress=False,
+        pixel_scale=PIXEL_SCALE,
+    )
     assert W.shape == (20,) and W.dtype == np.float32
     assert list(history.epoch) == list(range(301))
     assert history.train_loss.iloc[-1] < 0.5 * history.train_loss.iloc[0]
@@ -38,7 +48,7 @@ def test_fit_learns_and_records_every_epoch(loss):
 def test_one_step_of_gradient_descent_by_hand():
     X = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     y = np.array([1, 0], dtype=np.uint8)
-    W, b, _ = fit(X, y, X, y, TrainParams(lr=1.0, epochs=1), progress=False)
+    W, b, _ = fit(X, y, X, y, TrainParams(lr=1.0, epochs=1), progress=False, pixel_scale=PIXEL_SCALE)
     # at W = 0: a = 0.5, dz = (a - y) a (1 - a) / m = [-0.0625, 0.0625]; W = -lr X^T dz; b = -lr sum dz
     np.testing.assert_allclose(W, [0.0625, -0.0625])
     assert b == 0.0
@@ -68,11 +78,13 @@ def reference(X, y, X_valid, y_valid, params):
 @pytest.mark.parametrize("recipe", RECIPES)
 @pytest.mark.parametrize("block_bytes", [4 * 20 * 3, 4 << 20])  # 3-row blocks, and one block per shard
 def test_full_batch_fit_equals_the_reference_loop(monkeypatch, recipe, block_bytes):
-    monkeypatch.setattr(stages.passes, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", block_bytes)
     X, y, X_valid, y_valid = split_toy()
     params = TrainParams(lr=0.5, epochs=40, **recipe)
-    assert isinstance(stages.fit.solver_for(params, X, y, X_valid, None), stages.fit.FullBatch)
-    result = fit(X, y, X_valid, y_valid, params, progress=False)
+    assert isinstance(
+        catsdogs.neuron.fit.solver_for(params, X, y, X_valid, None, PIXEL_SCALE), catsdogs.neuron.fit.FullBatch
+    )
+    result = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     assert_equals_reference(result, reference(X, y, X_valid, y_valid, params))
 
 
@@ -95,8 +107,10 @@ def reference_minibatch_fit(X, y, params):
 def test_minibatch_fit_equals_the_reference_loop(recipe):
     X, y, X_valid, y_valid = split_toy()
     params = TrainParams(lr=0.5, epochs=6, batch_size=7, seed=3, **recipe)  # 40 rows: 5 batches of 7, one of 5
-    assert isinstance(stages.fit.solver_for(params, X, y, X_valid, None), stages.fit.MiniBatch)
-    W, b, _ = fit(X, y, X_valid, y_valid, params, progress=False)
+    assert isinstance(
+        catsdogs.neuron.fit.solver_for(params, X, y, X_valid, None, PIXEL_SCALE), catsdogs.neuron.fit.MiniBatch
+    )
+    W, b, _ = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     W_ref, b_ref = reference_minibatch_fit(X, y, params)
     scale = np.abs(W_ref).max()
     np.testing.assert_allclose(W, W_ref, rtol=1e-5, atol=1e-6 * scale)
@@ -104,8 +118,8 @@ def test_minibatch_fit_equals_the_reference_loop(recipe):
 
 
 def test_fit_does_not_depend_on_the_number_of_threads(monkeypatch):
-    monkeypatch.setattr(stages.passes, "BLOCK_BYTES", 4 * 20 * 2)
-    monkeypatch.setattr(stages.passes, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", 4 * 20 * 2)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
     X, y, X_valid, y_valid = split_toy(m=90, m_train=70)
     runs = [fit(X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=20), progress=False, threads=t) for t in (1, 3)]
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
@@ -116,7 +130,7 @@ def test_fit_does_not_depend_on_the_number_of_threads(monkeypatch):
 def test_adam_first_step_is_lr_times_the_sign_of_the_gradient():
     X = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5]], dtype=np.float32)
     y = np.array([1, 0], dtype=np.uint8)
-    W, b, _ = fit(X, y, X, y, TrainParams(lr=0.01, epochs=1, optimizer="adam"), progress=False)
+    W, b, _ = fit(X, y, X, y, TrainParams(lr=0.01, epochs=1, optimizer="adam"), progress=False, pixel_scale=PIXEL_SCALE)
     # at W = 0: dz = [-0.0625, 0.0625], dJ/dW = X^T dz = [-0.0625, 0.0625, 0], dJ/db = 0: Adam moves by -lr sign(g)
     np.testing.assert_allclose(W, [0.01, -0.01, 0.0], atol=1e-6)
     assert b == pytest.approx(0.0, abs=1e-9)
@@ -125,7 +139,7 @@ def test_adam_first_step_is_lr_times_the_sign_of_the_gradient():
 def test_momentum_accumulates_the_gradients():
     X = np.array([[1.0]], dtype=np.float32)
     y = np.array([1], dtype=np.uint8)
-    W, b, _ = fit(X, y, X, y, TrainParams(lr=1.0, epochs=2, momentum=0.5), progress=False)
+    W, b, _ = fit(X, y, X, y, TrainParams(lr=1.0, epochs=2, momentum=0.5), progress=False, pixel_scale=PIXEL_SCALE)
     # cross-check by hand, MSE with one example: g = (a - 1) a (1 - a) for W and b alike, z = W + b
     a0 = 0.5
     g0 = (a0 - 1) * a0 * (1 - a0)
@@ -148,7 +162,7 @@ def test_momentum_accumulates_the_gradients():
 def test_faster_recipes_learn(changes):
     X, y, X_valid, y_valid = split_toy()
     params = TrainParams(**{"lr": 1.0, "epochs": 60, **changes})
-    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
+    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     assert history.train_loss.iloc[-1] < 0.5 * history.train_loss.iloc[0]
     assert history.train_accuracy.iloc[-1] > 0.85
 
@@ -156,7 +170,15 @@ def test_faster_recipes_learn(changes):
 def test_minibatch_order_follows_the_seed():
     X, y, X_valid, y_valid = split_toy()
     runs = [
-        fit(X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=3, batch_size=7, seed=s), progress=False)[0]
+        fit(
+            X,
+            y,
+            X_valid,
+            y_valid,
+            TrainParams(lr=1.0, epochs=3, batch_size=7, seed=s),
+            progress=False,
+            pixel_scale=PIXEL_SCALE,
+        )[0]
         for s in (1, 1, 2)
     ]
     np.testing.assert_array_equal(runs[0], runs[1])
@@ -165,15 +187,17 @@ def test_minibatch_order_follows_the_seed():
 
 def test_l2_shrinks_the_weights():
     X, y, X_valid, y_valid = split_toy()
-    plain = fit(X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=50), progress=False)[0]
-    shrunk = fit(X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=50, l2=0.1), progress=False)[0]
+    plain = fit(X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=50), progress=False, pixel_scale=PIXEL_SCALE)[0]
+    shrunk = fit(
+        X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=50, l2=0.1), progress=False, pixel_scale=PIXEL_SCALE
+    )[0]
     assert np.linalg.norm(shrunk) < 0.8 * np.linalg.norm(plain)
 
 
 def test_early_stopping_keeps_the_weights_of_the_best_validation_loss():
     X, y, X_valid, y_valid = split_toy(m=120, n=200, seed=3, m_train=60)  # n > m: overfits after a while
     params = TrainParams(lr=0.05, epochs=400, loss="cross_entropy", optimizer="adam", early_stopping=5)
-    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
+    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     best = int(history.valid_loss.idxmin())
     assert best > 0  # the kept weights are trained ones, not the zeros of epoch 0
     assert len(history) == best + 6 < 401  # stopped 5 epochs after the best one
@@ -187,12 +211,29 @@ def test_early_stopping_keeps_the_weights_of_the_best_validation_loss():
 def test_batch_size_larger_than_the_training_set_is_an_error():
     X, y, X_valid, y_valid = split_toy()
     with pytest.raises(ParamError, match=r"train.batch_size = 41 is more than the 40 training examples"):
-        fit(X, y, X_valid, y_valid, TrainParams(lr=1.0, epochs=1, batch_size=41), progress=False)
+        fit(
+            X,
+            y,
+            X_valid,
+            y_valid,
+            TrainParams(lr=1.0, epochs=1, batch_size=41),
+            progress=False,
+            pixel_scale=PIXEL_SCALE,
+        )
+
+
+PIXEL_SCALE = 255.0  # features made of pixel values, as the pipeline's: the dual computes X X^T from them
+
+
+def pixel_features(X):
+    """X in [0, 1) rounded to pixel values / 255, in float32, as images.to_features makes them."""
+    return np.rint(X * np.float32(PIXEL_SCALE)).astype(np.float32) / np.float32(PIXEL_SCALE)
 
 
 def wide_problem():
     """Fewer examples than a quarter of the features: fit trains in the dual (Gram matrix)."""
     X, y = toy_problem(m=40, n=200, seed=5)
+    X = pixel_features(X)
     return X[:30], y[:30], X[30:], y[30:]
 
 
@@ -200,8 +241,8 @@ def wide_problem():
 def test_dual_fit_equals_the_reference_loop(recipe):
     X, y, X_valid, y_valid = wide_problem()
     params = TrainParams(lr=0.05, epochs=60, **recipe)
-    assert stages.fit.uses_gram(params, X.shape)
-    result = fit(X, y, X_valid, y_valid, params, progress=False)
+    assert catsdogs.neuron.fit.uses_gram(params, X.shape)
+    result = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     assert_equals_reference(result, reference(X, y, X_valid, y_valid, params))
 
 
@@ -209,10 +250,10 @@ def test_dual_fit_equals_the_reference_loop(recipe):
 def test_dual_and_primal_agree(monkeypatch, changes):
     X, y, X_valid, y_valid = wide_problem()
     params = TrainParams(**{"lr": 0.05, "epochs": 80, **changes})
-    W_dual, b_dual, h_dual = fit(X, y, X_valid, y_valid, params, progress=False)
-    monkeypatch.setattr(stages.fit, "GRAM_MAX_RATIO", 0.0)
-    assert not stages.fit.uses_gram(params, X.shape)
-    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
+    W_dual, b_dual, h_dual = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
+    monkeypatch.setattr(catsdogs.neuron.fit, "GRAM_MAX_RATIO", 0.0)
+    assert not catsdogs.neuron.fit.uses_gram(params, X.shape)
+    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     scale = np.abs(W).max()  # float32 precision of the vector as a whole (momentum amplifies rounding 10x)
     np.testing.assert_allclose(W_dual, W, rtol=1e-5, atol=1e-5 * scale)
     assert b_dual == pytest.approx(b, rel=1e-5, abs=1e-5 * float(scale))
@@ -221,9 +262,12 @@ def test_dual_and_primal_agree(monkeypatch, changes):
 
 
 def test_dual_does_not_depend_on_the_number_of_threads(monkeypatch):
-    monkeypatch.setattr(stages.passes, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
     X, y, X_valid, y_valid = wide_problem()
-    runs = [fit(X, y, X_valid, y_valid, TrainParams(lr=0.05, epochs=20), progress=False, threads=t) for t in (1, 3)]
+    runs = [
+        fit(X, y, X_valid, y_valid, TrainParams(lr=0.05, epochs=20), progress=False, threads=t, pixel_scale=PIXEL_SCALE)
+        for t in (1, 3)
+    ]
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     assert runs[0][1] == runs[1][1]
 
@@ -242,7 +286,7 @@ def test_dual_does_not_depend_on_the_number_of_threads(monkeypatch):
     ],
 )
 def test_when_fit_uses_the_dual(changes, shape, dual):
-    assert stages.fit.uses_gram(TrainParams(**{"lr": 0.1, "epochs": 5000, **changes}), shape) == dual
+    assert catsdogs.neuron.fit.uses_gram(TrainParams(**{"lr": 0.1, "epochs": 5000, **changes}), shape) == dual
 
 
 @pytest.mark.parametrize("shape, lr, epochs", [((200, 5), 1.0, 2000), ((40, 200), 0.5, 3000)], ids=["primal", "dual"])
@@ -252,11 +296,14 @@ def test_cross_entropy_with_l2_reaches_scikit_learns_optimum(shape, lr, epochs):
     linear_model = pytest.importorskip("sklearn.linear_model")
     m, n = shape
     X, y = toy_problem(m, n, seed=4)
-    X -= np.float32(0.5)  # centred features: b decoupled from W, so gradient descent converges in few epochs
+    # centred pixel values (-128 ... 127) / 255: b decoupled from W, so gradient descent converges in few epochs
+    X = (np.rint(X * np.float32(PIXEL_SCALE)) - 128).astype(np.float32) / np.float32(PIXEL_SCALE)
     l2 = 0.1
     params = TrainParams(lr=lr, epochs=epochs, loss="cross_entropy", l2=l2)
-    assert stages.fit.uses_gram(params, shape) == (n > m)  # both solvers are tested
-    W, b, _ = fit(X, y, X, y, params, progress=False)
+    with ThreadPoolExecutor(1) as pool:  # both solvers are tested
+        solver = type(catsdogs.neuron.fit.solver_for(params, X, y, X, pool, PIXEL_SCALE)).__name__
+    assert solver == ("Dual" if n > m else "FullBatch")
+    W, b, _ = fit(X, y, X, y, params, progress=False, pixel_scale=PIXEL_SCALE)
     oracle = linear_model.LogisticRegression(C=1 / (l2 * m), tol=1e-12, max_iter=100_000).fit(X.astype(np.float64), y)
     np.testing.assert_allclose(W, oracle.coef_[0], rtol=0, atol=2e-5)
     assert b == pytest.approx(oracle.intercept_[0], abs=2e-5)
@@ -286,10 +333,10 @@ def test_a_diverging_run_stops_at_the_epoch_its_scores_overflow(request, problem
     X, y, X_valid, y_valid = problem()
     params = TrainParams(lr=10.0, l2=1.0, epochs=300, **changes)
     with ThreadPoolExecutor(1) as pool:
-        solver = type(stages.fit.solver_for(params, X, y, X_valid, pool)).__name__
+        solver = type(catsdogs.neuron.fit.solver_for(params, X, y, X_valid, pool, PIXEL_SCALE)).__name__
     assert solver == {"dual": "Dual", "mini-batch": "MiniBatch"}.get(request.node.callspec.id, "FullBatch")
     with pytest.raises(ParamError) as error:
-        fit(X, y, X_valid, y_valid, params, progress=False)
+        fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     epoch = int(re.search(r"after (\d+) of 300 epochs", str(error.value)).group(1))
     if not changes:  # the reference is plain gradient descent
         assert abs(epoch - first_overflowing_epoch(X, y, X_valid, y_valid, params)) <= 1
@@ -300,7 +347,7 @@ def test_a_diverging_run_stops_at_the_epoch_its_scores_overflow(request, problem
 
 
 def test_divergence_without_the_l2_instability_says_to_lower_the_rate():
-    message = stages.fit.divergence_message(TrainParams(lr=1.5, l2=1.0, epochs=9), 7)
+    message = catsdogs.neuron.recipe.divergence_message(TrainParams(lr=1.5, l2=1.0, epochs=9), 7)
     assert message.endswith(
         "after 7 of 9 epochs the scores z = X W + b are no longer finite numbers (they "
         "overflowed float32, the losses with them); lower train.lr (now 1.5)"
@@ -309,14 +356,14 @@ def test_divergence_without_the_l2_instability_says_to_lower_the_rate():
 
 def test_divergence_at_exactly_the_l2_bound_names_lr_times_l2():
     # lr x l2 = 0.5 x 4 = 2: the bound 2 itself is already unstable (|1 - lr l2| = 1 is not < 1)
-    message = stages.fit.divergence_message(TrainParams(lr=0.5, l2=4.0, epochs=9), 7)
+    message = catsdogs.neuron.recipe.divergence_message(TrainParams(lr=0.5, l2=4.0, epochs=9), 7)
     assert message.endswith("only stable for train.lr x train.l2 < 2, here 0.5 x 4 = 2: lower train.lr or train.l2")
 
 
 def test_fit_converts_its_inputs_to_float32():
     X, y, X_valid, y_valid = split_toy()
     params = TrainParams(lr=0.5, epochs=5)
-    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
+    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     W64, b64, history64 = fit(
         X.astype(np.float64),
         y.astype(np.int64),
@@ -332,12 +379,16 @@ def test_fit_converts_its_inputs_to_float32():
 def test_a_batch_of_every_training_example_is_full_batch_gradient_descent():
     X, y, X_valid, y_valid = split_toy()  # 40 rows, 20 features
     params = TrainParams(lr=0.5, epochs=5, batch_size=40)
-    assert isinstance(stages.fit.solver_for(params, X, y, X_valid, None), stages.fit.FullBatch)
-    full = fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=5), progress=False)
-    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False)
+    assert isinstance(
+        catsdogs.neuron.fit.solver_for(params, X, y, X_valid, None, PIXEL_SCALE), catsdogs.neuron.fit.FullBatch
+    )
+    full = fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=5), progress=False, pixel_scale=PIXEL_SCALE)
+    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
     np.testing.assert_array_equal(W, full[0])
     assert b == full[1] and history.equals(full[2])
-    fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=1, batch_size=30), progress=False)  # more than n: fine
+    fit(
+        X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=1, batch_size=30), progress=False, pixel_scale=PIXEL_SCALE
+    )  # more than n: fine
 
 
 class CountingPool(ThreadPoolExecutor):
@@ -351,12 +402,12 @@ class CountingPool(ThreadPoolExecutor):
 
 
 def test_fit_runs_the_number_of_threads_asked_for_or_one_per_usable_core(monkeypatch):
-    monkeypatch.setattr(stages.fit, "ThreadPoolExecutor", CountingPool)
+    monkeypatch.setattr(catsdogs.neuron.fit, "ThreadPoolExecutor", CountingPool)
     monkeypatch.setattr(CountingPool, "sizes", [])
     X, y, X_valid, y_valid = split_toy()
     for threads in (3, None):
         fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=1), progress=False, threads=threads)
-    assert CountingPool.sizes == [3, stages.fit.usable_cores()]
+    assert CountingPool.sizes == [3, catsdogs.neuron.fit.usable_cores()]
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered")
@@ -366,7 +417,7 @@ def test_scores_overflowing_on_the_validation_rows_alone_stop_the_run():
     assert np.abs(W1).sum() > 4  # so a row of 1e38 with their signs scores more than 4e38: beyond float32
     X_valid[0] = np.float32(1e38) * np.sign(W1)  # the training rows, in [0, 1), score far below
     with pytest.raises(ParamError, match=r"after 1 of 1 epochs the scores z = X W \+ b are no longer finite"):
-        fit(X, y, X_valid, y_valid, TrainParams(lr=100.0, epochs=1), progress=False)
+        fit(X, y, X_valid, y_valid, TrainParams(lr=100.0, epochs=1), progress=False, pixel_scale=PIXEL_SCALE)
 
 
 def solver_params():
@@ -384,9 +435,18 @@ def test_the_last_history_row_scores_the_returned_weights(solver, problem, param
     # the oracle: losses and accuracies of W, b recomputed in float64 from the data (neuron.py's math)
     X, y, X_valid, y_valid = problem()
     with ThreadPoolExecutor(1) as pool:
-        assert type(stages.fit.solver_for(params, X, y, X_valid, pool)).__name__ == solver
+        assert type(catsdogs.neuron.fit.solver_for(params, X, y, X_valid, pool, PIXEL_SCALE)).__name__ == solver
     seen = []
-    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False, on_epoch=lambda *args: seen.append(args))
+    W, b, history = fit(
+        X,
+        y,
+        X_valid,
+        y_valid,
+        params,
+        progress=False,
+        pixel_scale=PIXEL_SCALE,
+        on_epoch=lambda *args: seen.append(args),
+    )
     last = history.iloc[-1]
     for rows, labels, loss, accuracy in (
         (X, y, "train_loss", "train_accuracy"),
@@ -406,22 +466,32 @@ def test_early_stopping_counts_its_patience_from_the_first_of_equal_validation_l
     # lr 1e-30: W, b move by ~1e-31, every score rounds to sigmoid(0) = 0.5, every epoch has the same
     # validation loss: none is lower than epoch 0's, so the run stops after early_stopping more epochs
     X, y, X_valid, y_valid = split_toy()
-    W, b, history = fit(X, y, X_valid, y_valid, TrainParams(lr=1e-30, epochs=50, early_stopping=3), progress=False)
+    W, b, history = fit(
+        X,
+        y,
+        X_valid,
+        y_valid,
+        TrainParams(lr=1e-30, epochs=50, early_stopping=3),
+        progress=False,
+        pixel_scale=PIXEL_SCALE,
+    )
     assert history.valid_loss.nunique() == 1
     assert list(history.epoch) == [0, 1, 2, 3]
 
 
 def test_kept_row_is_the_last_row_or_with_early_stopping_the_best_validation_loss():
-    history = stages.fit.pd.DataFrame(
+    history = catsdogs.neuron.fit.pd.DataFrame(
         {"epoch": [0, 1, 2, 3], "train_loss": [4.0, 3.0, 2.0, 1.0], "valid_loss": [4.0, 2.0, 3.0, 2.5]}
     )
-    assert stages.fit.kept_row(history, TrainParams(epochs=3)).epoch == 3
-    assert stages.fit.kept_row(history, TrainParams(epochs=3, early_stopping=2)).epoch == 1
+    assert catsdogs.neuron.history.kept_row(history, TrainParams(epochs=3)).epoch == 3
+    assert catsdogs.neuron.history.kept_row(history, TrainParams(epochs=3, early_stopping=2)).epoch == 1
 
 
 def test_the_dual_is_used_up_to_a_quarter_as_many_rows_as_features():
     params = TrainParams(lr=0.1, epochs=5000)
-    assert stages.fit.uses_gram(params, (3072, 12288)) and not stages.fit.uses_gram(params, (3073, 12288))
+    assert catsdogs.neuron.fit.uses_gram(params, (3072, 12288)) and not catsdogs.neuron.fit.uses_gram(
+        params, (3073, 12288)
+    )
 
 
 def test_the_last_epoch_computes_no_gradient():
@@ -429,13 +499,13 @@ def test_the_last_epoch_computes_no_gradient():
     X, y, X_valid, y_valid = split_toy()
     rules = []
     with ThreadPoolExecutor(1) as pool:
-        passes = stages.fit.ShardedPass(pool)
+        passes = catsdogs.neuron.fit.ShardedPass(pool)
 
         def spy(*args):
             rules.append(args[5])
             return passes(*args)
 
-        solver = stages.fit.FullBatch(X, y.astype(np.float32), X_valid, TrainParams(lr=0.5, epochs=3), spy)
+        solver = catsdogs.neuron.fit.FullBatch(X, y.astype(np.float32), X_valid, TrainParams(lr=0.5, epochs=3), spy)
         solver.run(3, lambda epoch, z, z_valid: False)
     assert [rule is None for rule in rules] == [False, False, False, True]
 
@@ -472,7 +542,7 @@ def test_fit_shows_a_progress_bar_by_default_with_the_latest_losses(own_tqdm_loc
     assert re.search(rf"[\d?]{step}/s|s/{step}[,\]]", last)  # the rate, counted in epochs (iterations)
     row = history.iloc[-1]  # the losses shown are those of the last epoch (iteration)
     assert last.endswith(f", train_loss={row.train_loss:.6f}, valid_loss={row.valid_loss:.6f}]")
-    fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=3), progress=False)
+    fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=3), progress=False, pixel_scale=PIXEL_SCALE)
     assert capsys.readouterr().err == ""
 
 

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from stages.common import DataError, load_npz, save_npz
+from catsdogs.data.images import Preprocessing
+from catsdogs.errors import DataError
+from catsdogs.pipeline.npz_files import load_npz, save_npz
 from stages.flatten_normalize import flatten_normalize, main
-from stages.images import Preprocessing
 from tests.conftest import help_text
 
 

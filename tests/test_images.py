@@ -1,4 +1,4 @@
-"""Tests for stages/images.py: decoding a photo, features, the Kaggle file name, the preprocessing record."""
+"""Tests for catsdogs/data/images.py: decoding a photo, features, the Kaggle file name, the preprocessing record."""
 
 import io
 import json
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import stages.images
-from stages.common import DataError
-from stages.images import Preprocessing, kaggle_file_name, label_of, load_image, to_features
+import catsdogs.data.images
+from catsdogs.data.images import Preprocessing, kaggle_file_name, label_of, load_image, to_features
+from catsdogs.errors import DataError
 from tests.conftest import black_png, photo_like
 
 
@@ -165,7 +165,7 @@ def test_preprocessing_record_round_trips_through_json_and_npz_arrays(tmp_path):
         ('{"image_size": 64, "draft": false, "pixel_scale": 1e-45}', "pixel_scale = 1e-45;"),
         ('{"image_size": 64, "draft": false, "pixel_scale": 1e300}', "pixel_scale = 1e[+]300;"),
         ('{"image_size": 1' + "0" * 400 + ', "draft": false, "pixel_scale": 255}', "image_size = 1000"),
-        ('[' * 100000 + ']' * 100000, "not a preprocessing record"),
+        ("[" * 100000 + "]" * 100000, "not a preprocessing record"),
         ('{"image_size": 64, "draft": "yes", "pixel_scale": 255.0}', "draft = 'yes'"),
         ('{"image_size": 64, "draft": false, "pixel_scale": -1}', "pixel_scale = -1"),
         ('{"image_size": 64.5, "draft": false, "pixel_scale": 255}', "image_size = 64.5"),
@@ -239,7 +239,7 @@ def test_load_image_refuses_more_pixels_than_the_cap_from_the_header(tmp_path, m
         r"89,478,485 any stage decodes \(images.MAX_PIXELS\); shrink the image first$",
     ):
         load_image(tmp_path / "huge.png", 64, draft=True)
-    monkeypatch.setattr(stages.images, "MAX_PIXELS", 40 * 30)  # the bound itself: equal passes, one more fails
+    monkeypatch.setattr(catsdogs.data.images, "MAX_PIXELS", 40 * 30)  # the bound itself: equal passes, one more fails
     solid("RGB", (1, 2, 3), (40, 30)).save(tmp_path / "at.png")
     solid("RGB", (1, 2, 3), (41, 30)).save(tmp_path / "above.png")
     assert load_image(tmp_path / "at.png", 8, draft=True).shape == (8, 8, 3)
@@ -248,4 +248,4 @@ def test_load_image_refuses_more_pixels_than_the_cap_from_the_header(tmp_path, m
 
 
 def test_max_pixels_is_pillows_default_bound():
-    assert stages.images.MAX_PIXELS == Image.MAX_IMAGE_PIXELS == 89_478_485
+    assert catsdogs.data.images.MAX_PIXELS == Image.MAX_IMAGE_PIXELS == 89_478_485

@@ -1,4 +1,4 @@
-"""Tests for stages/ingest.py and stages/sources.py: the synthetic default, and real sources (zip and
+"""Tests for stages/ingest.py and catsdogs/data/sources.py: the synthetic default, and real sources (zip and
 folder, Kaggle and Microsoft layouts) with every good, unusual and bad file of issue 3."""
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages import sources
-from stages.common import DataError, ordered_map
-from stages.images import load_image
-from stages.ingest import IngestParams, check_source, ingest, main, write_report
-from stages.params import ParamError
-from stages.sources import detect_layout, kaggle_name, name_problem, unsafe_name
-from stages.synthetic import write_synthetic_dataset
+from catsdogs.data import sources
+from catsdogs.data.images import load_image
+from catsdogs.data.sources import detect_layout, kaggle_name, name_problem, unsafe_name
+from catsdogs.data.synthetic import write_synthetic_dataset
+from catsdogs.errors import DataError, ParamError
+from catsdogs.pipeline.config import IngestParams
+from catsdogs.pipeline.processes import ordered_map
+from stages.ingest import check_source, ingest, main, write_report
 from tests.conftest import write_params
 from tests.ingest_cases import (
     MAX_PIXELS,

@@ -16,11 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stages import sources
-from stages.archive import MAX_ENTRIES, EntryError, extract, list_zip
-from stages.common import DataError, ordered_map, usable_cores, worker_count
+from catsdogs.data import sources
+from catsdogs.data.archive import MAX_ENTRIES, EntryError, extract, list_zip
+from catsdogs.data.sources import REASONS, kaggle_name
+from catsdogs.errors import DataError
+from catsdogs.pipeline.processes import ordered_map, usable_cores, worker_count
 from stages.ingest import escape, ingest_source, spreadsheet_safe, write_report
-from stages.sources import REASONS, kaggle_name
 from tests.ingest_cases import BLUE, MAX_PIXELS, RED, jpeg
 from tests.zip_forge import Raw, forge
 
@@ -127,7 +128,7 @@ def test_entries_sharing_their_data_are_refused(tmp_path):
 
 
 def test_a_directory_larger_than_the_bound_is_refused_before_reading_it(tmp_path, monkeypatch):
-    monkeypatch.setattr("stages.archive.MAX_ENTRIES", 3)
+    monkeypatch.setattr("catsdogs.data.archive.MAX_ENTRIES", 3)
     (tmp_path / "a.zip").write_bytes(forge(ANCHORS * 2))
     with pytest.raises(DataError, match="lists 4 entries .* more than this reader accepts"):
         list_zip(tmp_path / "a.zip")

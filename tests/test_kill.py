@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.common import usable_cores
-from stages.pipeline import stage_arguments
+from catsdogs.pipeline.dvc_files import stage_arguments
+from catsdogs.pipeline.processes import usable_cores
 from tests.conftest import ROOT, write_params
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")

@@ -27,8 +27,8 @@ needs_old_python = pytest.mark.skipif(OLD_PYTHON is None, reason="no Python 3.10
 def checkout(tmp_path):
     folder = tmp_path / "a checkout"
     folder.mkdir()
-    for name in ("Makefile", "requirements.txt", "requirements-mutation.txt"):
-        shutil.copy(ROOT / name, folder / name)
+    for path in (ROOT / "Makefile", *ROOT.glob("requirements*.txt")):
+        shutil.copy(path, folder / path.name)
     return folder
 
 

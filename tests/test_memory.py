@@ -1,9 +1,9 @@
-"""stages/memory.py: the memory a process may still use, read from /proc and /sys laid out in a temporary
+"""catsdogs/data/memory.py: the memory a process may still use, read from /proc and /sys laid out in a temporary
 folder the way Linux lays them out (cgroup v1 and v2), and the pipeline's need."""
 
 import pytest
 
-from stages.memory import available_memory, largest_size, pipeline_bytes
+from catsdogs.data.memory import available_memory, largest_size, pipeline_bytes
 
 GIB = 1 << 30
 MEMINFO = "MemTotal:       32000000 kB\nMemFree:         1000000 kB\nMemAvailable:   20000000 kB\n"

@@ -1,12 +1,13 @@
-"""The model file (stages/model.py): what train writes is what evaluate and predict read; weights that are
+"""The model file (catsdogs/pipeline/weights_file.py): what train writes is what evaluate and predict read; weights that are
 not finite numbers are refused both ways."""
 
 import numpy as np
 import pytest
 
-from stages.common import DataError, save_npz
-from stages.images import Preprocessing
-from stages.model import load_model, save_model
+from catsdogs.data.images import Preprocessing
+from catsdogs.errors import DataError
+from catsdogs.pipeline.npz_files import save_npz
+from catsdogs.pipeline.weights_file import load_model, save_model
 
 
 def test_round_trip(tmp_path):

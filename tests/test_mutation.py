@@ -62,12 +62,14 @@ def test_reasons_attach_by_mutated_line_and_stale_ones_are_returned():
 
 def test_mutmut_config_mutates_one_module_and_copies_the_rest():
     config = tomllib.loads(
-        mutmut_config("stages/params.py", ["tests/test_params.py"], ["params.yaml", "stages", "tests"])
+        mutmut_config(
+            "catsdogs/pipeline/params.py", ["tests/test_params.py"], ["catsdogs", "params.yaml", "stages", "tests"]
+        )
     )
     assert config["tool"]["mutmut"] == {
-        "source_paths": ["stages"],
-        "only_mutate": ["stages/params.py"],
-        "also_copy": ["params.yaml", "tests"],
+        "source_paths": ["catsdogs"],
+        "only_mutate": ["catsdogs/pipeline/params.py"],
+        "also_copy": ["params.yaml", "stages", "tests"],
         "pytest_add_cli_args_test_selection": ["tests/test_params.py"],
     }
 

@@ -1,12 +1,13 @@
 """The optimizers against independent float64 oracles: finite differences of the penalised loss
-J + l2/2 |W|^2 (stages/neuron.py's J), and plain float64 loops of the update rules over several steps."""
+J + l2/2 |W|^2 (catsdogs/neuron/reference.py's J), and plain float64 loops of the update rules over several steps."""
 
 import numpy as np
 import pytest
 
-from stages.neuron import backprop, forward, loss_value, sigmoid
-from stages.optimizers import ADAM_BETAS, ADAM_EPS, Adam, GradientDescent, make_optimizer
-from stages.train import TrainParams
+from catsdogs.neuron.optimizers import ADAM_BETAS, ADAM_EPS, Adam, GradientDescent
+from catsdogs.neuron.recipe import make_optimizer
+from catsdogs.neuron.reference import Objective, backprop, forward, loss_value, sigmoid
+from catsdogs.pipeline.config import TrainParams
 
 
 def problem(m=30, n=6, seed=0):
@@ -35,7 +36,7 @@ def test_gd_step_follows_the_finite_difference_gradient_of_the_penalised_loss(lo
     lr = 0.7
     dW, db = backprop(X, y, W0, b0, loss)
     W = W0.astype(np.float32)
-    b = GradientDescent(lr, l2=l2).step(W, np.float32(b0), dW.astype(np.float32), np.float32(db))
+    b = GradientDescent(lr, objective=Objective(l2=l2)).step(W, np.float32(b0), dW.astype(np.float32), np.float32(db))
     expected = np.append(W0, b0) - lr * penalised_gradient(X, y, W0, b0, loss, l2)
     np.testing.assert_allclose(np.append(W, b), expected, rtol=0, atol=2e-6)
     if l2:  # and the penalty's part is l2 W, not 2 l2 W: W moves by lr l2 W beyond the unpenalised step
@@ -45,7 +46,7 @@ def test_gd_step_follows_the_finite_difference_gradient_of_the_penalised_loss(lo
 def test_make_optimizer_passes_l2_on():
     for optimizer in ("gd", "adam"):
         opt = make_optimizer(TrainParams(lr=0.1, l2=0.25, optimizer=optimizer))
-        assert opt.l2 == np.float32(0.25) and float(opt.lr) == pytest.approx(0.1)
+        assert opt.objective.l2 == np.float32(0.25) and float(opt.lr) == pytest.approx(0.1)
 
 
 def gradients(n, steps, seed=1):
@@ -57,7 +58,7 @@ def test_adam_matches_a_float64_loop_over_several_steps(l2):
     n, lr = 5, 0.05
     W0 = np.random.default_rng(2).normal(0, 1, n)
     W, b = W0.astype(np.float32), np.float32(0.4)
-    opt = Adam(lr, l2=l2)
+    opt = Adam(lr, objective=Objective(l2=l2))
     theta, m, v = np.append(W0, 0.4), np.zeros(n + 1), np.zeros(n + 1)  # the oracle's state, float64
     beta1, beta2 = ADAM_BETAS
     for t, (gW, gb) in enumerate(gradients(n, 6), start=1):
@@ -75,7 +76,7 @@ def test_gradient_descent_matches_a_float64_loop_over_several_steps(momentum, l2
     n, lr = 4, 0.3
     W0 = np.random.default_rng(3).normal(0, 1, n)
     W, b = W0.astype(np.float32), np.float32(-0.2)
-    opt = GradientDescent(lr, momentum, l2)
+    opt = GradientDescent(lr, momentum, Objective(l2=l2))
     theta, velocity = np.append(W0, -0.2), np.zeros(n + 1)
     for t, (gW, gb) in enumerate(gradients(n, 5), start=1):
         b = opt.step(W, b, gW.astype(np.float32), np.float32(gb))

@@ -1,18 +1,18 @@
-"""stages.params: each stage's parameters declared once; checks, messages, dvc.yaml keys follow from it."""
+"""catsdogs.pipeline.params: each stage's parameters declared once; checks, messages, dvc.yaml keys follow from it."""
 
 import dataclasses
 
 import pytest
 import yaml
 
-from stages.evaluate import EvaluateParams
-from stages.ingest import IngestParams
-from stages.params import (
+from catsdogs.errors import ParamError
+from catsdogs.pipeline.config import EvaluateParams, IngestParams, ResizeSplitParams, TrainParams
+from catsdogs.pipeline.params import (
     Choice,
     Custom,
     Flag,
     Number,
-    ParamError,
+    StageParams,
     describe,
     keys,
     load_section,
@@ -20,8 +20,6 @@ from stages.params import (
     stage_params,
     tracked_keys,
 )
-from stages.resize_split import ResizeSplitParams
-from stages.train import TrainParams
 from tests.conftest import ROOT
 
 STAGE_PARAMS = {
@@ -157,11 +155,11 @@ def declare_toy():
     """A stage with every kind of parameter, an untracked one and a check between fields."""
 
     @stage_params("toy")
-    class ToyParams:
-        rate: float = param(0.5, Number(low=0, high=1), "share of something")
-        n: int = param(3, Number(low=1, integer=True), "how many")
-        mode: str = param("a", Choice(("a", "b")), "which way")
-        jobs: int = param(1, Number(low=1, integer=True), "worker processes", tracked=False)
+    class ToyParams(StageParams):
+        rate: float = param(default=0.5, allowed=Number(low=0, high=1), help="share of something")
+        n: int = param(default=3, allowed=Number(low=1, integer=True), help="how many")
+        mode: str = param(default="a", allowed=Choice(("a", "b")), help="which way")
+        jobs: int = param(default=1, allowed=Number(low=1, integer=True), help="worker processes", tracked=False)
 
         def check_together(self):
             if self.mode == "b" and self.n > 5:

@@ -1,4 +1,4 @@
-"""The fast float32 passes (stages/passes.py) against the reference math (stages/neuron.py) on random data."""
+"""The fast float32 passes (catsdogs/neuron/fast_passes.py) against the reference math (catsdogs/neuron/reference.py) on random data."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-import stages.passes
-from stages.neuron import backprop, forward, loss_gradient
-from stages.passes import ShardedPass, forward_backward, gram
+import catsdogs.neuron.fast_passes
+from catsdogs.neuron.fast_passes import ShardedPass, forward_backward, pixel_gram, pixel_values
+from catsdogs.neuron.reference import backprop, forward, loss_gradient
 from tests.conftest import numpy_blas_threads
 
 RULES = [("mse", "exact"), ("mse", "notebook"), ("cross_entropy", "exact")]
@@ -36,7 +36,7 @@ def assert_gradient_equal(grad, reference):
 @pytest.mark.parametrize("loss, rule", RULES)
 @pytest.mark.parametrize("block_bytes", [4 * 24, 4 * 24 * 5, 4 << 20])  # 1-row, 5-row blocks, one block
 def test_blocked_forward_backward_equals_backprop(monkeypatch, loss, rule, block_bytes):
-    monkeypatch.setattr(stages.passes, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", block_bytes)
     X, y, W, b = random_problem()
     z = np.empty(len(y), dtype=np.float32)
     grad = forward_backward(X, y, W, b, z, partial(loss_gradient, loss, rule, m=len(y)))
@@ -48,8 +48,8 @@ def test_blocked_forward_backward_equals_backprop(monkeypatch, loss, rule, block
 @pytest.mark.parametrize("inline_bytes", [0, 32 << 20])  # shards on the thread pool, and in this thread
 @pytest.mark.parametrize("threads", [1, 3])
 def test_sharded_pass_equals_backprop_and_scores_the_validation_rows(monkeypatch, inline_bytes, threads):
-    monkeypatch.setattr(stages.passes, "BLOCK_BYTES", 4 * 24 * 2)
-    monkeypatch.setattr(stages.passes, "INLINE_BYTES", inline_bytes)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", 4 * 24 * 2)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "INLINE_BYTES", inline_bytes)
     X, y, W, b = random_problem()
     X_valid = random_problem(m=11, seed=1)[0]
     z, z_valid = np.empty(len(y), dtype=np.float32), np.empty(11, dtype=np.float32)
@@ -62,8 +62,8 @@ def test_sharded_pass_equals_backprop_and_scores_the_validation_rows(monkeypatch
 
 
 def test_sharded_pass_does_not_depend_on_the_number_of_threads(monkeypatch):
-    monkeypatch.setattr(stages.passes, "BLOCK_BYTES", 4 * 24 * 2)
-    monkeypatch.setattr(stages.passes, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", 4 * 24 * 2)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "INLINE_BYTES", 0)  # really use the thread pool on tiny data
     X, y, W, b = random_problem(m=90)
     grads = []
     for threads in (1, 3):
@@ -74,33 +74,65 @@ def test_sharded_pass_does_not_depend_on_the_number_of_threads(monkeypatch):
     assert grads[0][1] == grads[1][1]
 
 
-def test_gram_is_a_times_b_transposed():
-    A, B = random_problem(m=13)[0], random_problem(m=7, seed=2)[0]
+def pixel_problem(m, n=24, seed=0, low=0):
+    """Features as images.to_features makes them: integer pixel values in [low, 255] / 255, float32."""
+    P = np.random.default_rng(seed).integers(low, 256, (m, n))
+    return P.astype(np.float32) / np.float32(255), P
+
+
+def test_pixel_gram_is_a_times_b_transposed_from_the_exact_integer_product():
+    (A, P_A), (B, P_B) = pixel_problem(13), pixel_problem(7, seed=2, low=-255)
     with ThreadPoolExecutor(2) as pool:
-        G = gram(A, B, pool)
+        G = pixel_gram(A, B, 255.0, pool)
     assert G.shape == (13, 7) and G.dtype == np.float32
-    np.testing.assert_allclose(G, A.astype(np.float64) @ B.T.astype(np.float64), rtol=1e-6)
+    exact = [[sum(int(a) * int(b) for a, b in zip(row_a, row_b)) for row_b in P_B] for row_a in P_A]  # Python ints
+    np.testing.assert_array_equal(G, (np.array(exact, dtype=np.float64) / 255**2).astype(np.float32))
+    product = A.astype(np.float64) @ B.T.astype(np.float64)  # of the float32 features: within their rounding
+    np.testing.assert_allclose(G, product, rtol=1e-6, atol=1e-6 * np.abs(product).max())
+
+
+@pytest.mark.parametrize(
+    "change", [lambda X: X + np.float32(1e-3), lambda X: X * 2, lambda X: -X * 2, lambda X: np.nan * X]
+)
+def test_pixel_gram_refuses_features_that_are_not_pixel_values(change):
+    A, _ = pixel_problem(5, low=1)
+    assert pixel_values(change(A), 255.0) is None
+    with ThreadPoolExecutor(1) as pool:
+        assert pixel_gram(change(A), A, 255.0, pool) is None and pixel_gram(A, change(A), 255.0, pool) is None
+
+
+def test_pixel_values_are_the_integers_the_features_were_made_of():
+    A, P = pixel_problem(9, low=-255)
+    values = pixel_values(A, 255.0)
+    assert values.dtype == np.int16
+    np.testing.assert_array_equal(values, P)
+    assert pixel_values(np.float32([[0.5]]), 2.0).tolist() == [[1]]  # any scale, not only 255
 
 
 @pytest.mark.parametrize("k, n", [(1, 3), (5, 40), (13, 6), (9, 9)])
-def test_gram_fills_every_row_whatever_the_shape(k, n):
+def test_pixel_gram_fills_every_row_whatever_the_shape(k, n):
     # rows fewer than, not divisible by, or equal to SHARDS, k != n; the output memory is poisoned with NaN
-    # first (np.empty tends to reuse it), so a row range gram forgets to compute shows
-    rng = np.random.default_rng(k)
-    A, B = rng.random((k, n), dtype=np.float32), rng.random((7, n), dtype=np.float32)
+    # first (np.empty tends to reuse it), so a row range pixel_gram forgets to compute shows
+    A, B = pixel_problem(k, n, seed=k)[0], pixel_problem(7, n)[0]
     for _ in range(3):
         poison = np.full((k, 7), np.nan, np.float32)
         del poison
         with ThreadPoolExecutor(2) as pool:
-            G = gram(A, B, pool)
+            G = pixel_gram(A, B, 255.0, pool)
         np.testing.assert_allclose(G, A.astype(np.float64) @ B.T.astype(np.float64), rtol=1e-5)
 
 
 def test_block_rows_is_the_most_whole_float32_rows_in_block_bytes_and_at_least_one(monkeypatch):
     # 4 MiB / (12,288 features x 4 bytes) = 85.3 rows: 85 whole rows fit
-    assert stages.passes.block_rows(12288) == 85
-    monkeypatch.setattr(stages.passes, "BLOCK_BYTES", 100)
-    assert [stages.passes.block_rows(n) for n in (5, 24, 25, 26, 1000)] == [5, 1, 1, 1, 1]  # 100 // (4 n), >= 1
+    assert catsdogs.neuron.fast_passes.block_rows(12288) == 85
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", 100)
+    assert [catsdogs.neuron.fast_passes.block_rows(n) for n in (5, 24, 25, 26, 1000)] == [
+        5,
+        1,
+        1,
+        1,
+        1,
+    ]  # 100 // (4 n), >= 1
 
 
 def test_forward_backward_without_a_rule_scores_only():
@@ -114,7 +146,7 @@ def spy_on_forward_backward(monkeypatch):
     """Record, for each call of forward_backward (passes through to it): the rows of its parent matrix
     it got (first row, row count), the thread it ran on, and the BLAS thread counts while it ran."""
     calls = []
-    real = stages.passes.forward_backward
+    real = catsdogs.neuron.fast_passes.forward_backward
 
     def spy(X_part, *rest):
         calls.append(
@@ -126,7 +158,7 @@ def spy_on_forward_backward(monkeypatch):
         )
         return real(X_part, *rest)
 
-    monkeypatch.setattr(stages.passes, "forward_backward", spy)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "forward_backward", spy)
     return calls
 
 
@@ -139,7 +171,7 @@ def row_ranges(parent, parts):
 def test_sharded_pass_cuts_the_rows_into_shards_fixed_ranges_in_order(monkeypatch):
     # 37 rows in SHARDS = 4 ranges cut at linspace(0, 37, 5) = 0, 9.25, 18.5, 27.75, 37 (rounded down);
     # 11 validation rows at 0, 2.75, 5.5, 8.25, 11. The ranges fix the order of the float32 sums.
-    assert stages.passes.SHARDS == 4
+    assert catsdogs.neuron.fast_passes.SHARDS == 4
     calls = spy_on_forward_backward(monkeypatch)
     X, y, W, b = random_problem()
     X_valid = random_problem(m=11, seed=1)[0]
@@ -152,7 +184,7 @@ def test_sharded_pass_cuts_the_rows_into_shards_fixed_ranges_in_order(monkeypatc
 
 
 def test_sharded_pass_without_training_rows_scores_the_validation_rows():
-    # stages/lbfgs.py scores the validation rows alone: X, y and z are None
+    # catsdogs/neuron/lbfgs.py scores the validation rows alone: X, y and z are None
     X_valid, _, W, b = random_problem(m=11, seed=1)
     z_valid = np.empty(11, dtype=np.float32)
     with ThreadPoolExecutor(2) as pool:
@@ -169,7 +201,7 @@ def test_sharded_pass_runs_on_the_pool_from_inline_bytes_on_with_one_blas_thread
     z = np.empty(37, np.float32)
     with ThreadPoolExecutor(2) as pool, threadpool_limits(limits=2, user_api="blas"):
         for inline_bytes in (X.nbytes + 1, X.nbytes):
-            monkeypatch.setattr(stages.passes, "INLINE_BYTES", inline_bytes)
+            monkeypatch.setattr(catsdogs.neuron.fast_passes, "INLINE_BYTES", inline_bytes)
             ShardedPass(pool)(X, y, W, b, z, partial(loss_gradient, "mse", "exact", m=37))
         after = numpy_blas_threads()
     inline, pooled = calls[:4], calls[4:]
@@ -180,7 +212,7 @@ def test_sharded_pass_runs_on_the_pool_from_inline_bytes_on_with_one_blas_thread
 
 
 class RecordingPool(ThreadPoolExecutor):
-    """A real thread pool that also records the (lo, hi) row ranges gram maps over it."""
+    """A real thread pool that also records the (lo, hi) row ranges pixel_gram maps over it."""
 
     def __init__(self, threads):
         super().__init__(threads)
@@ -192,9 +224,9 @@ class RecordingPool(ThreadPoolExecutor):
         return super().map(fn, los, his, **kwargs)
 
 
-def test_gram_computes_shards_ranges_that_cover_each_row_once():
-    A, B = random_problem(m=13)[0], random_problem(m=7, seed=2)[0]
+def test_pixel_gram_computes_shards_ranges_that_cover_each_row_once():
+    A, B = pixel_problem(13)[0], pixel_problem(7, seed=2)[0]
     with RecordingPool(2) as pool:
-        gram(A, B, pool)
+        pixel_gram(A, B, 255.0, pool)
     # linspace(0, 13, SHARDS + 1) = 0, 3.25, 6.5, 9.75, 13, rounded down
     assert [(int(lo), int(hi)) for lo, hi in pool.ranges] == [(0, 3), (3, 6), (6, 9), (9, 13)]

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
-from stages.common import DataError
-from stages.pipeline import stage_arguments, stage_path
+from catsdogs.errors import DataError
+from catsdogs.pipeline.dvc_files import stage_arguments, stage_path
 from tests.conftest import ROOT, copy_pipeline
 
 BIN = Path(sys.executable).parent
@@ -197,7 +197,7 @@ def test_predict_says_the_model_learned_from_the_synthetic_set(clean):
     that dvc.lock records ingest.source: synthetic for the run that made this model file. After ingest is
     rerun alone on other photos, dvc.lock no longer vouches for the model's data, and predict says so."""
     repo = clean
-    command = (str(BIN / "python"), "-m", "stages.predict", "data/raw/cat.0.jpg")
+    command = (str(BIN / "python"), "-m", "catsdogs.predict", "data/raw/cat.0.jpg")
     result = run(repo, *command)
     assert re.fullmatch(r"data/raw/cat\.0\.jpg\tP\(cat\)=0\.\d{4}\t(cat|dog)\n", result.stdout)
     assert result.stderr.startswith(
@@ -265,20 +265,36 @@ def test_missing_key_is_named(clean):
     assert (repo / "models/weights.npz").read_bytes() == before  # stopped before any work
 
 
+CODE_ROOTS = ("stages", "catsdogs")  # the stage scripts and the library they import
+
+
 def imported_stage_files(module: str) -> set[str]:
-    """The files of `stages.<module>` and of every stages module it imports, directly or not,
-    including the package's own __init__.py (it pins BLAS threads, which the results depend on)."""
+    """The files of `stages.<module>` and of every project module it imports, directly or not (stages/ and
+    the catsdogs library), including each package's __init__.py (importing a module runs them;
+    stages/__init__.py pins BLAS threads, which the results depend on)."""
     import ast
 
-    found, todo = {"stages/__init__.py"}, [module]
+    found, todo = set(), [f"stages.{module}"]
     while todo:
-        path = f"stages/{todo.pop()}.py"
-        if path in found:
-            continue
-        found.add(path)
-        for node in ast.walk(ast.parse((ROOT / path).read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("stages."):
-                todo.append(node.module.split(".", 1)[1])
+        name = todo.pop()
+        parts = name.split(".")
+        package_inits = [ROOT.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts))]
+        module_file = ROOT.joinpath(*parts).with_suffix(".py")
+        if not module_file.exists():
+            module_file = ROOT.joinpath(*parts, "__init__.py")
+        for file in (*package_inits, module_file):
+            path = file.relative_to(ROOT).as_posix()
+            if path in found:
+                continue
+            found.add(path)
+            for node in ast.walk(ast.parse(file.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in CODE_ROOTS:
+                    todo.append(node.module)
+                    todo.extend(
+                        f"{node.module}.{alias.name}"
+                        for alias in node.names
+                        if ROOT.joinpath(*node.module.split("."), f"{alias.name}.py").exists()
+                    )
     return found
 
 
@@ -295,7 +311,7 @@ def test_every_stage_depends_on_exactly_the_code_it_runs(stage):
     """Editing any module a stage imports must rerun that stage, and nothing else: dvc.yaml lists each
     such file as a dep, and no other stages/ file."""
     module = re.match(r"python -m stages\.(\w+)( |$)", stage_definition(stage)["cmd"]).group(1)
-    code = {dep for dep in paths_of(stage_definition(stage)["deps"]) if dep.startswith("stages/")}
+    code = {dep for dep in paths_of(stage_definition(stage)["deps"]) if dep.split("/")[0] in CODE_ROOTS}
     assert code == imported_stage_files(module)
 
 
@@ -304,7 +320,7 @@ def test_every_data_dep_and_out_is_named_in_the_stages_cmd(stage):
     """dvc.yaml is the one map of files: the stage reads and writes exactly the paths its `cmd:` names,
     each given by an option (`--option path`), and the code has no default path."""
     definition = stage_definition(stage)
-    files = {path for path in paths_of(definition["deps"]) if not path.startswith("stages/")}
+    files = {path for path in paths_of(definition["deps"]) if path.split("/")[0] not in CODE_ROOTS}
     files |= paths_of(definition.get("outs", [])) | paths_of(definition.get("metrics", []))
     words = stage_arguments(stage, ROOT / "dvc.yaml")
     options, paths = words[::2], words[1::2]

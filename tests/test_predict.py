@@ -10,11 +10,13 @@ import pytest
 import yaml
 from PIL import Image
 
-from stages.common import DataError, run_cli, save_npz
-from stages.images import Preprocessing
-from stages.model import load_model, save_model
-from stages.pipeline import locked_params
-from stages.predict import data_note, main, predict_proba
+from catsdogs.data.images import Preprocessing
+from catsdogs.errors import DataError
+from catsdogs.pipeline.command_line import run_cli
+from catsdogs.pipeline.dvc_files import locked_params
+from catsdogs.pipeline.npz_files import save_npz
+from catsdogs.pipeline.weights_file import load_model, save_model
+from catsdogs.predict import data_note, main, predict_proba
 from tests.conftest import ROOT, black_png, help_text, photo_like, write_params
 
 
@@ -69,7 +71,7 @@ def test_help_says_what_the_arguments_mean(capsys):
     """What --help states, as the tests here observe it (argparse rewraps the lines)."""
     text = help_text(main, capsys)
     assert text.startswith(
-        "usage: python -m stages.predict [-h] [--weights WEIGHTS] [--threshold THRESHOLD] images [images ...] "
+        "usage: python -m catsdogs.predict [-h] [--weights WEIGHTS] [--threshold THRESHOLD] images [images ...] "
         "Print P(cat) and the label (cat if P(cat) > threshold) for each image file. "
         "positional arguments: images image files (JPEG, PNG, ...) "
     )
@@ -142,7 +144,7 @@ def test_a_photo_with_too_many_pixels_is_reported_and_skipped_without_being_deco
     command = [
         sys.executable,
         "-m",
-        "stages.predict",
+        "catsdogs.predict",
         "huge.png",
         "red.jpg",
         "--weights",
@@ -203,7 +205,7 @@ def fake_lock(folder, model_md5, raw_md5_in_resize_split="raw.dir"):
                 "cmd": "python -m stages.resize_split",
                 "deps": [
                     {"path": "data/raw", "md5": raw_md5_in_resize_split},
-                    {"path": "stages/images.py", "md5": "code"},
+                    {"path": "catsdogs/data/images.py", "md5": "code"},
                 ],
                 "params": {"params.yaml": {"resize_split.size": 64}},
                 "outs": [{"path": "data/prepared/train.npz", "md5": "prepared"}],

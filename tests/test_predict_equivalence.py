@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.common import load_npz, save_npz
+from catsdogs.data.images import Preprocessing
+from catsdogs.pipeline.config import ResizeSplitParams
+from catsdogs.pipeline.npz_files import load_npz, save_npz
+from catsdogs.pipeline.weights_file import load_model
+from catsdogs.predict import predict_proba
 from stages.flatten_normalize import flatten_normalize
-from stages.images import Preprocessing
-from stages.model import load_model
-from stages.predict import predict_proba
-from stages.resize_split import ResizeSplitParams, resize_split
+from stages.resize_split import resize_split
 from tests.conftest import photo_like
 
 SIZE = 16

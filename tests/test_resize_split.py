@@ -9,13 +9,16 @@ import pytest
 from PIL import Image
 from tqdm import tqdm
 
-import stages.common
+import catsdogs.pipeline.atomic_files
+import catsdogs.pipeline.processes
 import stages.resize_split
-from stages.common import DataError, load_npz, run_cli
-from stages.images import Preprocessing, load_image
-from stages.memory import available_memory, pipeline_bytes
-from stages.params import ParamError
-from stages.resize_split import ResizeSplitParams, decode_all, main, resize_split, validation_mask
+from catsdogs.data.images import Preprocessing, load_image
+from catsdogs.data.memory import available_memory, pipeline_bytes
+from catsdogs.errors import DataError, ParamError
+from catsdogs.pipeline.command_line import run_cli
+from catsdogs.pipeline.config import ResizeSplitParams
+from catsdogs.pipeline.npz_files import load_npz
+from stages.resize_split import decode_all, main, resize_split, validation_mask
 from tests.conftest import photo_like, write_params
 
 
@@ -119,7 +122,7 @@ def test_files_are_the_plain_recipes_bytes_for_any_jobs(tmp_path, monkeypatch, b
     # workers keep this process's working folder, where tools/mutation.py's mutmut reads its config)
 
     def temp_sibling(path):
-        created.append(stages.common.temp_sibling(tmp_path / "work" / path))
+        created.append(catsdogs.pipeline.atomic_files.temp_sibling(tmp_path / "work" / path))
         return created[-1]
 
     monkeypatch.setattr(stages.resize_split, "temp_sibling", temp_sibling)
@@ -342,7 +345,7 @@ def test_resize_split_decodes_as_the_draft_parameter_says(tmp_path, monkeypatch,
 
     def ordered_map(function, items, jobs):  # the real one, noting the number of processes asked for
         seen_jobs.append(jobs)
-        return stages.common.ordered_map(function, items, jobs)
+        return catsdogs.pipeline.processes.ordered_map(function, items, jobs)
 
     monkeypatch.setattr(stages.resize_split, "ordered_map", ordered_map)
     params = ResizeSplitParams(size=8, valid_fraction=0.5, seed=0, draft=draft, jobs=3)  # 1 chunk: runs inline

@@ -35,12 +35,19 @@ PAYLOADS = [
 # Text make accepts as a command-line value: anything but NUL (argv) and a leading/trailing blank,
 # which make strips; a shell's and make's special characters are drawn often.
 VALUE = st.text(
-    alphabet=st.sampled_from(list("`$()\"';&|<>*?[]{}#\\\n\t ~!=%@^:ab-.0")) | st.characters(blacklist_characters="\x00"),
+    alphabet=st.sampled_from(list("`$()\"';&|<>*?[]{}#\\\n\t ~!=%@^:ab-.0"))
+    | st.characters(blacklist_characters="\x00"),
     max_size=30,
 ).map(str.strip)
 
 
-VENV_TARGETS = ("venv", ".venv/.python", ".venv/.installed", ".venv/.mutation-installed", ".venv/.lint-installed")
+VENV_TARGETS = (
+    "venv",
+    *(
+        f".venv/.{name}"
+        for name in ("python", "installed", "test-installed", "bench-installed", "mutation-installed", "lint-installed")
+    ),
+)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +117,11 @@ def test_python_value_is_not_shell_text(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
     value = f'x";touch {canary};"'
     result = subprocess.run(
-        ["make", "--no-print-directory", "venv", f"PYTHON={value}"], cwd=tmp_path, env=env, capture_output=True, text=True
+        ["make", "--no-print-directory", "venv", f"PYTHON={value}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode != 0
     assert f"PYTHON={value} is not a Python that runs" in result.stderr

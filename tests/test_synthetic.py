@@ -1,4 +1,4 @@
-"""Tests for stages/synthetic.py (the deterministic synthetic cats-vs-dogs generator)."""
+"""Tests for catsdogs/data/synthetic.py (the deterministic synthetic cats-vs-dogs generator)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import stages.common
-from stages.synthetic import CAT, DOG, photo_jpeg, synthetic_photo, write_synthetic_dataset
-from stages.synthetic_scene import sample_size
+import catsdogs.pipeline.atomic_files
+from catsdogs.data.synthetic import CAT, DOG, photo_jpeg, synthetic_photo, write_synthetic_dataset
+from catsdogs.data.synthetic_scene import sample_size
 
 
 def _digests(paths: list[Path]) -> dict[str, str]:
@@ -206,7 +206,7 @@ def test_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
     def boom(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(stages.common.os, "replace", boom)  # the rename of atomic_path
+    monkeypatch.setattr(catsdogs.pipeline.atomic_files.os, "replace", boom)  # the rename of atomic_path
     with pytest.raises(OSError, match="disk full"):
         write_synthetic_dataset(tmp_path, 1, seed=0, progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.common import load_npz, save_npz
-from stages.images import Preprocessing
-from stages.neuron import loss_value, predict, sigmoid
-from stages.params import ParamError
-from stages.train import TrainParams, main, train
+from catsdogs.data.images import Preprocessing
+from catsdogs.errors import ParamError
+from catsdogs.neuron.reference import loss_value, predict, sigmoid
+from catsdogs.pipeline.config import TrainParams
+from catsdogs.pipeline.npz_files import load_npz, save_npz
+from stages.train import main, train
 from tests.conftest import ROOT, write_params
 from tests.test_fit import toy_problem
 

@@ -23,16 +23,17 @@ import json
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
-from stages.common import escape, os_error_line, read_regular
-from stages.params import shown, yaml_error_line
-from stages.pipeline import stage_path
+from catsdogs.errors import escape, read_regular
+from catsdogs.pipeline.command_line import os_error_line
+from catsdogs.pipeline.dvc_files import stage_path
+from catsdogs.pipeline.params import shown, yaml_error_line
 from tools.gate_report import format_table, report_markdown, summary, table_cells
+from tools.gate_verdicts import BETTER, INFO, NEW, NO_VALUE, REGRESSION, REMOVED, SAME, WITHIN, Row, Rule
 from tools.git_files import read_at, resolve_revision
 from tools.loss_curves import plot_loss_curves, read_history
 
@@ -44,41 +45,9 @@ DIRECTIONS = ("higher", "lower", "info")
 # even though e.g. 0.715 - 0.7125 is 0.0025000000000000577 in binary floating point.
 SLACK = 1e-9
 
-SAME, BETTER, WITHIN, REGRESSION = "same", "better", "worse, within tolerance", "REGRESSION"
-NEW, REMOVED, NO_VALUE, INFO = "new", "REMOVED", "NO VALUE", "info"
-FAILING = (REGRESSION, REMOVED, NO_VALUE)
-
 
 class GateError(ValueError):
     """Input the gate cannot judge: unknown revision, malformed metrics file or config."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    """Which way is better for one metric, and the largest change the wrong way that still passes."""
-
-    direction: str  # "higher", "lower" or "info" (shown, never judged)
-    tolerance: float = 0.0  # absolute, in the metric's own units
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the gate's table."""
-
-    file: str
-    metric: str
-    old: float | None
-    new: float | None
-    rule: Rule
-    verdict: str
-
-    @property
-    def change(self) -> float | None:
-        return None if self.old is None or self.new is None else self.new - self.old
-
-    @property
-    def failed(self) -> bool:
-        return self.verdict in FAILING
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -250,7 +219,7 @@ def write_report(directory: Path, rows: Sequence[Row], base: str, commit: str) -
     history_file = stage_path("train", "--history")  # as the workspace's dvc.yaml names it
     histories = {}
     for label, at in ((base, commit), ("workspace", None)):
-        text = read_at(at, history_file)
+        text = read_at(at, str(history_file))
         if text is not None:
             histories[label] = read_history(text, f"{label}:{history_file}")
     image = None

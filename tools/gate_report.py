@@ -13,13 +13,10 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from stages.common import escape
-
-if TYPE_CHECKING:
-    from tools.check_metrics import Row, Rule
-
+from catsdogs.errors import escape
+from tools.gate_verdicts import Row, Rule
 
 # What can start Markdown syntax inside a line (a cell's text never starts a line: newlines are escaped);
 # `_` only at a word's edge (inside a word, as in mse_loss, GitHub never reads it as emphasis); `://`

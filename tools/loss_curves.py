@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from stages.common import atomic_path
+from catsdogs.pipeline.atomic_files import atomic_path
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss")
 

@@ -70,7 +70,8 @@ class Committed:
 def split(text: str) -> list[tuple[str | None, str]]:
     """README text as pieces: (block name, the lines between its markers) and (None, any other text)."""
     pieces: list[tuple[str | None, str]] = []
-    name, lines = None, []
+    name: str | None = None
+    lines: list[str] = []
     for number, line in enumerate(text.splitlines(keepends=True), 1):
         start = START.search(line)
         if start or END in line:

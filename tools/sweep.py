@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from stages.pipeline import stage_path
+from catsdogs.pipeline.dvc_files import stage_path
 from tools.loss_curves import plot_loss_curves, read_history
 
 DEFAULT_LRS = (0.001, 0.003, 0.01, 0.03)

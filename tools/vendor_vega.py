@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from stages.common import atomic_path
+from catsdogs.pipeline.atomic_files import atomic_path
 
 OUT_DIR = Path(".dvc/plots")
 PAGE = OUT_DIR / "offline.html"

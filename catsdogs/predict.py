@@ -5,7 +5,7 @@ image size, draft decoding and pixel scale stored in the model file), then P(cat
 and calls it a cat above evaluate.threshold of params.yaml (the threshold of the validation metrics;
 --threshold overrides it). Not a DVC stage: run it after `dvc repro`, from the project root:
 
-    python -m stages.predict my_cat.jpg other.png
+    python -m catsdogs.predict my_cat.jpg other.png
 
 The model file is, unless --weights names another, the --model file of the train stage's cmd in dvc.yaml.
 A photo of more than images.MAX_PIXELS pixels, or one that is not a readable image, is reported and
@@ -29,19 +29,22 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
-from stages.common import CLASS_NAMES, EXIT_STATUS_HELP, check_regular, escape, run_cli
-from stages.images import Preprocessing
-from stages.metrics import EvaluateParams
-from stages.model import load_model
-from stages.neuron import sigmoid
-from stages.params import PARAMS_FILE, ParamError
-from stages.pipeline import DVC_LOCK, locked_params, stage_path
+from catsdogs.data.images import Preprocessing
+from catsdogs.data.labels import CLASS_NAMES
+from catsdogs.errors import ParamError, check_regular, escape
+from catsdogs.neuron.reference import forward, sigmoid
+from catsdogs.pipeline.command_line import EXIT_STATUS_HELP, run_cli
+from catsdogs.pipeline.config import EvaluateParams
+from catsdogs.pipeline.dvc_files import DVC_LOCK, locked_params, stage_path
+from catsdogs.pipeline.params import PARAMS_FILE
+from catsdogs.pipeline.weights_file import load_model
 
 
-def predict_proba(paths: Sequence[Path], W: np.ndarray, b: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
+def predict_proba(paths: Sequence[Path], W: np.ndarray, b: np.floating, preprocessing: Preprocessing) -> np.ndarray:
     """P(cat) = sigmoid(x W + b) (k,) of k image files, prepared by `preprocessing`."""
-    return sigmoid((preprocessing.features(paths) @ W + b).astype(np.float64))
+    return sigmoid(forward(preprocessing.features(paths), W, b).astype(np.float64))
 
 
 def probability(text: str) -> float:
@@ -76,7 +79,7 @@ def data_note(model: Path, lock_file: Path = DVC_LOCK) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m stages.predict",
+        prog="python -m catsdogs.predict",
         description="Print P(cat) and the label (cat if P(cat) > threshold) for each image file.",
         epilog="One line per file, tab-separated, its name escaped (a control character as \\uNNNN, a "
         f"backslash doubled). {EXIT_STATUS_HELP} 1: some image was skipped (its line on stderr), the others "
@@ -116,4 +119,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    with threadpool_limits(limits=1, user_api="blas"):  # one BLAS thread, as the stages (catsdogs/blas_threads.py)
+        run_cli(main)

@@ -1,4 +1,4 @@
-"""Fast passes over the float32 training matrix: the math of stages/neuron.py, at memory speed.
+"""Fast passes over the float32 training matrix: the math of catsdogs/neuron/reference.py, at memory speed.
 
 forward_backward reads X once, in row blocks small enough to stay in the CPU cache (BLOCK_BYTES): the
 forward product z = X_b W of a block and its share of the gradient X_b^T dz are computed while the block
@@ -6,8 +6,10 @@ is in cache, instead of two full passes over X. ShardedPass cuts the rows into S
 runs them on a thread pool (NumPy's BLAS releases the GIL); shard gradients are added in shard order, so
 the result does not depend on the number of cores. The pool is the parallelism: while shards run on it,
 BLAS runs one thread per shard (BLAS_THREADS), as BLAS threads nested in the pool's oversubscribe the
-cores (a 20,000 x 12,288 pass on a busy 2-core machine: 1.2-1.9 s, against 0.35 s one-threaded). gram computes X X^T for the dual (stages/fit.py).
-tests/test_passes.py checks each against neuron.backprop.
+cores (a 20,000 x 12,288 pass on a busy 2-core machine: 1.2-1.9 s, against 0.35 s one-threaded). The
+products are catsdogs/neuron/portable.py's, whose bits do not depend on the CPU. pixel_gram computes X X^T
+for the dual (catsdogs/neuron/fit.py), exactly, from the pixel values the features were made of.
+tests/test_passes.py checks each against reference.backprop.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from stages.neuron import sigmoid
+from catsdogs.neuron.portable import integer_gram, matvec, vecmat
+from catsdogs.neuron.reference import sigmoid
 
 BLOCK_BYTES = 1 << 22  # 4 MiB of float32 rows per block: stays in L2/L3 between the two products
 SHARDS = 4  # fixed row ranges per pass; the thread count only decides how many run at once
@@ -46,22 +49,45 @@ def forward_backward(
     part = np.empty(X.shape[1], dtype=np.float32)
     for start in range(0, X.shape[0], rows):
         X_block, z_block = X[start : start + rows], z[start : start + rows]
-        np.dot(X_block, W, out=z_block)  # z = X W + b
+        matvec(X_block, W, out=z_block)  # z = X W + b
         z_block += b
         if dz_of is None:
             continue
         dz = dz_of(sigmoid(z_block), y[start : start + rows])
-        np.dot(dz, X_block, out=part)  # this block's rows of dJ/dW = X^T dz
-        grad_W += part
+        vecmat(dz, X_block, out=part)  # this block's rows of dJ/dW = X^T dz
+        grad_W += part  # type: ignore[operator]
         grad_b += dz.sum(dtype=np.float32)  # dJ/db = sum dz
-    return (grad_W, grad_b) if dz_of else None
+    return (grad_W, grad_b) if dz_of else None  # type: ignore[return-value]
 
 
-def gram(A: np.ndarray, B: np.ndarray, pool: ThreadPoolExecutor) -> np.ndarray:
-    """A B^T (k, m) for A (k, n) and B (m, n), its SHARDS row ranges computed on the pool."""
+def pixel_values(X: np.ndarray, pixel_scale: float) -> np.ndarray | None:
+    """The integers P (k, n) int16 in [-255, 255] with X = float32(P) / float32(pixel_scale) exactly, as
+    images.to_features makes features from pixel values; None when X (k, n) float32 is not of that form."""
+    scale = np.float32(pixel_scale)
+    P = np.empty(X.shape, dtype=np.int16)
+    for start in range(0, X.shape[0], block_rows(X.shape[1])):
+        X_block = X[start : start + block_rows(X.shape[1])]
+        values = np.rint(X_block * scale)
+        if not (np.array_equal(values / scale, X_block) and np.abs(values).max(initial=0) <= 255):
+            return None
+        P[start : start + len(values)] = values
+    return P
+
+
+def pixel_gram(A: np.ndarray, B: np.ndarray, pixel_scale: float, pool: ThreadPoolExecutor) -> np.ndarray | None:
+    """A B^T (k, m) float32 for features A (k, n) and B (m, n) made of pixel values (pixel_values):
+    P_A P_B^T / pixel_scale^2, the integer product exact (portable.integer_gram), its SHARDS row ranges
+    on the pool; rounded once. None when A or B are not pixel features."""
+    P_A, P_B = pixel_values(A, pixel_scale), pixel_values(B, pixel_scale)
+    if P_A is None or P_B is None:
+        return None
     out = np.empty((A.shape[0], B.shape[0]), dtype=np.float32)
+
+    def rows(lo: int, hi: int) -> None:
+        out[lo:hi] = integer_gram(P_A[lo:hi], P_B) / (float(pixel_scale) ** 2)
+
     edges = np.linspace(0, A.shape[0], SHARDS + 1).astype(int)
-    list(pool.map(lambda lo, hi: np.dot(A[lo:hi], B.T, out=out[lo:hi]), edges[:-1], edges[1:]))
+    list(pool.map(rows, edges[:-1], edges[1:]))
     return out
 
 
@@ -83,16 +109,16 @@ class ShardedPass:
                 y_shard = None if y_part is None else y_part[lo:hi]
                 jobs.append((rule, (X_part[lo:hi], y_shard, W, b, z_part[lo:hi], rule)))
         if sum(job[0].nbytes for _, job in jobs) < INLINE_BYTES:  # too small to gain from threads
-            results = [(rule, forward_backward(*job)) for rule, job in jobs]
+            results = [(rule, forward_backward(*job)) for rule, job in jobs]  # type: ignore[arg-type]
         else:
             with BLAS_THREADS.limit(limits=1, user_api="blas"):
-                futures = [(rule, self.pool.submit(forward_backward, *job)) for rule, job in jobs]
+                futures = [(rule, self.pool.submit(forward_backward, *job)) for rule, job in jobs]  # type: ignore[arg-type]
                 results = [(rule, future.result()) for rule, future in futures]  # every shard, valid ones too
         grads = [result for rule, result in results if rule is not None]
         if dz_of is None:
             return None
-        grad_W, grad_b = grads[0]
-        for more_W, more_b in grads[1:]:
+        grad_W, grad_b = grads[0]  # type: ignore[misc]
+        for more_W, more_b in grads[1:]:  # type: ignore[misc]
             grad_W += more_W
             grad_b += more_b
         return grad_W, grad_b

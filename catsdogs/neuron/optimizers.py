@@ -2,43 +2,36 @@
 
     gd:   v = momentum v + g, W -= lr v (heavy ball); momentum 0 is the article's W -= lr g.
     adam: Adam (Kingma & Ba 2015) with beta1, beta2 = ADAM_BETAS and eps = ADAM_EPS.
-    lbfgs is not a step rule of this kind: scipy's L-BFGS-B drives the whole run (stages/lbfgs.py).
-L2 adds l2 W to dJ/dW (minimising J + l2/2 |W|^2; b is not penalised).
+    lbfgs is not a step rule of this kind: scipy's L-BFGS-B drives the whole run (catsdogs/neuron/lbfgs.py).
+L2 adds l2 W to dJ/dW (minimising J + l2/2 |W|^2; b is not penalised): the objective's
+add_penalty_gradient (catsdogs/neuron/reference.py: Objective), the one place the term is written.
 
 step(W, b, grad_W, grad_b) updates W (k,) float32 in place and returns the new b; grad_W is dJ/dW (k,)
-and may be overwritten. W is any parameter vector: in the dual (stages/fit.py) it is theta (m,) and the
+and may be overwritten. W is any parameter vector: in the dual (catsdogs/neuron/fit.py) it is theta (m,) and the
 gradient dz; gd and L2 are linear in it, so they carry over.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-if TYPE_CHECKING:
-    from stages.train import TrainParams
+from catsdogs.neuron.reference import Objective
 
 OPTIMIZERS = ("gd", "adam", "lbfgs")
 ADAM_BETAS = (0.9, 0.999)  # Kingma & Ba's defaults, with eps = 1e-8
 ADAM_EPS = 1e-8
 
 
-def add_l2(grad_W: np.ndarray, W: np.ndarray, l2: np.float32) -> None:
-    """grad_W += l2 W in place: d/dW of l2/2 |W|^2."""
-    if l2:
-        grad_W += l2 * W
-
-
 class GradientDescent:
     """W -= lr v, v = momentum v + g, for W and b as one vector (g = dJ/dW + l2 W, then dJ/db)."""
 
-    def __init__(self, lr: float, momentum: float = 0.0, l2: float = 0.0):
-        self.lr, self.momentum, self.l2 = np.float32(lr), np.float32(momentum), np.float32(l2)
+    def __init__(self, lr: float, momentum: float = 0.0, objective: Objective | None = None):
+        self.lr, self.momentum = np.float32(lr), np.float32(momentum)
+        self.objective = objective or Objective()  # its L2 term (none by default)
         self.velocity: np.ndarray | None = None  # v (k + 1,), from the first step with momentum
 
     def step(self, W: np.ndarray, b: np.float32, grad_W: np.ndarray, grad_b: np.float32) -> np.float32:
-        add_l2(grad_W, W, self.l2)
+        self.objective.add_penalty_gradient(grad_W, W)
         if not self.momentum:  # the article: W -= lr dJ/dW, b -= lr dJ/db
             W -= self.lr * grad_W
             return np.float32(b - self.lr * grad_b)
@@ -55,29 +48,23 @@ class GradientDescent:
 class Adam:
     """Adam: W -= lr m_hat / (sqrt(v_hat) + eps) with bias-corrected moving averages m of g and v of g^2."""
 
-    def __init__(self, lr: float, l2: float = 0.0):
-        self.lr, self.l2 = lr, np.float32(l2)
-        self.steps = 0
+    def __init__(self, lr: float, objective: Objective | None = None):
+        self.lr = lr
+        self.objective = objective or Objective()  # its L2 term (none by default)
+        self.decay = (1.0, 1.0)  # beta1^t, beta2^t after t steps, by multiplication: pow() differs by CPU
         self.first: np.ndarray | None = None  # m (k + 1,): moving average of g
         self.second: np.ndarray | None = None  # v (k + 1,): moving average of g^2
 
     def step(self, W: np.ndarray, b: np.float32, grad_W: np.ndarray, grad_b: np.float32) -> np.float32:
-        add_l2(grad_W, W, self.l2)
+        self.objective.add_penalty_gradient(grad_W, W)
         grad = np.append(grad_W, grad_b)
         if self.first is None:
             self.first, self.second = np.zeros(grad.shape, dtype=np.float32), np.zeros(grad.shape, dtype=np.float32)
-        self.steps += 1
         beta1, beta2 = ADAM_BETAS
+        self.decay = (self.decay[0] * beta1, self.decay[1] * beta2)
         self.first += np.float32(1 - beta1) * (grad - self.first)  # m = beta1 m + (1 - beta1) g
         self.second += np.float32(1 - beta2) * (grad * grad - self.second)  # v = beta2 v + (1 - beta2) g^2
-        rate = self.lr * np.sqrt(1 - beta2**self.steps) / (1 - beta1**self.steps)  # bias correction
+        rate = self.lr * np.sqrt(1 - self.decay[1]) / (1 - self.decay[0])  # bias correction
         update = np.float32(rate) * self.first / (np.sqrt(self.second) + np.float32(ADAM_EPS))
         W -= update[:-1]
         return np.float32(b - update[-1])
-
-
-def make_optimizer(params: TrainParams) -> GradientDescent | Adam:
-    """The optimizer train.optimizer names, with train.lr, train.momentum and train.l2."""
-    if params.optimizer == "adam":
-        return Adam(params.lr, params.l2)
-    return GradientDescent(params.lr, params.momentum, params.l2)

@@ -19,7 +19,7 @@ import math
 import re
 from pathlib import Path
 
-from stages.params import ParamError
+from catsdogs.errors import ParamError
 
 BYTES_PER_VALUE = 1 + 4  # a uint8 image value and its float32 feature
 UNLIMITED = 1 << 60  # cgroup v1 writes "no limit" as a number near 2^63

@@ -3,8 +3,8 @@
 A stage declares its group of params.yaml as a frozen dataclass whose fields are `param(...)`s:
 
     @stage_params("train")
-    class TrainParams:
-        lr: float = param(0.003, Number(low=0, low_open=True), "learning rate of the update")
+    class TrainParams(StageParams):
+        lr: float = param(default=0.003, allowed=Number(low=0, low_open=True), help="learning rate of the update")
 
 From that one declaration follow: the checks (run whenever the object is built, from params.yaml or in
 code), the error messages (key, value, what is allowed), the stage's `--help` listing, and the keys
@@ -23,15 +23,14 @@ import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
 
 from ruamel.yaml import YAML, YAMLError
 
+from catsdogs.errors import ParamError
+
 PARAMS_FILE = Path("params.yaml")
-
-
-class ParamError(ValueError):
-    """A value in params.yaml that a stage cannot use; the message names the key and what is allowed."""
+P = TypeVar("P", bound="StageParams")
 
 
 MAX_PARAMS_BYTES = 1 << 20  # params.yaml is about 4 KB
@@ -142,38 +141,51 @@ def param(default: Any, allowed: Number | Choice | Flag | Custom, help: str, tra
     return field(default=default, metadata={"allowed": allowed, "help": help, "tracked": tracked})
 
 
-def stage_params(section: str) -> Callable[[type], type]:
-    """Class decorator: make `cls` a frozen dataclass of params.yaml's group `section`, whose fields are
-    checked (and normalised: 10.0 -> 10 for an integer) when an instance is built. A method
-    `check_together(self)` on the class, if any, then checks constraints between fields."""
+class StageParams:
+    """Base of every stage's parameter class: `section` is its group of params.yaml (set by
+    stage_params), `read` builds it from that group."""
 
-    def decorate(cls: type) -> type:
-        def __post_init__(self) -> None:
+    section: ClassVar[str]
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]  # set by stage_params' dataclass()
+
+    @classmethod
+    def read(cls, path: Path | str = PARAMS_FILE) -> Self:
+        """The group `section` of the file at `path`, checked (ParamError when it cannot be used)."""
+        return cls(**load_section(cls.section, keys(cls), path))
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(param,))
+def stage_params(section: str) -> Callable[[type[P]], type[P]]:
+    """Class decorator: make `cls` (a StageParams) a frozen dataclass of params.yaml's group `section`,
+    whose fields are checked (and normalised: 10.0 -> 10 for an integer) when an instance is built. A
+    method `check_together(self)` on the class, if any, then checks constraints between fields."""
+
+    def decorate(cls: type[P]) -> type[P]:
+        def __post_init__(self: P) -> None:
             for spec in dataclasses.fields(self):
                 value = spec.metadata["allowed"].check(f"{section}.{spec.name}", getattr(self, spec.name))
                 object.__setattr__(self, spec.name, value)
             if hasattr(self, "check_together"):
                 self.check_together()
 
-        cls.__post_init__ = __post_init__  # before dataclass(), whose __init__ calls it
+        setattr(cls, "__post_init__", __post_init__)  # noqa: B010  (before dataclass(), whose __init__ calls it)
         cls.section = section
-        cls.read = classmethod(lambda cls, path=PARAMS_FILE: cls(**load_section(section, keys(cls), path)))
         return dataclass(frozen=True)(cls)
 
     return decorate
 
 
-def keys(cls: type) -> tuple[str, ...]:
+def keys(cls: type[StageParams]) -> tuple[str, ...]:
     """The keys of a stage's group, in declaration order."""
     return tuple(spec.name for spec in dataclasses.fields(cls))
 
 
-def tracked_keys(cls: type) -> list[str]:
+def tracked_keys(cls: type[StageParams]) -> list[str]:
     """The dotted keys dvc.yaml must list under the stage's `params:`."""
     return [f"{cls.section}.{spec.name}" for spec in dataclasses.fields(cls) if spec.metadata["tracked"]]
 
 
-def describe(cls: type) -> str:
+def describe(cls: type[StageParams]) -> str:
     """The group's parameters for a --help text: key, meaning, allowed values."""
     lines = [f"parameters (the `{cls.section}` group of params.yaml):"]
     for spec in dataclasses.fields(cls):

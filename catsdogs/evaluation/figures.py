@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from stages.common import atomic_path
+from catsdogs.pipeline.atomic_files import atomic_path
 
 DPI = 80
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from stages.archive import CHUNK, MAX_ENTRIES, EntryError, Member, extract, list_zip
-from stages.common import DataError
+from catsdogs.data.archive import CHUNK, MAX_ENTRIES, EntryError, Member, extract, list_zip
+from catsdogs.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class FolderSource:
 
 
 class ZipSource:
-    """A zip archive, read entry by entry without extracting anything (stages/archive.py)."""
+    """A zip archive, read entry by entry without extracting anything (catsdogs/data/archive.py)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -123,6 +123,7 @@ class ZipSource:
         return found
 
     def copy(self, entry: Entry, out: BinaryIO, cap: int) -> int:
+        assert entry.member is not None  # list() gave every readable entry its member
         return extract(self.path, entry.member, out, cap)  # its size; EntryError as archive.extract
 
 

@@ -25,8 +25,8 @@ Design
   coat colour, head / ear / snout shape, figure size) are all probabilistic
   and overlapping, and position, scale, lighting and colour cast vary
   independently of the class. See the ``_CAT_*`` / ``_DOG_*`` tables here
-  and in stages/synthetic_animal.py; the scene is painted by
-  stages/synthetic_scene.py.
+  and in catsdogs/data/synthetic_animal.py; the scene is painted by
+  catsdogs/data/synthetic_scene.py.
   Measured by the calibration done when this generator was written, on
   ``n_per_class=1000`` (64x64 bilinear full decode, /255, its own stratified
   80/20 split, seeds 0 and 1; the pipeline's own split and draft decoding
@@ -50,11 +50,12 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from stages.common import LABELS, atomic_path
-from stages.images import kaggle_file_name
-from stages.params import Number
-from stages.synthetic_animal import draw_animal
-from stages.synthetic_scene import background, camera, clutter, sample_size
+from catsdogs.data.images import kaggle_file_name
+from catsdogs.data.labels import LABELS
+from catsdogs.data.synthetic_animal import draw_animal
+from catsdogs.data.synthetic_scene import background, camera, clutter, sample_size
+from catsdogs.pipeline.atomic_files import atomic_path
+from catsdogs.pipeline.params import Number
 
 __all__ = ["synthetic_photo", "photo_jpeg", "write_synthetic_dataset", "CAT", "DOG"]
 
@@ -117,8 +118,8 @@ def synthetic_photo(label: int, index: int, seed: int) -> Image.Image:
         If ``label`` is not 0/1 or ``index`` / ``seed`` is not a non-negative int.
     """
     label = _check_label(label)
-    index = NON_NEGATIVE.check("index", index, "synthetic_photo")
-    seed = NON_NEGATIVE.check("seed", seed, "synthetic_photo")
+    index = int(NON_NEGATIVE.check("index", index, "synthetic_photo"))
+    seed = int(NON_NEGATIVE.check("seed", seed, "synthetic_photo"))
     rng = np.random.default_rng([seed, label, index])
 
     width, height = sample_size(rng)
@@ -134,7 +135,7 @@ def synthetic_photo(label: int, index: int, seed: int) -> Image.Image:
     clutter(rng, draw, w, h)
     draw_animal(rng, draw, label, w, h)
     small = camera(rng, img)
-    return small.resize((width, height), Image.BILINEAR)
+    return small.resize((width, height), Image.Resampling.BILINEAR)
 
 
 # --------------------------------------------------------------------------
@@ -144,7 +145,7 @@ def photo_jpeg(label: int, index: int, seed: int, quality: int = 90) -> bytes:
     """JPEG bytes of ``synthetic_photo(label, index, seed)``: baseline, 4:2:0 subsampling, no
     optimisation, so the bytes are reproducible for a given Pillow. The one encoder of synthetic
     photos (the dataset here, and the benchmarks' sets and archives)."""
-    quality = JPEG_QUALITY.check("jpeg_quality", quality, "photo_jpeg")
+    quality = int(JPEG_QUALITY.check("jpeg_quality", quality, "photo_jpeg"))
     buf = io.BytesIO()
     synthetic_photo(label, index, seed).save(
         buf, format="JPEG", quality=quality, optimize=False, progressive=False, subsampling=2
@@ -185,9 +186,9 @@ def write_synthetic_dataset(
     ValueError
         If an argument is out of range (before anything is written).
     """
-    n_per_class = POSITIVE.check("n_per_class", n_per_class, "write_synthetic_dataset")
-    seed = NON_NEGATIVE.check("seed", seed, "write_synthetic_dataset")
-    jpeg_quality = JPEG_QUALITY.check("jpeg_quality", jpeg_quality, "write_synthetic_dataset")
+    n_per_class = int(POSITIVE.check("n_per_class", n_per_class, "write_synthetic_dataset"))
+    seed = int(NON_NEGATIVE.check("seed", seed, "write_synthetic_dataset"))
+    jpeg_quality = int(JPEG_QUALITY.check("jpeg_quality", jpeg_quality, "write_synthetic_dataset"))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from stages.common import DataError
+from catsdogs.errors import DataError
 
 MAX_ENTRIES = 200_000  # Kaggle's train.zip has 25,000 entries, Microsoft's 25,002
 MAX_DIRECTORY_BYTES = 64 * 2**20  # Kaggle's central directory: about 2 MB
@@ -66,7 +66,7 @@ class Member:
 
 
 class EntryError(Exception):
-    """An entry that is not kept: `reason` is a skip reason of stages.sources.REASONS."""
+    """An entry that is not kept: `reason` is a skip reason of catsdogs.data.sources.REASONS."""
 
     def __init__(self, reason: str, detail: str):
         super().__init__(f"{reason}: {detail}")
@@ -132,7 +132,8 @@ def list_zip(path: Path | str) -> list[Member]:
     A DataError when the file is no zip, is damaged before its first entry, or lists too much.
     """
     path = Path(path)
-    records, read = [], 0
+    records: list[tuple] = []
+    read = 0
     with open(path, "rb") as handle:
         size = handle.seek(0, 2)
         start, length, shift = _directory(handle, size, path)
@@ -179,7 +180,7 @@ def list_zip(path: Path | str) -> list[Member]:
             problem = problem or "local header offset outside the archive's data"
         elif sharing[offset] > 1:
             problem = problem or f"shares its data with {sharing[offset] - 1} other entries (overlapping entries)"
-        members.append(Member(index, *fields, offset, mode, following.get(offset, start), problem))
+        members.append(Member(index, *fields, offset, mode, following.get(offset, start), problem))  # type: ignore[misc,call-arg]  # fields: name ... attributes
     return members
 
 

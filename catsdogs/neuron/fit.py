@@ -2,11 +2,11 @@
 
 How the weights move is a solver's business. fit picks one (solver_for):
     FullBatch  the plain path: one fused read of X per epoch gives z = X W + b for the history and the
-               gradient X^T dz (stages/passes.py), then one optimizer step (stages/optimizers.py);
+               gradient X^T dz (catsdogs/neuron/fast_passes.py), then one optimizer step (catsdogs/neuron/optimizers.py);
     Dual       the fast path for far fewer training rows than features (uses_gram), see below;
     MiniBatch  train.batch_size > 0: one optimizer step per batch of rows, in a seeded random order;
-    LBFGS      train.optimizer lbfgs: scipy's L-BFGS-B, one history row per iteration (stages/lbfgs.py).
-Each computes the math of stages/neuron.py; tests/test_fit.py checks each against neuron.reference_fit
+    LBFGS      train.optimizer lbfgs: L-BFGS, one history row per iteration (catsdogs/neuron/lbfgs.py).
+Each computes the math of catsdogs/neuron/reference.py; tests/test_fit.py checks each against reference.reference_fit
 (tests/test_lbfgs.py: LBFGS against the reference gradient and scikit-learn's optimum).
 
 A solver has three methods, all fit needs:
@@ -38,17 +38,18 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from stages.common import usable_cores
-from stages.lbfgs import LBFGS
-from stages.neuron import loss_gradient, loss_value, predict, sigmoid
-from stages.optimizers import make_optimizer
-from stages.params import ParamError
-from stages.passes import ShardedPass, forward_backward, gram
+from catsdogs.errors import ParamError
+from catsdogs.neuron.fast_passes import ShardedPass, forward_backward, pixel_gram
+from catsdogs.neuron.history import EarlyStopping, History, show_progress
+from catsdogs.neuron.lbfgs import LBFGS
+from catsdogs.neuron.portable import vecmat
+from catsdogs.neuron.recipe import divergence_message, make_optimizer, objective_of
+from catsdogs.neuron.reference import sigmoid
+from catsdogs.pipeline.processes import usable_cores
 
 if TYPE_CHECKING:
-    from stages.train import TrainParams
+    from catsdogs.pipeline.config import TrainParams
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "train_accuracy", "valid_accuracy")
 GRAM_MAX_RATIO = 0.25  # dual (Gram matrix) training when m <= this x n ...
 GRAM_EPOCHS_PER_ROW = 8  # ... and epochs >= m / this: see uses_gram
 
@@ -64,6 +65,9 @@ class Solver(Protocol):
 
 class EpochLoop:
     """run for a solver that moves the weights one epoch at a time: forward, record, step, in turn."""
+
+    forward: Callable[[bool], tuple[np.ndarray, np.ndarray]]  # the subclass's (module docstring)
+    step: Callable[[np.ndarray], None]
 
     def run(self, epochs: int, record: Record) -> None:
         for epoch in range(epochs + 1):
@@ -81,8 +85,9 @@ class FullBatch(EpochLoop):
         self.X, self.y, self.X_valid, self.passes = X, y, X_valid, passes
         self.z, self.z_valid = np.empty(X.shape[0], dtype=np.float32), np.empty(X_valid.shape[0], dtype=np.float32)
         self.W, self.b = np.zeros(X.shape[1], dtype=np.float32), np.float32(0.0)
-        self.optimizer = make_optimizer(params)
-        self.dz_of = partial(loss_gradient, params.loss, params.gradient, m=X.shape[0])  # dJ/dz of J over m rows
+        self.objective = objective_of(params)
+        self.optimizer = make_optimizer(params, self.objective)
+        self.dz_of: Callable[..., np.ndarray] = partial(self.objective.dz, m=X.shape[0])  # dJ/dz of J over m rows
         self.grad = None
 
     def forward(self, last):
@@ -107,7 +112,7 @@ class MiniBatch(FullBatch):
     def __init__(self, X, y, X_valid, params: TrainParams, passes: ShardedPass):
         super().__init__(X, y, X_valid, params, passes)
         self.batch_size, self.rng = params.batch_size, np.random.default_rng(params.seed)
-        self.dz_of = partial(loss_gradient, params.loss, params.gradient)  # J averages over each batch
+        self.dz_of = self.objective.dz  # J averages over each batch
         self.z_batch = np.empty(self.batch_size, dtype=np.float32)
 
     def forward(self, last):
@@ -126,13 +131,14 @@ class MiniBatch(FullBatch):
 class Dual(EpochLoop):
     """The fast path (module docstring): theta (m,), b updated once per epoch; W = X^T theta."""
 
-    def __init__(self, X, y, X_valid, params: TrainParams, passes: ShardedPass, pool: ThreadPoolExecutor):
+    def __init__(self, X, y, G, G_valid, params: TrainParams, passes: ShardedPass):
         self.X, self.y, self.passes = X, y, passes
-        self.G, self.G_valid = gram(X, X, pool), gram(X_valid, X, pool)  # X X^T (m, m), X_valid X^T (m_valid, m)
-        self.z, self.z_valid = np.empty(X.shape[0], dtype=np.float32), np.empty(X_valid.shape[0], dtype=np.float32)
+        self.G, self.G_valid = G, G_valid  # X X^T (m, m), X_valid X^T (m_valid, m)
+        self.z, self.z_valid = np.empty(X.shape[0], dtype=np.float32), np.empty(G_valid.shape[0], dtype=np.float32)
         self.theta, self.b = np.zeros(X.shape[0], dtype=np.float32), np.float32(0.0)
-        self.optimizer = make_optimizer(params)
-        self.dz_of = partial(loss_gradient, params.loss, params.gradient, m=X.shape[0])
+        self.objective = objective_of(params)
+        self.optimizer = make_optimizer(params, self.objective)
+        self.dz_of = partial(self.objective.dz, m=X.shape[0])
 
     def forward(self, last):
         self.passes(self.G, self.y, self.theta, self.b, self.z, None, self.G_valid, self.z_valid)  # z = G theta + b
@@ -147,7 +153,7 @@ class Dual(EpochLoop):
 
     def weights(self, state):
         theta, b = state
-        return np.dot(theta, self.X), b  # W = X^T theta
+        return vecmat(theta, self.X), b  # W = X^T theta
 
 
 def uses_gram(params: TrainParams, shape: tuple[int, int]) -> bool:
@@ -165,13 +171,16 @@ def step_name(params: TrainParams) -> str:
     return "iteration" if params.optimizer == "lbfgs" else "epoch"
 
 
-def solver_for(params: TrainParams, X, y, X_valid, pool: ThreadPoolExecutor) -> Solver:
-    """The solver that trains with `params` on X (m, n), y (m,), scoring X_valid (m_valid, n) each epoch."""
+def solver_for(params: TrainParams, X, y, X_valid, pool: ThreadPoolExecutor, pixel_scale: float | None) -> Solver:
+    """The solver that trains with `params` on X (m, n), y (m,), scoring X_valid (m_valid, n) each epoch;
+    the dual needs features made of pixel values divided by pixel_scale (fast_passes.pixel_gram)."""
     passes = ShardedPass(pool)
     if params.optimizer == "lbfgs":
-        return LBFGS(X, y, X_valid, params, passes)
-    if uses_gram(params, X.shape):  # fast path: far fewer rows than features, train in the dual
-        return Dual(X, y, X_valid, params, passes, pool)
+        return LBFGS(X, y, X_valid, params, passes, pixel_scale)
+    if pixel_scale and uses_gram(params, X.shape):  # fast path: far fewer rows than features, train in the dual
+        G, G_valid = pixel_gram(X, X, pixel_scale, pool), pixel_gram(X_valid, X, pixel_scale, pool)
+        if G is not None and G_valid is not None:
+            return Dual(X, y, G, G_valid, params, passes)
     if params.batch_size in (0, X.shape[0]):
         return FullBatch(X, y, X_valid, params, passes)
     return MiniBatch(X, y, X_valid, params, passes)
@@ -186,12 +195,14 @@ def fit(
     progress: bool = True,
     threads: int | None = None,
     on_epoch: Callable[[int, np.ndarray], None] | None = None,
+    pixel_scale: float | None = None,
 ) -> tuple[np.ndarray, np.float32, pd.DataFrame]:
     """Train from W = 0, b = 0.
 
     Parameters: X (m, n) and X_valid (m_valid, n) float32; y (m,), y_valid (m_valid,) in {0, 1};
     threads: worker threads (default: all cores; the result does not depend on it); on_epoch(epoch,
-    history_row) is called after each history row (e.g. to time the run).
+    history_row) is called after each history row (e.g. to time the run); pixel_scale: the features are
+    uint8 pixel values divided by it (images.to_features), which lets the dual compute X X^T exactly.
     Returns W (n,) float32, b float32 and the history: row k holds the losses and accuracies
     (threshold 0.5) after k epochs (with lbfgs: k iterations; its history ends where L-BFGS converged).
     With early stopping, the history ends at the stopping epoch and W, b are those of the epoch with
@@ -205,67 +216,25 @@ def fit(
         raise ParamError(
             f"params.yaml: train.batch_size = {params.batch_size} is more than the {X.shape[0]} training examples"
         )
-    rows = []  # the history, one row per epoch
+    objective = objective_of(params)
     bar = tqdm(total=params.epochs, desc="train", unit=step_name(params), disable=not progress, mininterval=0.5)
     with ThreadPoolExecutor(threads or usable_cores()) as pool:
-        solver = solver_for(params, X, y, X_valid, pool)
-        best = (np.inf, 0, solver.state())  # (lowest validation loss, its epoch, the solver's state then)
+        solver = solver_for(params, X, y, X_valid, pool, pixel_scale)
+        history = History(objective, y, y_valid)
+        stopping = EarlyStopping(params.early_stopping, solver.state())
 
         def record(epoch: int, z: np.ndarray, z_valid: np.ndarray) -> bool:
             """Add the history row of `epoch` from the scores z, z_valid; True: stop early."""
-            nonlocal best
             if not (np.isfinite(z).all() and np.isfinite(z_valid).all()):  # NaN or inf W, b: diverged
                 bar.close()
                 raise ParamError(divergence_message(params, epoch))
-            a, a_valid = sigmoid(z), sigmoid(z_valid)
-            rows.append(
-                (
-                    epoch,
-                    loss_value(params.loss, z, a, y),
-                    loss_value(params.loss, z_valid, a_valid, y_valid),
-                    np.mean(predict(a) == y),
-                    np.mean(predict(a_valid) == y_valid),
-                )
-            )
+            row = history.add(epoch, z, z_valid)
             if on_epoch:
-                on_epoch(epoch, np.array(rows[-1]))
-            if epoch:
-                bar.update()
-            if progress:  # formatting the losses every epoch costs ~5 us: only for a bar that is shown
-                bar.set_postfix(train_loss=f"{rows[-1][1]:.6f}", valid_loss=f"{rows[-1][2]:.6f}", refresh=False)
-            if params.early_stopping:
-                if rows[-1][2] < best[0]:
-                    best = (rows[-1][2], epoch, solver.state())
-                elif epoch - best[1] >= params.early_stopping:
-                    return True
-            return False
+                on_epoch(epoch, np.array(row))
+            show_progress(bar, epoch, row, progress)
+            return stopping.should_stop(epoch, row[2], solver.state)
 
         solver.run(params.epochs, record)
     bar.close()
-    W, b = solver.weights(best[2] if params.early_stopping else solver.state())
-    frame = pd.DataFrame(np.array(rows, dtype=np.float64), columns=HISTORY_COLUMNS).astype({"epoch": int})
-    return W, np.float32(b), frame
-
-
-def divergence_message(params: TrainParams, epoch: int) -> str:
-    """What to change when the scores are no longer finite after `epoch` updates. With L2, each
-    gradient-descent step also subtracts lr l2 W from W: with heavy-ball momentum m that linear map is
-    stable only for lr l2 < 2 (1 + m) (m = 0: |1 - lr l2| < 1); past it |W| grows geometrically to inf."""
-    hint = f"lower train.lr (now {params.lr:g})"
-    bound = 2 * (1 + params.momentum)
-    if params.optimizer == "gd" and params.lr * params.l2 >= bound:
-        hint = (
-            f"gradient descent with L2 is only stable for train.lr x train.l2 < {bound:g}"
-            f"{' = 2 (1 + train.momentum)' if params.momentum else ''}, here {params.lr:g} x {params.l2:g} = "
-            f"{params.lr * params.l2:g}: lower train.lr or train.l2"
-        )
-    return (
-        f"params.yaml: train.lr = {params.lr:g} made the training diverge: after {epoch} of {params.epochs} "
-        f"epochs the scores z = X W + b are no longer finite numbers (they overflowed float32, the losses "
-        f"with them); {hint}"
-    )
-
-
-def kept_row(history: pd.DataFrame, params: TrainParams) -> pd.Series:
-    """The history row of the weights fit returned: the last, or with early stopping the best validation loss."""
-    return history.loc[history.valid_loss.idxmin()] if params.early_stopping else history.iloc[-1]
+    W, b = solver.weights(stopping.best_state if params.early_stopping else solver.state())
+    return W, np.float32(b), history.frame()

@@ -8,7 +8,7 @@ Accepted layouts, detected from the file names (the label always comes from the 
 
 Every file gets one outcome: kept under its Kaggle name (`cat.N.jpg`, `dog.N.jpg`), or skipped with one
 of the reasons in REASONS; no name and no content stops the reading. This module decides from names
-(`plan`) and decodes (`check_image`); stages/readers.py reads the files, stages/archive.py zip archives.
+(`plan`) and decodes (`check_image`); catsdogs/data/readers.py reads the files, catsdogs/data/archive.py zip archives.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from stages.common import LABELS, DataError
-from stages.images import KAGGLE_NAME, kaggle_file_name
-from stages.readers import Entry
+from catsdogs.data.images import KAGGLE_NAME, kaggle_file_name
+from catsdogs.data.labels import LABELS
+from catsdogs.data.readers import Entry
+from catsdogs.errors import DataError
 
 # Skip reasons, in the order they are checked; metrics/ingest_skipped.csv gives each skipped file's.
 REASONS = {

@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from stages.common import CLASS_NAMES, LABELS, DataError, check_regular, read_regular, restore_hint, save_json
+from catsdogs.data.labels import CLASS_NAMES, LABELS
+from catsdogs.errors import DataError, check_regular, read_regular
+from catsdogs.pipeline.atomic_files import save_json
 
 MAX_RECORD_BYTES = 1 << 16  # a preprocessing.json is about 60 bytes
 PIXEL_SCALE = 255.0  # the article divides by 255: features in [0, 1]
@@ -79,7 +81,7 @@ def load_image(path: Path | str, size: int, draft: bool) -> np.ndarray:
             image.draft("RGB", (size, size))
         ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of the full image when upright
         if image.mode != "RGB":  # convert would copy an RGB image too
-            image = image.convert("RGB")
+            image = image.convert("RGB")  # type: ignore[assignment]  # an Image, no longer the file's
         return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
@@ -158,7 +160,7 @@ class Preprocessing:
             got = ", ".join(f"{name} = {record[name]!r:.40}" for name in names)
             raise DataError(
                 f"{source}: {got}; expected an integer image_size from 1 to {MAX_IMAGE_SIZE}, draft true or false, "
-                f"a number pixel_scale from {low:g} to {high:g} (255: features in [0, 1]); {restore_hint(source)}"
+                f"a number pixel_scale from {low:g} to {high:g} (255: features in [0, 1])"
             )
         return cls(int(image_size), bool(draft), float(pixel_scale))
 

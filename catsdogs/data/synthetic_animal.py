@@ -1,4 +1,4 @@
-"""Drawing the animal of a synthetic photo (stages/synthetic.py): a cat or a dog, in overlapping styles.
+"""Drawing the animal of a synthetic photo (catsdogs/data/synthetic.py): a cat or a dog, in overlapping styles.
 
 The class cues (coat colour, figure size, ears, head and snout shape, eyes) are all probabilistic and
 shared by both classes with different frequencies; see the tables below.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import ImageDraw
 
-from stages.common import LABELS
-from stages.synthetic_scene import jitter, rgb
+from catsdogs.data.labels import LABELS
+from catsdogs.data.synthetic_scene import jitter, rgb
 
 # --------------------------------------------------------------------------
 # Class-conditional appearance tables (overlapping on purpose)

@@ -1,5 +1,5 @@
 """dvc.yaml is the one map of the pipeline's files: each stage's cmd names every file the stage reads or
-writes, as `--option path` (stages/common.py: stage_parser). Code outside the stages (predict, tools/,
+writes, as `--option path` (catsdogs/pipeline/command_line.py: stage_parser). Code outside the stages (predict, tools/,
 bench/) reads a path from there instead of repeating it:
 
     stage_path("train", "--history")  # Path("plots/train_history.csv")
@@ -7,7 +7,8 @@ bench/) reads a path from there instead of repeating it:
 The cmd is read as written: dvc.yaml's `${...}` templating is not resolved here.
 
 dvc.lock is the record of how each output was made: locked_params walks it back from a file to the
-parameters of every stage it came from (predict asks it which photo set trained the model).
+parameters of every stage it came from (predict asks it which photo set trained the model), and
+restore_hint tells how to get a damaged output back.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from stages.common import DataError
+from catsdogs.errors import DataError
 
 DVC_FILE = Path("dvc.yaml")
 DVC_LOCK = Path("dvc.lock")
@@ -49,6 +50,12 @@ def stage_path(stage: str, option: str, dvc_file: Path = DVC_FILE) -> Path:
     return Path(words[words.index(option) + 1])
 
 
+def locked_stages(lock_file: Path | str = DVC_LOCK) -> dict:
+    """dvc.lock's `stages:` mapping (stage -> cmd, deps, params, outs), the one place dvc.lock is parsed.
+    Raises OSError, yaml.YAMLError, KeyError or TypeError when it is missing or not dvc.lock-shaped."""
+    return yaml.safe_load(Path(lock_file).read_text())["stages"]
+
+
 def locked_params(path: Path | str, lock_file: Path | str = DVC_LOCK) -> dict | None:
     """The parameters dvc.lock records for every stage that made the file `path`, directly or through the
     data it was made from, e.g. {"ingest.source": "synthetic", "train.lr": 0.003, ...}.
@@ -60,7 +67,7 @@ def locked_params(path: Path | str, lock_file: Path | str = DVC_LOCK) -> dict | 
     """
     lock_file = Path(lock_file)
     try:
-        stages = yaml.safe_load(lock_file.read_text())["stages"]
+        stages = locked_stages(lock_file)
         outs = {
             (lock_file.parent / out["path"]).resolve(): (stage, out.get("md5"))
             for stage, record in stages.items()
@@ -84,5 +91,25 @@ def locked_params(path: Path | str, lock_file: Path | str = DVC_LOCK) -> dict | 
                 if producer[0] not in seen:
                     todo.append(producer[0])
         return params
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+    except (OSError, RuntimeError, yaml.YAMLError, KeyError, TypeError, AttributeError):  # RuntimeError: a link loop
         return None
+
+
+def restore_hint(path: Path | str, lock_file: Path = DVC_LOCK) -> str:
+    """How to get a good copy of `path` back. For an output recorded in dvc.lock, the copy DVC keeps in
+    its cache may be the damaged one (DVC names cache files by their hash and never checks them again,
+    so `dvc checkout` and even `dvc repro --force` bring the damage back): drop it, then rebuild."""
+    path = Path(path)
+    try:
+        stages = locked_stages(lock_file)
+        for stage, record in stages.items():
+            for out in record.get("outs", []):
+                if Path(out["path"]).resolve() == path.resolve() and "md5" in out:
+                    md5 = out["md5"]
+                    return (
+                        f"it is an output of stage {stage}: drop DVC's cached copy and rebuild it: "
+                        f'rm -f "$(dvc cache dir)/files/md5/{md5[:2]}/{md5[2:]}" && dvc repro'
+                    )
+    except (OSError, RuntimeError, yaml.YAMLError, KeyError, TypeError, AttributeError):  # RuntimeError: a link loop
+        pass
+    return "replace it with a good copy (README: Damaged files)"

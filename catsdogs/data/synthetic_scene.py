@@ -1,4 +1,4 @@
-"""Painting the scene of a synthetic photo (stages/synthetic.py): its size, background, clutter and camera.
+"""Painting the scene of a synthetic photo (catsdogs/data/synthetic.py): its size, background, clutter and camera.
 
 Nothing here depends on the class: every function draws from the generator `rng` it is given, so a
 photo is a pure function of its seed (see synthetic.synthetic_photo).
@@ -106,7 +106,7 @@ def _low_freq_field(rng: np.random.Generator, h: int, w: int, cells: int, amp: f
     gh = max(2, cells)
     gw = max(2, int(round(cells * w / max(h, 1))))
     small = rng.uniform(-amp, amp, (gh, gw)).astype(np.float32)
-    img = Image.fromarray(small, mode="F").resize((w, h), Image.BILINEAR)
+    img = Image.fromarray(small, mode="F").resize((w, h), Image.Resampling.BILINEAR)
     return np.asarray(img, dtype=np.float32)[:, :, None]
 
 
@@ -135,7 +135,7 @@ def background(rng: np.random.Generator, scene: int, w: int, h: int) -> Image.Im
         fab = jitter(rng, _FABRICS[rng.integers(len(_FABRICS))], 30)
         bg = _vertical_gradient(ch, cw, fab * rng.uniform(0.8, 1.1), fab * rng.uniform(0.8, 1.1))
         bg += _low_freq_field(rng, ch, cw, 5, 35)
-    img = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8), mode="RGB").resize((w, h), Image.BILINEAR)
+    img = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8), mode="RGB").resize((w, h), Image.Resampling.BILINEAR)
     if scene == 2 and rng.random() < 0.4:  # striped fabric
         period = rng.uniform(5, 16)
         shade = rgb(np.asarray(fab) * rng.uniform(0.55, 0.85))

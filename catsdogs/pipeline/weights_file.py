@@ -14,8 +14,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from stages.common import DataError, load_npz, save_npz
-from stages.images import Preprocessing
+from catsdogs.data.images import Preprocessing
+from catsdogs.errors import DataError
+from catsdogs.pipeline.npz_files import load_npz, save_npz
 
 NPY_HEADER_BYTES = 4096  # an .npy member's header, at most (numpy writes 128 bytes)
 MAX_SCORE = 1e30  # bound on |x W + b| a model may reach: float32 (max 3.4e38) stays finite
@@ -23,11 +24,11 @@ MAX_SCORE = 1e30  # bound on |x W + b| a model may reach: float32 (max 3.4e38) s
 
 class Model(NamedTuple):
     W: np.ndarray  # (n,) float32, n = image_size * image_size * 3
-    b: np.float32
+    b: np.floating  # float32 as train writes it
     preprocessing: Preprocessing
 
 
-def check_finite(W: np.ndarray, b: np.floating, source: str) -> None:
+def check_finite(W: np.ndarray, b: np.floating | np.ndarray, source: str) -> None:
     """DataError naming `source` when W (n,) or b holds a NaN or an infinity."""
     bad = int(np.count_nonzero(~np.isfinite(W))) + int(not np.isfinite(b))
     if bad:
@@ -70,4 +71,4 @@ def load_model(path: Path | str) -> Model:
             f"{path}: weights so large that x W + b could reach {bound:.3g} and overflow "
             f"(at most {MAX_SCORE:.0e} allowed); retrain it (`dvc repro`)"
         )
-    return Model(W, b[()], preprocessing)
+    return Model(W, b[()], preprocessing)  # type: ignore[arg-type]

@@ -10,15 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.neuron import loss_value, predict, sigmoid
-from stages.params import Number, param, stage_params
-
-
-@stage_params("evaluate")
-class EvaluateParams:
-    threshold: float = param(
-        0.5, Number(low=0, high=1, low_open=True, high_open=True), "P(cat) above which an image is called a cat"
-    )
+from catsdogs.neuron.reference import loss_value, predict, sigmoid
 
 
 def roc_curve(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

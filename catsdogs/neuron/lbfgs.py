@@ -1,0 +1,362 @@
+"""L-BFGS for the cross-entropy neuron at full batch (train.optimizer: lbfgs), each evaluation of the
+objective and its gradient one fused float32 pass over X (catsdogs/neuron/fast_passes.py), every other
+product one of catsdogs/neuron/portable.py's: the same bits on every x86-64 CPU (no BLAS kernel, LAPACK or
+scipy decides them).
+
+It minimises F(W, b) = J(W, b) + l2/2 |W|^2 with J the mean cross-entropy of catsdogs/neuron/reference.py. F is convex
+(strictly, with l2 > 0), so there is one optimum, the one scikit-learn's LogisticRegression(C) finds for
+l2 = 1 / (C m): tests/test_lbfgs.py checks both.
+
+Conditioning. L-BFGS does not move (W, b) but x = (v, c), with W = P v and b = c - mu W (Coordinates):
+a change of variables, so the same model and the same optimum, chosen to make F round rather than a
+long, narrow valley, where L-BFGS needs many iterations (on the 25,000-image features: 46 without it, 12
+with it, to the same optimum).
+- Centering: z = X W + b = (X - mu) W + c, mu (n,) the mean row. Pixel features in [0, 1] have a mean row
+  far from zero; uncentred, the bias and the weights along mu fight each other.
+- Principal directions: near W = 0 the Hessian of F is about (X - mu)^T (X - mu) / (4 m) + l2 I (the
+  sigmoid's slope is at most 1/4). Neighbouring pixels are correlated, so a few directions u_i of the
+  features carry most of their variance lambda_i and F is far steeper along them. P = I + U diag(s - 1) U^T
+  with U (n, k) the top k = RANK of them and s_i = sqrt(h_k / h_i), h_i = lambda_i / 4 + l2, makes the
+  curvature along each u_i that of the (k+1)-th. U and lambda are estimated from SAMPLE_ROWS evenly
+  spaced rows by a subspace iteration (principal_directions). Its products with the rows are exact: the
+  rows are pixel values / pixel_scale, so they are taken with the integer pixel values and the other
+  factor rounded to integers (quantized), whose sums are exact in float64 in any order
+  (portable.integer_gram); orthonormalisation and the small eigenproblem (symmetric_eigen, Jacobi) use
+  portable.dot/matvec/vecmat and + - * / sqrt. Features that are not pixel values (fit without
+  pixel_scale) get no rotation: only the centring.
+Neither costs a pass: (X - mu) W + c = X W + (c - mu W), and dF/dv = P (X^T dz - mu sum(dz) + l2 W),
+dF/dc = sum(dz) with dz = dJ/dz (P is symmetric), so each evaluation is the pass of catsdogs/neuron/fast_passes.py at
+W = P v, b = c - mu W, and X is never changed or copied.
+
+The iteration (LBFGS.run, after Nocedal & Wright, Numerical Optimization, 2nd ed.): the direction
+d = -H g by the two-loop recursion over the last MEMORY pairs (s, y) of steps and gradient changes, H's
+scale s.y / y.y of the newest pair (Algorithm 7.4); a pair is kept only when s.y > CURVATURE_FLOOR |s| |y|
+(clearly positive: H stays positive definite despite the float32 passes' rounding). The step along d
+(line_search) satisfies the strong Wolfe conditions: F decreases by at least ARMIJO of the slope's
+promise and |slope| shrinks to CURVATURE of its start (Algorithms 3.5 and 3.6, cubic interpolation);
+the first try is 1 (1 / |g| on the first iteration, as scipy's L-BFGS-B), at most MAX_LINE_SEARCH
+evaluations. Stopping (scipy's L-BFGS-B's rules): no component of the gradient in x = (v, c) is larger
+than train.tolerance; or F decreased by less than FTOL of itself in an iteration (the float32 passes
+cannot resolve less); or the line search finds no lower F (the same); or train.epochs iterations. The
+history has one row per iteration: row k holds the losses and accuracies after k iterations. With early
+stopping, the run ends train.early_stopping iterations after the lowest validation loss and keeps that
+iterate's weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from catsdogs.neuron.fast_passes import ShardedPass, pixel_values
+from catsdogs.neuron.portable import dot, integer_gram, matvec, vecmat
+from catsdogs.neuron.reference import Objective, sigmoid
+
+if TYPE_CHECKING:
+    from catsdogs.pipeline.config import TrainParams
+
+MEMORY = 50  # pairs (s, y) of L-BFGS's inverse-Hessian estimate (scipy's maxcor)
+FTOL = 1e-9  # relative decrease of F below which an iteration counts as no progress (float32 passes)
+MAX_LINE_SEARCH = 20  # evaluations per line search (scipy's maxls)
+ARMIJO, CURVATURE = 1e-4, 0.9  # the strong Wolfe conditions' c1 and c2 (Nocedal & Wright's for quasi-Newton)
+CURVATURE_FLOOR = 1e-8  # a pair (s, y) is kept when s.y > CURVATURE_FLOOR |s| |y|
+RANK = 40  # principal directions of the features rescaled by the change of variables (Coordinates)
+SAMPLE_ROWS = 2000  # training rows they (and the mean row mu) are estimated from
+OVERSAMPLE, POWER_STEPS = 10, 2  # the subspace iteration: extra directions, steps
+JACOBI_SWEEPS = 50  # at most, in symmetric_eigen (it converges quadratically: about 10 for 50 x 50)
+PIXEL_MAX = 255  # |pixel value| bound (passes.pixel_values), for exact integer products
+EXACT_BITS = 52  # quantized factors keep every partial sum of integer products below 2^53
+TRANSPOSED_COLUMNS = 256  # rows of P per block in P^T A (an n x 256 float64 copy: 25 MB at n = 12,288)
+
+
+def quantized(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A (l, p) float64 as integers Q (l, p) float64 and exponents e (l,): A ~ Q 2^-e row by row, e the
+    largest that keeps PIXEL_MAX sum |Q| below 2^EXACT_BITS (+ PIXEL_MAX p / 2 from rounding): any sum of
+    products of a row with pixel values is then an integer below 2^53, exact in float64 in any order."""
+    e = EXACT_BITS - np.frexp(PIXEL_MAX * np.abs(A).sum(axis=1))[1]  # PIXEL_MAX |a|_1 < 2^(EXACT_BITS - e)
+    return np.rint(np.ldexp(A, e[:, None])), e
+
+
+def pixel_product(P: np.ndarray, A: np.ndarray, transposed: bool = False) -> np.ndarray:
+    """P A^T (r, l) for pixel values P (r, n) and A (l, n) float64, or P^T A^T (n, l) for A (l, r): exact
+    products with A quantized (relative error about 2^-40), so the same bits whatever BLAS's order."""
+    Q, e = quantized(A)
+    product = integer_gram(P.T, Q, TRANSPOSED_COLUMNS) if transposed else integer_gram(P, Q)
+    return np.ldexp(product, -e)
+
+
+def orthonormal_rows(A: np.ndarray) -> np.ndarray:
+    """Orthonormal rows (l, n) spanning those of A (l, n) float64, in order: classical Gram-Schmidt, twice
+    per row ("twice is enough"), with portable products. A row in the span of those before it may come
+    out as any unit vector orthogonal to them (as a QR's), or 0 when nothing of it is left."""
+    Q = np.array(A, dtype=np.float64)
+    for i in range(len(Q)):
+        for _ in range(2):
+            if i:
+                Q[i] -= vecmat(matvec(Q[:i], Q[i]), Q[:i])
+        norm = math.sqrt(dot(Q[i], Q[i]))
+        Q[i] = Q[i] / norm if norm > 0 else 0
+    return Q
+
+
+def symmetric_eigen(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (l,) in decreasing order and orthonormal eigenvectors (columns of (l, l)) of a symmetric
+    A (l, l) float64: cyclic Jacobi (Golub & Van Loan 8.5), the l/2 disjoint rotations of each round of a
+    round-robin ordering applied at once (Brent & Luk), until the off-diagonal part is below 1e-13 of A."""
+    A = np.array(A, dtype=np.float64)
+    size = len(A)
+    V = np.eye(size)
+    order = np.arange(size + size % 2)  # players of the round-robin; index size (odd size) sits out its round
+    half = len(order) // 2
+    for _ in range(JACOBI_SWEEPS):
+        squares = A * A
+        total = squares.sum()
+        np.fill_diagonal(squares, 0)
+        if squares.sum() <= 1e-26 * total:  # |off-diagonal| <= 1e-13 |A| (Frobenius norms)
+            break
+        for _ in range(len(order) - 1):
+            p, q = order[:half], order[::-1][:half]
+            p, q = p[(p < size) & (q < size)], q[(p < size) & (q < size)]
+            c, s = _rotation(A[p, p], A[q, q], A[p, q])
+            for M, rows in ((A, True), (A, False), (V, False)):  # A <- J^T A J, V <- V J
+                if rows:
+                    Mp, Mq = M[p].copy(), M[q].copy()
+                    M[p], M[q] = c[:, None] * Mp - s[:, None] * Mq, s[:, None] * Mp + c[:, None] * Mq
+                else:
+                    Mp, Mq = M[:, p].copy(), M[:, q].copy()
+                    M[:, p], M[:, q] = Mp * c - Mq * s, Mp * s + Mq * c
+            order[1:] = np.roll(order[1:], 1)
+    values = A.diagonal().copy()
+    decreasing = np.argsort(-values, kind="stable")
+    return values[decreasing], V[:, decreasing]
+
+
+def _rotation(app: np.ndarray, aqq: np.ndarray, apq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin (k,) of the Jacobi rotations that zero A[p, q] (Golub & Van Loan's sym.schur2)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        tau = (aqq - app) / (2 * apq)
+        t = np.where(tau >= 0, 1.0, -1.0) / (np.abs(tau) + np.sqrt(1 + tau * tau))
+    t = np.where((apq == 0) | ~np.isfinite(t), 0.0, t)  # already diagonal, or tau too large: t ~ 0
+    c = 1 / np.sqrt(1 + t * t)
+    return c, t * c
+
+
+def principal_directions(P: np.ndarray, pixel_scale: float, mu: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray]:
+    """U (n, k) orthonormal and s (k,) of the change of variables (module docstring) from the rows
+    S = P / pixel_scale (r, n), P their pixel values, centred on mu (n,): subspace iteration (Halko,
+    Martinsson & Tropp 2011, Algorithm 4.4) for the top k + 1 principal directions, with k = RANK or fewer
+    for a small S, from a fixed uniform start; then the eigenvectors of (S - mu) V's Gram matrix."""
+    r, n = P.shape
+    k = min(RANK, min(r, n) - OVERSAMPLE - 1)
+    if k <= 0:
+        return np.zeros((n, 0)), np.zeros(0)
+    scale = float(pixel_scale)
+
+    def centred(V: np.ndarray) -> np.ndarray:  # ((S - mu) V^T)^T (l, r) for V (l, n)
+        return pixel_product(P, V).T / scale - matvec(V, mu)[:, None]
+
+    V = orthonormal_rows(np.random.default_rng(0).random((k + OVERSAMPLE, n)) * 2 - 1)
+    for _ in range(POWER_STEPS):
+        B = centred(V)
+        V = orthonormal_rows(pixel_product(P, B, transposed=True).T / scale - np.multiply.outer(B.sum(axis=1), mu))
+    B = centred(V)  # (S - mu) V = Y Sigma W^T: B B^T = W Sigma^2 W^T
+    gram = np.stack([matvec(B, row) for row in B])
+    singular2, W = symmetric_eigen((gram + gram.T) / 2)
+    h = np.maximum(singular2, 0) / r / 4 + l2  # curvature of F along each direction
+    if h[k] <= 0:  # no curvature left to scale to (features that never vary, without l2)
+        return np.zeros((n, 0)), np.zeros(0)
+    U = np.stack([vecmat(W[:, i], V) for i in range(k)], axis=1)
+    return U, np.sqrt(h[k] / h[:k])
+
+
+class Coordinates:
+    """The change of variables (module docstring): x = (v, c) (n + 1,) float64 -> W = P v, b = c - mu W.
+    pixel_scale: the features are pixel values divided by it (else no principal directions)."""
+
+    def __init__(self, X: np.ndarray, l2: float, pixel_scale: float | None = None):
+        sample = X[:: max(1, X.shape[0] // SAMPLE_ROWS)]  # evenly spaced rows (a view)
+        self.mu = sample.mean(axis=0, dtype=np.float64)  # (n,); any mu gives the same optimum
+        pixels = pixel_values(sample, pixel_scale) if pixel_scale else None
+        self.U, self.s = np.zeros((X.shape[1], 0)), np.zeros(0)
+        if pixel_scale and pixels is not None:
+            self.U, self.s = principal_directions(pixels, pixel_scale, self.mu, l2)
+
+    def scale(self, v: np.ndarray) -> np.ndarray:
+        """P v (n,) = v + U diag(s - 1) U^T v; P is symmetric, so this also maps dF/dW to dF/dv."""
+        return v + matvec(self.U, (self.s - 1) * vecmat(v, self.U))
+
+    def weights(self, x: np.ndarray) -> tuple[np.ndarray, float]:
+        """W = P v (n,) float64 and b = c - mu W of x = (v, c)."""
+        W = self.scale(x[:-1])
+        return W, x[-1] - dot(self.mu, W)
+
+
+class ScaledObjective:
+    """F and its gradient at x = (v, c) (n + 1,) float64 (Coordinates), by one pass over X (m, n) float32.
+
+    __call__(x) -> (F, dF/dx (n + 1,) float64). The last evaluation's scores z = X W + b (m,) are kept
+    (`z`, at `x`): the history reads them instead of a second pass."""
+
+    def __init__(self, X, y, l2: float, passes: ShardedPass, coordinates: Coordinates):
+        self.X, self.y, self.passes, self.coordinates = X, y, passes, coordinates
+        self.objective = Objective("cross_entropy", "exact", l2)
+        self.dz_of = partial(self.objective.dz, m=X.shape[0])  # dJ/dz = (a - y) / m
+        self.z = np.empty(X.shape[0], dtype=np.float32)
+        self.x: np.ndarray | None = None  # where z was computed
+        self.value: tuple[float, np.ndarray] | None = None
+
+    def weights(self, x: np.ndarray) -> tuple[np.ndarray, np.float32]:
+        """The neuron's W (n,) float32 and b float32 at x = (v, c)."""
+        W, b = self.coordinates.weights(x)
+        return W.astype(np.float32), np.float32(b)
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        if self.x is not None and np.array_equal(x, self.x):
+            return self.value  # type: ignore[return-value]
+        W64, _ = self.coordinates.weights(x)
+        W, b = self.weights(x)
+        grad_W, grad_b = self.passes(self.X, self.y, W, b, self.z, self.dz_of)  # type: ignore[misc]  # X^T dz, sum dz: one read of X
+        F = self.objective.value(self.z, sigmoid(self.z), self.y, W64)  # J + l2/2 |W|^2
+        gradient = np.empty_like(x)
+        dF_dW = grad_W - self.coordinates.mu * grad_b + self.objective.penalty_gradient(W64)
+        gradient[:-1] = self.coordinates.scale(dF_dW)  # P dF/dW
+        gradient[-1] = grad_b  # dF/dc = sum dz
+        self.x, self.value = x.copy(), (F, gradient)
+        return self.value
+
+
+class Trial(NamedTuple):
+    """A point x + step d of a line search: F there, its gradient, and the slope dF/dstep = gradient . d."""
+
+    step: float
+    F: float
+    gradient: np.ndarray
+    slope: float
+
+
+def two_loop(gradient: np.ndarray, pairs: deque) -> np.ndarray:
+    """The L-BFGS direction -H g (Nocedal & Wright, Algorithm 7.4) from the pairs (s, y, 1 / s.y), oldest
+    first, with H0 = (s.y / y.y) I of the newest pair; -g without pairs."""
+    q = gradient.copy()
+    alphas = []
+    for s, y, rho in reversed(pairs):
+        alphas.append(rho * dot(s, q))
+        q -= alphas[-1] * y
+    if pairs:
+        s, y, rho = pairs[-1]
+        q *= 1 / (rho * dot(y, y))
+    for (s, y, rho), alpha in zip(pairs, reversed(alphas)):
+        q += (alpha - rho * dot(y, q)) * s
+    return -q
+
+
+def next_step(low: Trial, high: Trial | None, before: Trial) -> float:
+    """The next step of the line search: with a bracket [low, high] (the minimum of F along d lies between),
+    the minimum of the cubic through both ends' F and slopes, kept 10 % of the bracket away from its ends
+    (bisection when the cubic has none); without, beyond low by 1.1 to 4 times low - before (the slopes'
+    secant: where a quadratic through them would have its minimum), as Moré & Thuente extrapolate."""
+    if high is None:
+        width = low.step - before.step
+        guess = low.step + 4 * width
+        if low.slope > before.slope:  # curved upwards: the secant's zero lies beyond low
+            guess = low.step - low.slope * width / (low.slope - before.slope)
+        return min(max(guess, low.step + 1.1 * width), low.step + 4 * width)
+    width = high.step - low.step
+    middle = low.step + width / 2
+    if not math.isfinite(high.F):
+        return middle
+    d1 = low.slope + high.slope - 3 * (low.F - high.F) / (low.step - high.step)
+    radicand = d1 * d1 - low.slope * high.slope
+    if radicand < 0:
+        return middle
+    d2 = math.copysign(math.sqrt(radicand), width)
+    denominator = high.slope - low.slope + 2 * d2
+    guess = high.step - width * (high.slope + d2 - d1) / denominator if denominator else middle
+    if not math.isfinite(guess):
+        return middle
+    lo, hi = sorted((low.step + width / 10, high.step - width / 10))
+    return min(max(guess, lo), hi)
+
+
+def line_search(F_of: Callable, x: np.ndarray, start: Trial, d: np.ndarray, step: float) -> Trial | None:
+    """A step along the descent direction d from x that satisfies the strong Wolfe conditions
+    F(x + step d) <= F + ARMIJO step slope and |slope there| <= CURVATURE |slope| (Nocedal & Wright,
+    Algorithms 3.5 and 3.6), trying `step` first; at most MAX_LINE_SEARCH evaluations of F_of(point) ->
+    (F, gradient). When they run out: the lowest point that satisfies the first condition, None if none."""
+    low, high, before, best = start, None, start, None
+    for _ in range(MAX_LINE_SEARCH):
+        F, gradient = F_of(x + step * d)
+        trial = Trial(step, F, gradient, dot(gradient, d))
+        if not start.F + ARMIJO * step * start.slope >= F or (low is not start and F >= low.F):
+            high = trial  # too far: the minimum is before it (F convex along d)
+        else:
+            if abs(trial.slope) <= -CURVATURE * start.slope:
+                return trial
+            best = trial if best is None or F < best.F else best
+            if trial.slope > 0:
+                high = trial  # past the minimum
+            else:
+                before, low = low, trial
+        step = next_step(low, high, before)
+        if high is not None and abs(high.step - low.step) <= 1e-12 * max(high.step, low.step):
+            break  # the bracket is a point: F cannot be resolved any finer
+    return best
+
+
+class LBFGS:
+    """train.optimizer lbfgs (module docstring): run(epochs, record) runs L-BFGS and records every
+    iterate; state() is the last recorded one."""
+
+    def __init__(self, X, y, X_valid, params: TrainParams, passes: ShardedPass, pixel_scale: float | None = None):
+        self.X_valid, self.passes, self.tolerance = X_valid, passes, params.tolerance
+        self.objective = ScaledObjective(X, y, params.l2, passes, Coordinates(X, params.l2, pixel_scale))
+        self.z_valid = np.empty(X_valid.shape[0], dtype=np.float32)
+        self.x = np.zeros(X.shape[1] + 1)  # (v, c) = 0: W = 0, b = 0 as in every recipe
+
+    def record_at(self, x: np.ndarray, epoch: int, record: Callable) -> bool:
+        """Score x on both sets (the training scores from its evaluation) and record it as row `epoch`."""
+        self.objective(x)  # no pass when x was the last point evaluated (after a line search, almost always)
+        W, b = self.objective.weights(x)
+        self.passes(None, None, W, b, None, None, self.X_valid, self.z_valid)  # z_valid = X_valid W + b
+        self.x = x.copy()
+        return record(epoch, self.objective.z, self.z_valid)
+
+    def run(self, epochs: int, record: Callable[[int, np.ndarray, np.ndarray], bool]) -> None:
+        if self.record_at(self.x, 0, record):
+            return
+        x = self.x
+        F, gradient = self.objective(x)
+        pairs: deque = deque(maxlen=MEMORY)  # (s, y, 1 / s.y), oldest first
+        for iteration in range(1, epochs + 1):
+            if np.abs(gradient).max() <= self.tolerance:
+                return
+            d = two_loop(gradient, pairs)
+            slope = dot(gradient, d)
+            if not slope < 0:  # rounding made H g no descent direction: start again from -g
+                pairs.clear()
+                d, slope = -gradient, -dot(gradient, gradient)
+            step = 1.0 if pairs else 1 / math.sqrt(-slope)  # d = -g: first try |step d| = 1, as scipy
+            trial = line_search(self.objective, x, Trial(0.0, F, gradient, slope), d, step)
+            if trial is None:
+                return  # no lower F along d: the float32 passes cannot resolve a better point
+            x_new = x + trial.step * d
+            s, y = x_new - x, trial.gradient - gradient
+            sy = dot(s, y)
+            if sy > CURVATURE_FLOOR * math.sqrt(dot(s, s) * dot(y, y)):
+                pairs.append((s, y, 1 / sy))
+            F_before, (x, F, gradient) = F, (x_new, trial.F, trial.gradient)
+            if self.record_at(x, iteration, record):
+                return
+            if F_before - F <= FTOL * max(abs(F_before), abs(F), 1):
+                return
+
+    def state(self):
+        return (self.x.copy(),)
+
+    def weights(self, state):
+        return self.objective.weights(state[0])
