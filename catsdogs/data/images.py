@@ -157,12 +157,17 @@ class Preprocessing:
             or draft is None
             or not (pixel_scale is not None and math.isfinite(pixel_scale) and low <= pixel_scale <= high)
         ):
-            got = ", ".join(f"{name} = {record[name]!r:.40}" for name in names)
+            got = ", ".join(f"{name} = {_plain(record[name])!r:.40}" for name in names)
             raise DataError(
                 f"{source}: {got}; expected an integer image_size from 1 to {MAX_IMAGE_SIZE}, draft true or false, "
                 f"a number pixel_scale from {low:g} to {high:g} (255: features in [0, 1])"
             )
         return cls(int(image_size), bool(draft), float(pixel_scale))
+
+
+def _plain(value):
+    """`value` for a message: a 0-d array of a number or a boolean as the Python scalar it holds."""
+    return _scalar(value, "biuf") if _scalar(value, "biuf") is not None else value
 
 
 def _scalar(value, kinds: str) -> int | float | bool | None:
