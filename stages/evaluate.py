@@ -60,7 +60,7 @@ def read_history(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not a readable CSV ({escape(str(err))}); {restore_hint(path)}") from None
     missing = [column for column in HISTORY_COLUMNS if column not in frame.columns]
-    numbers = frame[list(HISTORY_COLUMNS)].apply(pd.to_numeric, errors="coerce") if not missing else None
+    numbers = frame.reindex(columns=list(HISTORY_COLUMNS)).apply(pd.to_numeric, errors="coerce")
     if missing or frame.empty or not np.isfinite(numbers.to_numpy(dtype=np.float64)).all():
         has = ", ".join(escape(str(column))[:40] for column in frame.columns[:10])
         raise DataError(

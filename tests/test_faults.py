@@ -163,34 +163,41 @@ def photo_zip(in_tmp: Path, count: int = 40) -> None:
     write_params(in_tmp / "params.yaml", ingest={"source": "data/external/train.zip", "jobs": 2})
 
 
-@needs_two_cores
-def test_a_worker_killed_with_kill_9_is_one_line_exit_3(in_tmp):
+def interrupt_ingest(in_tmp: Path, fault) -> tuple[str, int, set[int]]:
+    """Start ingest on a zip of photos with 2 workers, apply `fault(process, workers)`, wait for its end:
+    its one stderr line, its exit status and its workers' pids."""
     photo_zip(in_tmp)
     process, workers = start_with_workers("ingest", in_tmp)
-    pool = [pid for pid in workers if b"spawn_main" in cmdline(pid)]  # a worker, not the resource tracker
-    os.kill(pool[0], signal.SIGKILL)
+    fault(process, workers)
     _, stderr = process.communicate(timeout=60)
-    result = subprocess.CompletedProcess(process.args, process.returncode, "", stderr.decode())
-    assert "a worker process died" in one_line(result, "ingest")
-    assert process.returncode == EXIT_SYSTEM
+    line = one_line(subprocess.CompletedProcess(process.args, process.returncode, "", stderr.decode()), "ingest")
     assert_all_gone(workers)
     assert temp_files(in_tmp / "data") == [] and not (in_tmp / "data/raw").exists()
+    return line, process.returncode, workers
+
+
+def kill_one_worker(process: subprocess.Popen, workers: set[int]) -> None:
+    pool = [pid for pid in workers if b"spawn_main" in cmdline(pid)]  # a worker, not the resource tracker
+    os.kill(pool[0], signal.SIGKILL)
+
+
+def ctrl_c(process: subprocess.Popen, workers: set[int]) -> None:
+    """As a terminal's Ctrl-C does: SIGINT to the whole foreground group."""
+    for pid in (process.pid, *workers):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
+
+
+@needs_two_cores
+def test_a_worker_killed_with_kill_9_is_one_line_exit_3(in_tmp):
+    line, status, _ = interrupt_ingest(in_tmp, kill_one_worker)
+    assert "a worker process died" in line and status == EXIT_SYSTEM
 
 
 @needs_two_cores
 def test_ctrl_c_is_one_line_exit_130_no_worker_no_temporary_file(in_tmp):
-    photo_zip(in_tmp)
-    process, workers = start_with_workers("ingest", in_tmp)
-    process.send_signal(signal.SIGINT)
-    for worker in workers:  # as a terminal's Ctrl-C does: the whole foreground group
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(worker, signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    result = subprocess.CompletedProcess(process.args, process.returncode, "", stderr.decode())
-    assert "interrupted (Ctrl-C)" in one_line(result, "ingest")
-    assert process.returncode == EXIT_SIGINT
-    assert_all_gone(workers)
-    assert temp_files(in_tmp / "data") == [] and not (in_tmp / "data/raw").exists()
+    line, status, _ = interrupt_ingest(in_tmp, ctrl_c)
+    assert "interrupted (Ctrl-C)" in line and status == EXIT_SIGINT
 
 
 def dvc(repo: Path, *args: str, **kwargs) -> subprocess.Popen:

@@ -110,7 +110,7 @@ def parse_metrics(text: str, source: str) -> dict[str, float | None]:
         raise GateError(f"{source}: not valid JSON ({err})") from None
     except RecursionError:  # nesting deeper than Python's stack (990 levels)
         raise GateError(f"{source}: nested too deep to be a metrics file") from None
-    if not isinstance(document, dict):
+    if metrics is None:
         raise GateError(f"{source}: expected a JSON object of metrics, got {type(document).__name__}")
     for name, value in metrics.items():
         number = isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -230,7 +230,7 @@ def check_image(path: Path | str, max_pixels: int) -> tuple[str, str] | None:
 # --------------------------------------------------------------------------- what is kept of a file
 
 
-def jpeg_end(data: bytes) -> int | None:
+def jpeg_end(data: bytes | mmap.mmap) -> int | None:
     """The length of the JPEG at the start of `data`, up to and including its EOI marker (segments are
     skipped by their lengths, entropy-coded data up to the next marker that is neither a stuffed 0xFF00
     nor a restart marker); None when `data` is no JPEG or its end cannot be found."""
@@ -265,7 +265,7 @@ def jpeg_end(data: bytes) -> int | None:
                 break
 
 
-def png_end(data: bytes) -> int | None:
+def png_end(data: bytes | mmap.mmap) -> int | None:
     """The length of the PNG at the start of `data`, up to and including its IEND chunk; None when
     `data` is no PNG or has no IEND."""
     if data[:8] != b"\x89PNG\r\n\x1a\n":

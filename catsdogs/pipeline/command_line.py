@@ -122,7 +122,7 @@ def os_error_line(err: OSError) -> str:
         errno.ENFILE: "too many open files on the system: close some programs, then rerun",
         errno.ENOMEM: "out of memory: lower the jobs parameter or close other programs, then rerun",
         errno.EIO: "input/output error: the disk may be failing (dmesg)",
-    }.get(err.errno, "check that file or folder, then rerun")
+    }.get(err.errno or 0, "check that file or folder, then rerun")
     return f"{where}{cause}; {hint}"
 
 
