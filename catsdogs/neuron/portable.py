@@ -107,7 +107,8 @@ def log1p_exp(z: np.ndarray) -> np.ndarray:
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    """1 / (1 + e^-z) in z's float dtype (float64 for other input); 0 and 1 at -inf and inf."""
+    """1 / (1 + e^-z) in z's float dtype (float64 for other input); 0 and 1 at -inf and inf, 0 below
+    z = -709 (e^-z overflows; the true value is below 1e-308)."""
     z = np.asarray(z)
     dtype = z.dtype if z.dtype in (np.float32, np.float64) else np.float64
     with np.errstate(over="ignore"):
