@@ -215,9 +215,10 @@ class LBFGS:
         W, b = self.objective.weights(x)
         self.passes(None, None, W, b, None, None, self.X_valid, self.z_valid)  # z_valid = X_valid W + b
         self.x = x.copy()
-        return record(epoch, self.objective.z, self.z_valid)
+        z = self.objective.z
+        return record(epoch, z, self.z_valid, sigmoid(z), sigmoid(self.z_valid))
 
-    def run(self, epochs: int, record: Callable[[int, np.ndarray, np.ndarray], bool]) -> None:
+    def run(self, epochs: int, record: Callable[..., bool]) -> None:
         if self.record_at(self.x, 0, record):
             return
         x = self.x
