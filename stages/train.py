@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from catsdogs.data.images import Preprocessing
@@ -50,7 +51,10 @@ def train(
     record = Preprocessing.load(preprocessing)
     data = load_npz(train_features, ("X", "y"))
     valid = load_npz(valid_features, ("X", "y"))
-    W, b, frame = fit(data["X"], data["y"], valid["X"], valid["y"], params, progress, pixel_scale=record.pixel_scale)
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run overflows: fit() stops it in one line
+        W, b, frame = fit(
+            data["X"], data["y"], valid["X"], valid["y"], params, progress, pixel_scale=record.pixel_scale
+        )
     save_model(model, W, b, record)
     with atomic_path(history) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.8g")
