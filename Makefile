@@ -13,6 +13,12 @@ USER_PATH := $(PATH)
 # dvc.yaml calls `python`: make it the venv's, whether or not the venv is activated.
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
+# Values from the command line or the environment (PYTHON, BASE, LRS, MODULES, BENCH_ARGS, any text:
+# a git ref may hold ` $ ; " ') reach the recipes only as environment variables taken verbatim
+# ($(value ...): make expands nothing in them either), which the shell reads as "$$ARG_X": never as
+# shell text, so no value can run a command. `unexport`: make would otherwise expand them to export them.
+unexport PYTHON BASE LRS MODULES BENCH_ARGS
+export ARG_PYTHON = $(value PYTHON)
 # One line naming an interpreter: "X.Y full-version installation-prefix" (Python 2 syntax too, so that any
 # python can answer it); a venv answers with the prefix of the interpreter it was made from.
 IDENTIFY := import sys; print("%d.%d %s %s" % (sys.version_info[0], sys.version_info[1], sys.version.split()[0], getattr(sys, "base_prefix", sys.prefix)))
@@ -24,8 +30,8 @@ venv: $(VENV)/.installed
 # What PYTHON says it is (empty when it does not run), asked when a recipe needs it; and the one line that
 # stops make, by $(error): make then prints that line only ("Makefile:N: *** ...  Stop.", exit status 2),
 # where a failing recipe would add its own "make: *** [...] Error 1".
-PYTHON_FOUND = $(shell PATH="$(USER_PATH)" "$(PYTHON)" -c '$(IDENTIFY)' 2>/dev/null)
-PYTHON_UNSUPPORTED = PYTHON=$(PYTHON) $(if $(PYTHON_FOUND),is Python $(firstword $(PYTHON_FOUND)),is not a Python that runs); \
+PYTHON_FOUND = $(shell PATH="$(USER_PATH)" '$(subst ','\'',$(value PYTHON))' -c '$(IDENTIFY)' 2>/dev/null)
+PYTHON_UNSUPPORTED = PYTHON=$(value PYTHON) $(if $(PYTHON_FOUND),is Python $(firstword $(PYTHON_FOUND)),is not a Python that runs); \
   supported: $(SUPPORTED), e.g. make test PYTHON=python3.12
 
 # Runs every time: stop with one line unless PYTHON is a supported Python; (re)create .venv when it is
@@ -33,11 +39,11 @@ PYTHON_UNSUPPORTED = PYTHON=$(PYTHON) $(if $(PYTHON_FOUND),is Python $(firstword
 # that changes, so that only then the requirements are installed again.
 $(VENV)/.python: FORCE
 	$(if $(filter $(firstword $(PYTHON_FOUND)),$(SUPPORTED)),,$(error $(PYTHON_UNSUPPORTED)))
-	@want=$$(PATH="$(USER_PATH)" "$(PYTHON)" -c '$(IDENTIFY)'); \
+	@want=$$(PATH="$(USER_PATH)" "$$ARG_PYTHON" -c '$(IDENTIFY)'); \
 	have=$$("$(BIN)/python" -c '$(IDENTIFY)' 2>/dev/null || true); \
 	if [ "$$have" != "$$want" ]; then \
-	  if [ -e "$(VENV)" ]; then echo "rebuilding $(VENV): it runs '$${have:-nothing}', PYTHON=$(PYTHON) is '$$want'"; fi; \
-	  rm -rf "$(VENV)" && PATH="$(USER_PATH)" "$(PYTHON)" -m venv "$(VENV)" || exit 1; \
+	  if [ -e "$(VENV)" ]; then echo "rebuilding $(VENV): it runs '$${have:-nothing}', PYTHON=$$ARG_PYTHON is '$$want'"; fi; \
+	  rm -rf "$(VENV)" && PATH="$(USER_PATH)" "$$ARG_PYTHON" -m venv "$(VENV)" || exit 1; \
 	fi; \
 	if [ "$$(cat "$@" 2>/dev/null)" != "$$want" ]; then echo "$$want" > "$@"; fi
 
@@ -80,8 +86,9 @@ lint: venv $(VENV)/.lint-installed
 # BENCH_ARGS=--quick for a few-minute run with smaller sizes (writes bench/.cache/RESULTS-partial.md instead).
 BENCH_ARGS ?=
 
+bench: export ARG_BENCH = $(value BENCH_ARGS)
 bench: venv $(VENV)/.bench-installed
-	"$(BIN)/python" -m bench.run_all $(BENCH_ARGS)
+	set -f; "$(BIN)/python" -m bench.run_all $$ARG_BENCH
 
 # Mutation testing (tools/mutation.py; not in CI: minutes per module), with its own pinned extras (mutmut);
 # writes tests/mutation/REPORT.md. MODULES="tools/check_metrics.py" for some modules only.
@@ -91,18 +98,21 @@ $(VENV)/.mutation-installed: requirements-mutation.txt $(VENV)/.test-installed
 	"$(BIN)/python" -m pip install --quiet -r requirements-mutation.txt
 	touch "$@"
 
+mutation: export ARG_MODULES = $(value MODULES)
 mutation: venv $(VENV)/.mutation-installed
-	"$(BIN)/python" -m tools.mutation $(MODULES)
+	set -f; "$(BIN)/python" -m tools.mutation $$ARG_MODULES
 
 clean:
 	rm -rf data/raw data/prepared data/features dvc_plots
 
 # The regression gate: workspace metrics against BASE (on a branch: `make check-metrics BASE=main`).
 BASE ?= HEAD
+check-metrics: export ARG_BASE = $(value BASE)
 check-metrics: venv
-	"$(BIN)/python" -m tools.check_metrics --base "$(BASE)" --report reports
+	"$(BIN)/python" -m tools.check_metrics --base="$$ARG_BASE" --report reports
 
 # Learning-rate sweep on DVC's queue, e.g. `make sweep LRS="0.001 0.01"` (outputs in sweep/).
 LRS ?=
+sweep: export ARG_LRS = $(value LRS)
 sweep: venv
-	"$(BIN)/python" -m tools.sweep $(if $(LRS),--lr $(LRS))
+	set -f; "$(BIN)/python" -m tools.sweep $${ARG_LRS:+--lr $$ARG_LRS}

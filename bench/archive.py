@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -64,7 +65,10 @@ def archive_project() -> Path:
     (project / "data/external").mkdir(parents=True, exist_ok=True)
     link = project / "data/external/train.zip"
     link.unlink(missing_ok=True)
-    link.symlink_to(archive)
+    try:  # a hard link (no copy), or a copy: ingest refuses a symbolic link out of data/external
+        os.link(archive, link)
+    except OSError:
+        shutil.copyfile(archive, link)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["ingest"]["source"] = "data/external/train.zip"
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

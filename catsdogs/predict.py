@@ -9,7 +9,11 @@ and calls it a cat above evaluate.threshold of params.yaml (the threshold of the
 
 The model file is, unless --weights names another, the --model file of the train stage's cmd in dvc.yaml.
 A photo of more than images.MAX_PIXELS pixels, or one that is not a readable image, is reported and
-skipped; the others are still classified (exit status 1 if any was skipped).
+skipped; the others are still classified (exit status 1 if any was skipped). Each output line is
+`name<TAB>P(cat)=p<TAB>label`, the name escaped (common.escape: control characters such as a tab, a
+newline or ESC as \\uNNNN, a backslash doubled) so that no file name can forge a line or drive the
+terminal. A path that is no regular file (FIFO, device) is refused at once. Exit status: 0 all
+classified, 1 some photo skipped, 2 bad input (model file, params), 3 a file system error, 130 Ctrl-C.
 
 Which photos trained the model is read from dvc.lock (pipeline.locked_params: the ingest.source of the
 run that made this very model file); predict says so on stderr when they were the embedded synthetic
@@ -29,10 +33,10 @@ from threadpoolctl import threadpool_limits
 
 from catsdogs.data.images import Preprocessing
 from catsdogs.data.labels import CLASS_NAMES
-from catsdogs.errors import ParamError
+from catsdogs.errors import ParamError, check_regular, escape
 from catsdogs.neuron.fast_passes import model_scores
 from catsdogs.neuron.reference import sigmoid
-from catsdogs.pipeline.command_line import run_cli
+from catsdogs.pipeline.command_line import EXIT_STATUS_HELP, run_cli
 from catsdogs.pipeline.config import EvaluateParams
 from catsdogs.pipeline.dvc_files import DVC_LOCK, locked_params, stage_path
 from catsdogs.pipeline.params import PARAMS_FILE
@@ -78,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m catsdogs.predict",
         description="Print P(cat) and the label (cat if P(cat) > threshold) for each image file.",
+        epilog="One line per file, tab-separated, its name escaped (a control character as \\uNNNN, a "
+        f"backslash doubled). {EXIT_STATUS_HELP} 1: some image was skipped (its line on stderr), the others "
+        "classified.",
     )
     parser.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, ...)")
     parser.add_argument(
@@ -97,13 +104,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(note, file=sys.stderr)
     failed = 0
     for image in args.images:
+        name = escape(str(image))  # one line per photo whatever its name holds (tab, newline, ESC)
         try:
+            check_regular(image)  # a FIFO or a device would block or never end
             (p_cat,) = predict_proba([image], *model)
+            if not np.isfinite(p_cat):
+                raise ValueError(f"P(cat) = {p_cat} is not a finite number; the model file {path} is unusable")
         except (OSError, ValueError, Image.DecompressionBombError) as err:
-            print(f"{image}\terror: {err}", file=sys.stderr)
+            print(f"{name}\terror: {escape(str(err))}", file=sys.stderr)
             failed += 1
             continue
-        print(f"{image}\tP(cat)={p_cat:.4f}\t{CLASS_NAMES[int(p_cat > threshold)]}")
+        print(f"{name}\tP(cat)={p_cat:.4f}\t{CLASS_NAMES[int(p_cat > threshold)]}")
     if failed:
         raise SystemExit(1)
 

@@ -10,6 +10,7 @@ Every path is an argument: dvc.yaml's cmd names them.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from catsdogs.data.labels import CLASS_NAMES
-from catsdogs.errors import DataError
+from catsdogs.errors import DataError, escape, read_regular
 from catsdogs.evaluation.figures import plot_confusion, plot_losses, plot_mistakes, plot_roc, plot_weights
 from catsdogs.evaluation.metrics import classification_metrics, most_confident_mistakes, roc_curve
 from catsdogs.neuron.fast_passes import model_scores
@@ -25,6 +26,7 @@ from catsdogs.neuron.reference import predict, sigmoid
 from catsdogs.pipeline.atomic_files import atomic_path, save_json
 from catsdogs.pipeline.command_line import run_cli, stage_parser
 from catsdogs.pipeline.config import EvaluateParams
+from catsdogs.pipeline.dvc_files import restore_hint
 from catsdogs.pipeline.npz_files import load_npz
 from catsdogs.pipeline.weights_file import load_model
 
@@ -45,6 +47,30 @@ PATHS = {  # the files evaluate reads and writes: each one an option of its cmd 
 }
 
 
+HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "train_accuracy", "valid_accuracy")
+MAX_HISTORY_BYTES = 1 << 26  # train's history: about 60 bytes an epoch
+
+
+def read_history(path: Path) -> pd.DataFrame:
+    """train's per-epoch history (a regular file of at most MAX_HISTORY_BYTES, with HISTORY_COLUMNS of
+    finite numbers); a DataError naming the file and what is wrong (empty, a missing column, text)."""
+    try:
+        frame = pd.read_csv(io.StringIO(read_regular(path, MAX_HISTORY_BYTES)))
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found (run the earlier stages: `dvc repro`)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable CSV ({escape(str(err))}); {restore_hint(path)}") from None
+    missing = [column for column in HISTORY_COLUMNS if column not in frame.columns]
+    numbers = frame.reindex(columns=list(HISTORY_COLUMNS)).apply(pd.to_numeric, errors="coerce")
+    if missing or frame.empty or not np.isfinite(numbers.to_numpy(dtype=np.float64)).all():
+        has = ", ".join(escape(str(column))[:40] for column in frame.columns[:10])
+        raise DataError(
+            f"{path}: expected rows of finite numbers in columns {', '.join(HISTORY_COLUMNS)} "
+            f"(has {len(frame)} rows, columns {has}); {restore_hint(path)}"
+        )
+    return numbers
+
+
 def evaluate(
     params: EvaluateParams,
     *,
@@ -63,6 +89,7 @@ def evaluate(
     """Run the stage: read weights, validation features and history; write metrics and plot files
     (the keyword arguments are the files of PATHS). Returns the metrics."""
     weights = load_model(model)
+    losses = read_history(history)  # before any output is written: a bad history leaves them all as they were
     valid = load_npz(valid_features, ("X", "y", "names"))
     z = model_scores(valid["X"], weights.W, weights.b).astype(np.float64)
     if not np.isfinite(z).all():  # finite but huge weights: float32 scores overflow, metrics would be NaN
@@ -82,7 +109,7 @@ def evaluate(
     with atomic_path(confusion) as tmp:
         pd.DataFrame(pairs).to_csv(tmp, index=False)
 
-    plot_losses(pd.read_csv(history), loss_plot)
+    plot_losses(losses, loss_plot)
     plot_weights(weights.W, weights.preprocessing.image_size, weights_plot)
     plot_roc(fpr, tpr, scores["roc_auc"], roc_plot)
     plot_confusion(scores, params.threshold, confusion_plot)

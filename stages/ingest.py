@@ -3,8 +3,9 @@
 `ingest.source: synthetic` (the default) generates the embedded synthetic photo set, so the pipeline
 runs with no download. A path inside the --external folder (data/external/) reads a real source
 instead: a zip archive or a folder in one of the layouts of catsdogs/data/sources.py. Every file of a real source is decoded completely; the usable ones are
-copied byte for byte to the --raw folder under their Kaggle name (resize_split turns any mode or format
-into RGB and applies the EXIF orientation), the others are skipped and listed with their reason in the
+copied to the --raw folder under their Kaggle name, holding the image and nothing after it
+(sources.keep_image_only: a JPEG or PNG byte for byte up to its end marker, any other format re-encoded
+losslessly as PNG; resize_split turns any mode or format into RGB and applies the EXIF orientation), the others are skipped and listed with their reason in the
 --skipped CSV. Counts go to the --metrics JSON. Every path comes from the command line (dvc.yaml's `cmd:`).
 
 Memory, whatever the source holds (no header is believed; bytes are counted as they are inflated):
@@ -39,7 +40,7 @@ from catsdogs.data.labels import LABELS
 from catsdogs.data.readers import Entry, FolderSource, ZipSource, open_source
 from catsdogs.data.sources import REASONS, Outcome, check_image, plan
 from catsdogs.data.synthetic import write_synthetic_dataset
-from catsdogs.errors import DataError, ParamError
+from catsdogs.errors import DataError, ParamError, escape
 from catsdogs.pipeline.atomic_files import atomic_path, save_json, temp_sibling
 from catsdogs.pipeline.command_line import run_cli, stage_parser
 from catsdogs.pipeline.config import SYNTHETIC, IngestParams
@@ -92,6 +93,22 @@ def check_source(value, external: PurePath) -> str:
     return value
 
 
+def check_source_resolved(value: str, external: Path) -> None:
+    """A ParamError when the real source `value` (checked by check_source), once its links are resolved,
+    is not inside the real `external` folder: DVC hashes only what lies in that folder, so photos behind a
+    link out of it would be read but never tracked (`dvc status` up to date while they change)."""
+    try:
+        resolved, root = Path(value).resolve(strict=True), Path(external).resolve(strict=True)
+    except (OSError, RuntimeError):  # missing or a link loop: open_source says which
+        return
+    if root not in resolved.parents:
+        raise ParamError(
+            f"params.yaml: ingest.source = {escape(value)} leads through a link to {escape(str(resolved))}, outside "
+            f"{escape(str(external))}/; DVC only tracks what lies inside it: move or copy the source into "
+            f"{escape(str(external))}/ (no link)"
+        )
+
+
 def _copy_and_check(
     item: tuple[Entry, str], source: FolderSource | ZipSource, out_dir: Path, max_pixels: int
 ) -> tuple[str, str] | None:
@@ -105,6 +122,8 @@ def _copy_and_check(
         with open(path, "xb") as out:  # "x": each Kaggle name belongs to one entry (plan)
             size = source.copy(entry, out, sources.MAX_FILE_BYTES)
         verdict = ("empty", "0 bytes") if size == 0 else check_image(path, max_pixels)
+        if verdict is None:
+            sources.keep_image_only(path)
     except EntryError as err:
         verdict = (err.reason, err.detail)
     if verdict:
@@ -164,24 +183,6 @@ def ingest(params: IngestParams, out_dir: Path, progress: bool = True) -> Ingest
     return report
 
 
-def escape(text: str) -> str:
-    r"""`text` as one printable line that maps back to it: `\\` for a backslash, `\xNN` for a byte
-    that was not UTF-8 (kept as a lone surrogate), `\uNNNN` / `\UNNNNNNNN` for any other character
-    that is not printable (NUL, tab, newline, ...). Printable text is left as it is."""
-    out = []
-    for char in text:
-        code = ord(char)
-        if char == "\\":
-            out.append("\\\\")
-        elif 0xDC80 <= code <= 0xDCFF:
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif char.isprintable():
-            out.append(char)
-        else:
-            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-    return "".join(out)
-
-
 def spreadsheet_safe(cell: str) -> str:
     """`cell` with a leading apostrophe when a spreadsheet would run it as a formula (it starts with
     = + - @, tab or CR: OWASP's CSV injection rule) or when it starts with an apostrophe itself, so
@@ -218,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     params = IngestParams.read(args.params)
-    check_source(params.source, args.external)
+    if check_source(params.source, args.external) != SYNTHETIC:
+        check_source_resolved(params.source, args.external)
     report = ingest(params, args.raw)
     write_report(report, args.metrics, args.skipped)
     print(f"ingest: {report.summary(params.source)}; skipped files listed in {args.skipped}")

@@ -643,7 +643,7 @@ def test_help_says_what_the_exit_statuses_and_options_mean(capsys):
         "Compare the workspace metrics with those committed at a base revision, metric by metric, under the "
         "direction and tolerance in metrics_gate.yaml. Prints a table (old, new, change, verdict). "
         "Exit 0: no regression; 1: a metric worse than its tolerance, or one that disappeared (a new metric "
-        "passes); 2: unknown revision, malformed metrics file or config. Run from the project root."
+        "passes); 2: unknown revision, malformed metrics file or config; 3: a file system error writing the report. Run from the project root."
     ) in text
     assert "--base BASE revision to compare with (default: HEAD; on a branch: main)" in text
     assert "--config CONFIG gate rules (default: metrics_gate.yaml)" in text

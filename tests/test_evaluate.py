@@ -258,9 +258,10 @@ def test_evaluate_refuses_weights_that_are_not_finite(in_tmp, capsys):
 
 @pytest.mark.filterwarnings("ignore:overflow encountered")
 def test_evaluate_refuses_weights_whose_scores_overflow(in_tmp):
-    """Finite weights too large for float32 scores (a file train would never write) would give NaN log loss."""
+    """Finite weights too large for float32 scores (a file train would never write) would give NaN log loss:
+    the model file is refused when read, from its bound sum |W| x 255 / pixel_scale + |b| = 12 x 1e38 x 255 / 255."""
     W = np.full(12, 1e38, np.float32)
-    with pytest.raises(DataError, match=r"in/w.npz: the scores z = X W \+ b of 2 validation images overflow float32"):
+    with pytest.raises(DataError, match=r"in/w.npz: weights so large that x W \+ b could reach 1.2e\+39 and overflow"):
         X = np.array([[1] * 12, [0] * 12, [0.5] * 12, [0] * 12, [0] * 12], np.float32)  # 1.2e39, 6e38: beyond float32
         run_evaluate(X, np.array([1, 0, 1, 0, 0], np.uint8), W, 0.0, 2)
     assert not Path("out").exists()

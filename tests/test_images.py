@@ -156,8 +156,16 @@ def test_preprocessing_record_round_trips_through_json_and_npz_arrays(tmp_path):
         ('{"image_size": 64, "draft": true}', "expected the preprocessing fields image_size, draft, pixel_scale"),
         (
             '{"image_size": 0, "draft": true, "pixel_scale": 255.0}',
-            "image_size = 0, .*; expected an integer image_size >= 1",
+            "image_size = 0, .*; expected an integer image_size from 1 to 512",
         ),
+        # issue 17: out of range although finite (a 1.7 GB W, features of inf and NaN)
+        ('{"image_size": 513, "draft": true, "pixel_scale": 255.0}', "image_size = 513, .*from 1 to 512"),
+        ('{"image_size": 8000, "draft": true, "pixel_scale": 255.0}', "image_size = 8000"),
+        ('{"image_size": 64, "draft": false, "pixel_scale": 1e-300}', "pixel_scale = 1e-300;.*from 0.001 to 1e"),
+        ('{"image_size": 64, "draft": false, "pixel_scale": 1e-45}', "pixel_scale = 1e-45;"),
+        ('{"image_size": 64, "draft": false, "pixel_scale": 1e300}', "pixel_scale = 1e[+]300;"),
+        ('{"image_size": 1' + "0" * 400 + ', "draft": false, "pixel_scale": 255}', "image_size = 1000"),
+        ("[" * 100000 + "]" * 100000, "not a preprocessing record"),
         ('{"image_size": 64, "draft": "yes", "pixel_scale": 255.0}', "draft = 'yes'"),
         ('{"image_size": 64, "draft": false, "pixel_scale": -1}', "pixel_scale = -1"),
         ('{"image_size": 64.5, "draft": false, "pixel_scale": 255}', "image_size = 64.5"),
@@ -183,9 +191,11 @@ def test_a_bad_record_is_a_data_error_naming_the_file(tmp_path, text, message):
     [
         ({"image_size": 1, "draft": False, "pixel_scale": 0.5}, Preprocessing(1, False, 0.5)),  # the bounds
         ({"image_size": 3, "draft": True, "pixel_scale": 510}, Preprocessing(3, True, 510.0)),
+        ({"image_size": 512, "draft": True, "pixel_scale": 1e-3}, Preprocessing(512, True, 1e-3)),
+        ({"image_size": 2, "draft": True, "pixel_scale": 1e6}, Preprocessing(2, True, 1e6)),
     ],
 )
-def test_the_smallest_allowed_record_values_are_accepted(record, expected):
+def test_the_bounds_of_the_record_values_are_accepted(record, expected):
     loaded = Preprocessing.from_mapping(record, "x")
     assert loaded == expected and type(loaded.pixel_scale) is float
 

@@ -87,8 +87,8 @@ def test_recipes_quote_a_path_with_a_space(checkout):
     bin_dir = f'"{checkout}/.venv/bin'
     for line in (
         '/python" -m pytest -n auto --dist loadfile tests',
-        '/python" -m tools.check_metrics --base "HEAD"',
+        '/python" -m tools.check_metrics --base="$ARG_BASE"',  # BASE reaches the shell as data (test_shell_injection)
         '/dvc" repro',
-        '/python" -m tools.sweep',
+        '/python" -m tools.sweep ${ARG_LRS:+--lr $ARG_LRS}',
     ):
         assert bin_dir + line in plan, line

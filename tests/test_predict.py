@@ -75,10 +75,12 @@ def test_help_says_what_the_arguments_mean(capsys):
         "Print P(cat) and the label (cat if P(cat) > threshold) for each image file. "
         "positional arguments: images image files (JPEG, PNG, ...) "
     )
-    assert text.endswith(
+    assert (
         "--weights WEIGHTS model file (default: the --model file of train's cmd in dvc.yaml) "
-        "--threshold THRESHOLD P(cat) above which to say cat, 0 < t < 1 (default: evaluate.threshold of params.yaml)"
-    )
+        "--threshold THRESHOLD P(cat) above which to say cat, 0 < t < 1 (default: evaluate.threshold of params.yaml) "
+        "One line per file, tab-separated, its name escaped"
+    ) in text
+    assert text.endswith("1: some image was skipped (its line on stderr), the others classified.")
 
 
 def test_an_unreadable_photo_is_reported_and_the_others_still_classified(in_tmp, capsys):

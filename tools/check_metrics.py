@@ -11,7 +11,9 @@ no DVC cache needed.
     python -m tools.check_metrics --report reports     # also reports/metrics_report.md + loss_curves.png
 
 Exit status: 0 no regression, 1 a regression or a removed metric, 2 bad input (unknown revision,
-malformed metrics file or config).
+malformed metrics file or config, a folder or FIFO in a file's place, nesting too deep), 3 a file system
+error writing the report (no space, read-only). Names and values from the files are escaped for the
+terminal and, in the report, for Markdown and HTML (tools/gate_report.py).
 """
 
 from __future__ import annotations
@@ -26,13 +28,17 @@ from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
+from catsdogs.errors import escape, read_regular
+from catsdogs.pipeline.command_line import os_error_line
 from catsdogs.pipeline.dvc_files import stage_path
+from catsdogs.pipeline.params import shown, yaml_error_line
 from tools.gate_report import format_table, report_markdown, summary, table_cells
 from tools.gate_verdicts import BETTER, INFO, NEW, NO_VALUE, REGRESSION, REMOVED, SAME, WITHIN, Row, Rule
 from tools.git_files import read_at, resolve_revision
 from tools.loss_curves import plot_loss_curves, read_history
 
 CONFIG_FILE = Path("metrics_gate.yaml")
+MAX_CONFIG_BYTES = 1 << 20
 PARAMS_FILE = "params.yaml"
 DIRECTIONS = ("higher", "lower", "info")
 # Metrics are stored rounded (6 to 8 decimals): a change exactly equal to the tolerance must pass
@@ -57,6 +63,10 @@ def parse_rules(document: Any, source: str = str(CONFIG_FILE)) -> dict[str, dict
         raise GateError(f"{source}: expected a mapping of metrics files to their metrics, got {document!r}")
     rules: dict[str, dict[str, Rule]] = {}
     for file, metrics in document.items():
+        names = [file, *(metrics if isinstance(metrics, dict) else ())]
+        if not all(isinstance(name, str) for name in names):
+            bad = next(name for name in names if not isinstance(name, str))
+            raise GateError(f"{source}: key {shown(bad)} is not text; metrics files and metric names are text")
         if not isinstance(metrics, dict) or not metrics:
             raise GateError(f"{source}: {file}: expected a mapping of metric names to rules, got {metrics!r}")
         rules[file] = {}
@@ -95,11 +105,13 @@ def parse_metrics(text: str, source: str) -> dict[str, float | None]:
     """Parse a JSON metrics file into {dotted name: number or None}; anything else is a GateError."""
     try:
         document = json.loads(text)
+        metrics = flatten(document) if isinstance(document, dict) else None
     except json.JSONDecodeError as err:
         raise GateError(f"{source}: not valid JSON ({err})") from None
-    if not isinstance(document, dict):
+    except RecursionError:  # nesting deeper than Python's stack (990 levels)
+        raise GateError(f"{source}: nested too deep to be a metrics file") from None
+    if metrics is None:
         raise GateError(f"{source}: expected a JSON object of metrics, got {type(document).__name__}")
-    metrics = flatten(document)
     for name, value in metrics.items():
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not (value is None or (number and math.isfinite(value))):
@@ -181,17 +193,23 @@ def load_params(commit: str | None, label: str) -> dict[str, Any]:
     try:
         document = YAML(typ="safe").load(text) if text is not None else {}
     except YAMLError as err:
-        raise GateError(f"{label}:{PARAMS_FILE}: not valid YAML ({err})") from None
+        raise GateError(f"{label}:{PARAMS_FILE}: not valid YAML ({yaml_error_line(err)})") from None
+    except RecursionError:
+        raise GateError(f"{label}:{PARAMS_FILE}: nested too deep") from None
     return document if isinstance(document, dict) else {}
 
 
 def load_rules(path: Path) -> dict[str, dict[str, Rule]]:
     try:
-        document = YAML(typ="safe").load(path.read_text())
+        document = YAML(typ="safe").load(read_regular(path, MAX_CONFIG_BYTES))
     except FileNotFoundError:
         raise GateError(f"{path}: file not found (run from the project root)") from None
     except YAMLError as err:
-        raise GateError(f"{path}: not valid YAML ({err})") from None
+        raise GateError(f"{path}: not valid YAML ({yaml_error_line(err)})") from None
+    except UnicodeDecodeError:
+        raise GateError(f"{path}: not UTF-8 text") from None
+    except (OSError, RecursionError) as err:  # a folder, no permission; nested too deep
+        raise GateError(f"{path}: cannot be read ({getattr(err, 'strerror', None) or 'nested too deep'})") from None
     return parse_rules(document, str(path))
 
 
@@ -221,7 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Compare the workspace metrics with those committed at a base revision, metric by metric, "
             f"under the direction and tolerance in {CONFIG_FILE}. Prints a table (old, new, change, "
             "verdict). Exit 0: no regression; 1: a metric worse than its tolerance, or one that "
-            "disappeared (a new metric passes); 2: unknown revision, malformed metrics file or config. "
+            "disappeared (a new metric passes); 2: unknown revision, malformed metrics file or config; "
+            "3: a file system error writing the report. "
             "Run from the project root."
         ),
     )
@@ -242,13 +261,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = compare(old, new, rules)
         report = write_report(args.report, rows, args.base, commit) if args.report else None
     except ValueError as err:  # a GateError, or an unreadable loss history
-        print(f"check_metrics: error: {err}", file=sys.stderr)
+        print(f"check_metrics: error: {escape(str(err))}", file=sys.stderr)
         return 2
-    print(f"Workspace metrics against {args.base} ({commit[:7]}), rules from {args.config}:\n")
+    except OSError as err:  # writing the report: no space, read-only, permission
+        print(f"check_metrics: error: {os_error_line(err)}", file=sys.stderr)
+        return 3
+    base, config = escape(args.base), escape(str(args.config))
+    print(f"Workspace metrics against {base} ({commit[:7]}), rules from {config}:\n")
     print(format_table(table_cells(rows)))
-    print(f"\n{summary(rows, args.base)}")
+    print(f"\n{escape(summary(rows, args.base))}")
     if report:
-        print(f"Report: {report}")
+        print(f"Report: {escape(str(report))}")
     return 1 if any(row.failed for row in rows) else 0
 
 

@@ -25,15 +25,22 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from catsdogs.data.labels import CLASS_NAMES, LABELS
-from catsdogs.errors import DataError
+from catsdogs.errors import DataError, check_regular, read_regular
 from catsdogs.pipeline.atomic_files import save_json
 
+MAX_RECORD_BYTES = 1 << 16  # a preprocessing.json is about 60 bytes
 PIXEL_SCALE = 255.0  # the article divides by 255: features in [0, 1]
 # The most pixels (width x height) load_image decodes, for every stage and predict: Pillow's default bound
 # (Image.MAX_IMAGE_PIXELS, above which it only warns up to twice as many), fixed here so that no other
 # setting of Pillow's can raise it. Decoded, such an image is 256 MiB as RGB (341 MiB with alpha).
 # ingest.max_pixels may lower it for a real source; no stage raises it.
 MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3  # 89,478,485
+# Bounds of the preprocessing record, checked wherever it is read (preprocessing.json, a model file):
+# the largest image side resize_split makes (its W: 512 * 512 * 3 float32 = 3 MiB, so a model file cannot
+# make predict allocate more), and pixel scales that keep every feature (a uint8 / pixel_scale) a finite,
+# nonzero float32 (1e-300 made millions of inf and NaN).
+MAX_IMAGE_SIZE = 512
+PIXEL_SCALE_RANGE = (1e-3, 1e6)
 # A Kaggle file name: class name, number, .jpg or .jpeg, any case (Cat.3.JPG).
 KAGGLE_NAME = re.compile(r"(cat|dog)\.(\d+)\.jpe?g", re.IGNORECASE)
 
@@ -63,9 +70,11 @@ def load_image(path: Path | str, size: int, draft: bool) -> np.ndarray:
     Applies the EXIF orientation, converts any mode (grayscale, CMYK, palette, alpha) to RGB and
     resizes with bilinear interpolation without keeping the aspect ratio, as the article did.
     draft: let libjpeg decode a JPEG at a reduced scale (1/2 to 1/8) that keeps both sides >= size;
-    other formats ignore it. Raises OSError (or a subclass) when the file is not a readable image, and
+    other formats ignore it. Raises OSError (or a subclass) when the file is not a readable image, DataError
+    when `path` is no regular file (FIFO, device), and
     Image.DecompressionBombError, before decoding, when its header announces more than MAX_PIXELS pixels.
     """
+    check_regular(path)  # a FIFO or a device would block Image.open
     with open_image(path) as image:
         width, height = image.size  # from the header: what the decoder would allocate
         if width * height > MAX_PIXELS:
@@ -121,10 +130,10 @@ class Preprocessing:
     def load(cls, path: Path | str) -> Preprocessing:
         """Read a record written by `save`; a missing or malformed file is a DataError."""
         try:
-            record = json.loads(Path(path).read_text())
+            record = json.loads(read_regular(path, MAX_RECORD_BYTES))
         except FileNotFoundError:
             raise DataError(f"{path}: not found (run the earlier stages: `dvc repro`)") from None
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, RecursionError) as err:
             raise DataError(f"{path}: not a preprocessing record ({err})") from None
         return cls.from_mapping(record, str(path))
 
@@ -146,17 +155,24 @@ class Preprocessing:
         image_size = _scalar(record["image_size"], "iu")
         draft = _scalar(record["draft"], "b")
         pixel_scale = _scalar(record["pixel_scale"], "iuf")
+        low, high = PIXEL_SCALE_RANGE
         if (
             image_size is None
-            or image_size < 1
+            or not 1 <= image_size <= MAX_IMAGE_SIZE
             or draft is None
-            or not (pixel_scale is not None and math.isfinite(pixel_scale) and pixel_scale > 0)
+            or not (pixel_scale is not None and math.isfinite(pixel_scale) and low <= pixel_scale <= high)
         ):
-            got = ", ".join(f"{name} = {record[name]!r}" for name in names)
+            got = ", ".join(f"{name} = {_plain(record[name])!r:.40}" for name in names)
             raise DataError(
-                f"{source}: {got}; expected an integer image_size >= 1, draft true or false, a number pixel_scale > 0"
+                f"{source}: {got}; expected an integer image_size from 1 to {MAX_IMAGE_SIZE}, draft true or false, "
+                f"a number pixel_scale from {low:g} to {high:g} (255: features in [0, 1])"
             )
         return cls(int(image_size), bool(draft), float(pixel_scale))
+
+
+def _plain(value):
+    """`value` for a message: a 0-d array of a number or a boolean as the Python scalar it holds."""
+    return _scalar(value, "biuf") if _scalar(value, "biuf") is not None else value
 
 
 def _scalar(value, kinds: str) -> int | float | bool | None:

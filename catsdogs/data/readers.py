@@ -40,13 +40,28 @@ class FolderSource:
         self.root = Path(root).resolve()
 
     def entries(self) -> list[Entry]:
+        """Every file below the folder, depth first without recursion (a folder 1,900 levels deep is
+        listed like any other); a folder that cannot be listed (no permission, a name too long) is an
+        Entry with the problem `unreadable_folder` and the system's reason, never left out silently."""
         found = []
-        for folder, dirnames, filenames in os.walk(self.root, followlinks=False):
-            base = Path(folder)
-            for name in sorted(dirnames):
-                if (base / name).is_symlink():  # os.walk does not descend into it
-                    found.append(self._entry(base / name, link_to_folder=True))
-            found.extend(self._entry(base / name) for name in filenames)
+        pending = [self.root]
+        while pending:
+            folder = pending.pop()
+            try:
+                with os.scandir(folder) as listing:
+                    items = sorted(listing, key=lambda item: item.name)
+            except OSError as err:
+                name = f"{folder.relative_to(self.root).as_posix()}/"
+                found.append(Entry(name, problem="unreadable_folder", detail=f"{type(err).__name__}: {err.strerror}"))
+                continue
+            for item in items:
+                path = Path(item.path)
+                if item.is_dir(follow_symlinks=False):
+                    pending.append(path)
+                elif item.is_symlink() and path.is_dir():  # not followed
+                    found.append(self._entry(path, link_to_folder=True))
+                else:
+                    found.append(self._entry(path))
             if len(found) > MAX_ENTRIES:
                 raise DataError(f"{self.root}: more than {MAX_ENTRIES} files; split the source")
         return found
@@ -54,7 +69,11 @@ class FolderSource:
     def _entry(self, path: Path, link_to_folder: bool = False) -> Entry:
         name = path.relative_to(self.root).as_posix()
         if path.is_symlink():
-            target = path.resolve()
+            try:
+                target = path.resolve(strict=True)
+            except (OSError, RuntimeError) as err:  # RuntimeError: a link loop (Python < 3.13)
+                reason = getattr(err, "strerror", None) or "link loop"
+                return Entry(name, problem="link_not_followed", detail=f"broken link: {reason}")
             if not _inside(target, self.root):
                 return Entry(name, problem="link_not_followed", detail=f"points outside the source, to {target}")
             if link_to_folder:

@@ -13,6 +13,9 @@ of the reasons in REASONS; no name and no content stops the reading. This module
 
 from __future__ import annotations
 
+import io
+import mmap
+import os
 import posixpath
 import re
 from collections import defaultdict
@@ -37,6 +40,7 @@ REASONS = {
     "no_label": "name without a cat/dog label in the detected layout",
     "duplicate": "one of several files with the same cat/dog name: none of them is kept",
     "not_a_file": "not a regular file (device, pipe, socket)",
+    "unreadable_folder": "folder that cannot be listed (no permission, name too long): its files are not read",
     "unreadable_entry": "zip entry not readable as its header states (bad CRC, size, encrypted, ...)",
     "empty": "zero-byte file",
     "too_large": "file larger than MAX_FILE_BYTES",
@@ -221,3 +225,78 @@ def check_image(path: Path | str, max_pixels: int) -> tuple[str, str] | None:
         reason = "truncated" if "truncated" in str(err).lower() else "corrupt"
         return reason, f"{type(err).__name__}: {err}"
     return None
+
+
+# --------------------------------------------------------------------------- what is kept of a file
+
+
+def jpeg_end(data: bytes | mmap.mmap) -> int | None:
+    """The length of the JPEG at the start of `data`, up to and including its EOI marker (segments are
+    skipped by their lengths, entropy-coded data up to the next marker that is neither a stuffed 0xFF00
+    nor a restart marker); None when `data` is no JPEG or its end cannot be found."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    at, size = 2, len(data)
+    while True:
+        if at >= size or data[at] != 0xFF:
+            return None
+        while at < size and data[at] == 0xFF:  # fill bytes before a marker
+            at += 1
+        if at >= size:
+            return None
+        marker = data[at]
+        at += 1
+        if marker == 0xD9:  # EOI
+            return at
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            continue
+        length = int.from_bytes(data[at : at + 2], "big")
+        if length < 2 or at + length > size:
+            return None
+        at += length
+        if marker == 0xDA:  # SOS: the scan's entropy-coded data follows
+            while True:
+                at = data.find(b"\xff", at)
+                if at < 0 or at + 1 >= size:
+                    return None
+                if data[at + 1] == 0 or 0xD0 <= data[at + 1] <= 0xD7:
+                    at += 2
+                    continue
+                break
+
+
+def png_end(data: bytes | mmap.mmap) -> int | None:
+    """The length of the PNG at the start of `data`, up to and including its IEND chunk; None when
+    `data` is no PNG or has no IEND."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    at = 8
+    while at + 8 <= len(data):
+        length, kind = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
+        at += 12 + length  # length, type, data, CRC
+        if kind == b"IEND":
+            return at if at <= len(data) else None
+    return None
+
+
+def keep_image_only(path: Path) -> None:
+    """Rewrite the decodable image file at `path` so that it holds the image and nothing else (the rule for
+    data/raw: no bytes after the image, so no payload is kept): a JPEG or a PNG is cut after its end
+    marker (EOI, IEND), byte for byte as it was up to there; any other format, or one whose end cannot
+    be found, is re-encoded as PNG from its decoded pixels (lossless: the EXIF orientation applied, the
+    mode kept where PNG has it, else RGB, which is what resize_split would convert it to)."""
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        end = jpeg_end(data) or png_end(data)
+        size = len(data)
+    if end is not None:
+        if end < size:
+            os.truncate(path, end)
+        return
+    with Image.open(path) as image:
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+    if upright.mode not in ("1", "L", "LA", "I", "P", "RGB", "RGBA"):
+        upright = upright.convert("RGB")
+    buffer = io.BytesIO()
+    upright.save(buffer, "PNG")
+    path.write_bytes(buffer.getvalue())

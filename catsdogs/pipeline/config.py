@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from PIL import Image
 
+from catsdogs.data.images import MAX_IMAGE_SIZE
 from catsdogs.errors import ParamError
 from catsdogs.neuron.optimizers import ADAM_BETAS, OPTIMIZERS
 from catsdogs.neuron.reference import GRADIENTS, LOSSES
@@ -47,7 +48,7 @@ class IngestParams(StageParams):
 
 # Kaggle's photos are at most about 500 px on the long side (a few reach 1,050): a larger square only
 # interpolates pixels they do not have. Memory is bounded separately (catsdogs/data/memory.py), from the image count.
-MAX_SIZE = 512
+MAX_SIZE = MAX_IMAGE_SIZE  # catsdogs/data/images.py: the bound every reader of a preprocessing record checks
 
 
 @stage_params("resize_split")

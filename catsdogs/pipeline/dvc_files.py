@@ -91,7 +91,7 @@ def locked_params(path: Path | str, lock_file: Path | str = DVC_LOCK) -> dict | 
                 if producer[0] not in seen:
                     todo.append(producer[0])
         return params
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+    except (OSError, RuntimeError, yaml.YAMLError, KeyError, TypeError, AttributeError):  # RuntimeError: a link loop
         return None
 
 
@@ -110,6 +110,6 @@ def restore_hint(path: Path | str, lock_file: Path = DVC_LOCK) -> str:
                         f"it is an output of stage {stage}: drop DVC's cached copy and rebuild it: "
                         f'rm -f "$(dvc cache dir)/files/md5/{md5[:2]}/{md5[2:]}" && dvc repro'
                     )
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+    except (OSError, RuntimeError, yaml.YAMLError, KeyError, TypeError, AttributeError):  # RuntimeError: a link loop
         pass
     return "replace it with a good copy (README: Damaged files)"

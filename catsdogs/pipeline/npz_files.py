@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from catsdogs.errors import DataError
+from catsdogs.errors import DataError, open_regular
 from catsdogs.pipeline.atomic_files import atomic_path
 from catsdogs.pipeline.dvc_files import restore_hint
 
@@ -69,23 +69,35 @@ def _read_array(member: BinaryIO, size: int) -> np.ndarray:
     return flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)
 
 
-def load_npz(path: Path | str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+def load_npz(path: Path | str, keys: Sequence[str], max_bytes: int | None = None) -> dict[str, np.ndarray]:
     """Read `keys` from an .npz written by `save_npz`. A missing file, missing arrays or a damaged
     file (truncated, not a zip, bad CRC, an array whose header does not match its data, Python
-    objects) is a DataError naming the file and how to get it back (restore_hint)."""
+    objects, a member of more than `max_bytes` once inflated: refused before anything is allocated)
+    is a DataError naming the file and how to get it back (restore_hint); so is a path that is no
+    regular file (a FIFO would block)."""
     try:
+        handle = open_regular(path)
         try:
-            archive = zipfile.ZipFile(path)
+            archive = zipfile.ZipFile(handle)
         except zipfile.BadZipFile:
+            handle.close()
             raise ValueError("not a zip archive, as an .npz is: truncated or overwritten?") from None
-        with archive:
+        except BaseException:
+            handle.close()
+            raise
+        with handle, archive:
             sizes = {info.filename: info.file_size for info in archive.infolist()}
             for info in archive.infolist():  # the sizes are believed only if the file can hold them
                 if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                     raise ValueError(f"{info.filename}: compression method {info.compress_type}, not stored or deflate")
                 ratio = 1 if info.compress_type == zipfile.ZIP_STORED else 1032  # deflate's largest
-                if info.file_size > ratio * info.compress_size or info.compress_size > os.path.getsize(path):
+                if (
+                    info.file_size > ratio * info.compress_size
+                    or info.compress_size > os.fstat(handle.fileno()).st_size
+                ):
                     raise ValueError(f"{info.filename}: sizes in its zip header that the file cannot hold")
+                if max_bytes is not None and info.file_size > max_bytes:
+                    raise ValueError(f"{info.filename}: {info.file_size} bytes, more than the {max_bytes} it may hold")
             missing = [key for key in keys if f"{key}.npy" not in sizes]
             if missing:
                 has = [name.removesuffix(".npy") for name in sizes]
@@ -100,7 +112,7 @@ def load_npz(path: Path | str, keys: Sequence[str]) -> dict[str, np.ndarray]:
             return arrays
     except FileNotFoundError:
         raise DataError(f"{path}: not found (run the earlier stages: `dvc repro`)") from None
-    except DataError:
+    except (DataError, PermissionError):  # PermissionError: the machine's (run_cli's one line), not damage
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as err:
         raise DataError(f"{path}: damaged ({err}); {restore_hint(path)}") from None

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,15 @@ from catsdogs.errors import ParamError
 
 PARAMS_FILE = Path("params.yaml")
 P = TypeVar("P", bound="StageParams")
+
+
+MAX_PARAMS_BYTES = 1 << 20  # params.yaml is about 4 KB
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """repr(value) cut to `limit` characters, for a message (a 400-digit number, a long text)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 # --------------------------------------------------------------------------- allowed values
@@ -58,7 +69,13 @@ class Number:
         expected = f"expected {self.describe()}"
         if isinstance(value, str):
             raise ParamError(f"{source}: {key} = {value!r} is text, {expected}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamError(f"{source}: {key} = {shown(value)} is not allowed, {expected}")
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer beyond any float (a 400-digit seed)
+            raise ParamError(f"{source}: {key} = {shown(value)} is out of range, {expected}") from None
+        if not finite:
             raise ParamError(f"{source}: {key} = {value!r} is not allowed, {expected}")
         if self.integer:
             if not float(value).is_integer():
@@ -194,13 +211,27 @@ def load_section(section: str, names: Sequence[str], path: Path | str = PARAMS_F
     Parsed with ruamel.yaml's YAML 1.2 rules, as DVC parses it (`1e-05` is a number, `yes` is text)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        # O_NONBLOCK: a FIFO in its place must not block the open; it is then refused as no regular file.
+        with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ValueError("not a regular file")
+            data = handle.read(MAX_PARAMS_BYTES + 1)
+        if len(data) > MAX_PARAMS_BYTES:
+            raise ValueError(f"larger than {MAX_PARAMS_BYTES} bytes")
+        text = data.decode()
     except FileNotFoundError:
         raise ParamError(f"{path}: file not found (run from the project root)") from None
+    except UnicodeDecodeError as err:
+        raise ParamError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})") from None
+    except (OSError, ValueError) as err:  # a folder, a FIFO, no permission, too large
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise ParamError(f"{path}: cannot be read as the parameters file ({reason})") from None
     try:
         document = YAML(typ="safe").load(text) or {}
     except YAMLError as err:
-        raise ParamError(f"{path}: not valid YAML: {err}") from None
+        raise ParamError(f"{path}: not valid YAML: {yaml_error_line(err)}") from None
+    except RecursionError:
+        raise ParamError(f"{path}: not valid YAML: nested too deep") from None
     group = document.get(section) if isinstance(document, dict) else None
     if not isinstance(group, dict):
         raise ParamError(f"{path}: missing group `{section}:` with keys {', '.join(names)}")
@@ -217,3 +248,12 @@ def load_section(section: str, names: Sequence[str], path: Path | str = PARAMS_F
             f"(allowed keys: {', '.join(names)})"
         )
     return dict(group)
+
+
+def yaml_error_line(err: YAMLError) -> str:
+    """A YAML syntax error in one line: what is wrong and where (line and column), as ruamel.yaml says
+    it in several lines with the text quoted."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    what = getattr(err, "problem", None) or getattr(err, "context", None) or type(err).__name__
+    return f"{' '.join(str(what).split())}{where}"

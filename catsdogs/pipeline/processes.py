@@ -33,13 +33,16 @@ def die_with_parent(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
     if os.getppid() != parent:
         os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent handles it
 
 
 def ordered_map(function: Callable, items: Sequence, jobs: int) -> Iterator[tuple]:
     """Yield `(item, function(item))` for each item, in order, computed by `worker_count(jobs, len(items))`
-    processes (in this process when that is 1). At most WINDOW tasks per worker are in flight, so memory
-    holds at most 4 x workers items and results besides what each worker holds, however many items there
-    are. The workers die with this process (kill -9 included, on Linux)."""
+        processes (in this process when that is 1). At most WINDOW tasks per worker are in flight, so memory
+        holds at most 4 x workers items and results besides what each worker holds, however many items there
+        are. The workers die with this process (kill -9 included, on Linux), ignore Ctrl-C (this process
+    handles it) and are killed when this one stops early (an error, a dead worker, Ctrl-C, SIGTERM), before
+    the caller's clean-up runs; a worker that died makes future.result() raise BrokenProcessPool."""
     workers = worker_count(jobs, len(items))
     if workers == 1:
         for item in items:
@@ -49,11 +52,16 @@ def ordered_map(function: Callable, items: Sequence, jobs: int) -> Iterator[tupl
     spawn = multiprocessing.get_context("spawn")  # fresh processes: none inherits this one's memory
     with ProcessPoolExecutor(workers, spawn, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         pending: deque = deque()
-        for item in items:
-            pending.append((item, pool.submit(function, item)))
-            if len(pending) >= window:
+        try:
+            for item in items:
+                pending.append((item, pool.submit(function, item)))
+                if len(pending) >= window:
+                    item, future = pending.popleft()
+                    yield item, future.result()
+            while pending:
                 item, future = pending.popleft()
                 yield item, future.result()
-        while pending:
-            item, future = pending.popleft()
-            yield item, future.result()
+        except BaseException:  # an error, a dead worker, Ctrl-C: no worker goes on writing after the caller cleaned up
+            for child in multiprocessing.active_children():
+                child.kill()
+            raise
