@@ -14,10 +14,10 @@ dvc.lock's hashes. What this module uses instead, and why each is the same every
     exp, log1p_exp,       + - * / and ldexp only (IEEE 754 rounds each to the nearest, on every CPU),
     sigmoid               with NumPy's pairwise add.reduce for sums.
 
-They cost little: einsum runs at the memory speed of BLAS's matrix-vector product (within ~20 % in
-cache), the integer Gram product, once per run, twice a float32 one (half of it for X X^T, symmetric). What stays
-platform-dependent (another architecture's NumPy wheel, e.g. ARM64 with FMA in its baseline):
-docs/reproducibility.md.
+What they cost (docs/reproducibility.md): einsum is 20-30 % slower than BLAS's matrix-vector product on
+one core and holds Python's GIL (a pass runs on one core); the integer Gram product is a float64 one.
+What stays platform-dependent (another architecture's NumPy wheel, e.g. ARM64 with FMA in its
+baseline): docs/reproducibility.md.
 """
 
 from __future__ import annotations
