@@ -97,7 +97,9 @@ BASE ?= HEAD
 check-metrics: venv
 	"$(BIN)/python" -m tools.check_metrics --base "$(BASE)" --report reports
 
-# Learning-rate sweep on DVC's queue, e.g. `make sweep LRS="0.001 0.01"` (outputs in sweep/).
+# Learning-rate sweep on DVC's queue, e.g. `make sweep LRS="0.001 0.01"` (outputs in sweep/); JOBS=2 runs
+# two experiments at a time with DVC's queue workers (same results).
 LRS ?=
+JOBS ?= 1
 sweep: venv
-	"$(BIN)/python" -m tools.sweep $(if $(LRS),--lr $(LRS))
+	"$(BIN)/python" -m tools.sweep --jobs "$(JOBS)" $(if $(LRS),--lr $(LRS))

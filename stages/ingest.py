@@ -43,6 +43,7 @@ from catsdogs.errors import DataError, ParamError
 from catsdogs.pipeline.atomic_files import atomic_path, save_json, temp_sibling
 from catsdogs.pipeline.command_line import run_cli, stage_parser
 from catsdogs.pipeline.config import SYNTHETIC, IngestParams
+from catsdogs.pipeline.experiments import in_temporary_copy, untracked_message
 from catsdogs.pipeline.processes import ordered_map
 
 
@@ -219,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = IngestParams.read(args.params)
     check_source(params.source, args.external)
+    if params.source != SYNTHETIC and not Path(params.source).exists() and in_temporary_copy():
+        raise DataError(untracked_message(escape(params.source)))
     report = ingest(params, args.raw)
     write_report(report, args.metrics, args.skipped)
     print(f"ingest: {report.summary(params.source)}; skipped files listed in {args.skipped}")
