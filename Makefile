@@ -21,14 +21,19 @@ IDENTIFY := import sys; print("%d.%d %s %s" % (sys.version_info[0], sys.version_
 
 venv: $(VENV)/.installed
 
+# What PYTHON says it is (empty when it does not run), asked when a recipe needs it; and the one line that
+# stops make, by $(error): make then prints that line only ("Makefile:N: *** ...  Stop.", exit status 2),
+# where a failing recipe would add its own "make: *** [...] Error 1".
+PYTHON_FOUND = $(shell PATH="$(USER_PATH)" "$(PYTHON)" -c '$(IDENTIFY)' 2>/dev/null)
+PYTHON_UNSUPPORTED = PYTHON=$(PYTHON) $(if $(PYTHON_FOUND),is Python $(firstword $(PYTHON_FOUND)),is not a Python that runs); \
+  supported: $(SUPPORTED), e.g. make test PYTHON=python3.12
+
 # Runs every time: stop with one line unless PYTHON is a supported Python; (re)create .venv when it is
 # missing, broken or made by another interpreter; rewrite .venv/.python (which interpreter) only when
 # that changes, so that only then the requirements are installed again.
 $(VENV)/.python: FORCE
-	@want=$$(PATH="$(USER_PATH)" "$(PYTHON)" -c '$(IDENTIFY)' 2>/dev/null) || { \
-	  echo "PYTHON=$(PYTHON) is not a Python that runs; supported: $(SUPPORTED), e.g. make test PYTHON=python3.12" >&2; exit 1; }; \
-	case " $(SUPPORTED) " in *" $${want%% *} "*) ;; *) \
-	  echo "PYTHON=$(PYTHON) is Python $${want%% *}; supported: $(SUPPORTED), e.g. make test PYTHON=python3.12" >&2; exit 1;; esac; \
+	$(if $(filter $(firstword $(PYTHON_FOUND)),$(SUPPORTED)),,$(error $(PYTHON_UNSUPPORTED)))
+	@want=$$(PATH="$(USER_PATH)" "$(PYTHON)" -c '$(IDENTIFY)'); \
 	have=$$("$(BIN)/python" -c '$(IDENTIFY)' 2>/dev/null || true); \
 	if [ "$$have" != "$$want" ]; then \
 	  if [ -e "$(VENV)" ]; then echo "rebuilding $(VENV): it runs '$${have:-nothing}', PYTHON=$(PYTHON) is '$$want'"; fi; \

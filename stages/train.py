@@ -113,16 +113,17 @@ def train(
     valid = load_npz(valid_features, ("X", "y"))
     live = None if live_interval is None else LiveProgress(params, history, metrics, live_interval)
     try:
-        W, b, frame = fit(
-            data["X"],
-            data["y"],
-            valid["X"],
-            valid["y"],
-            params,
-            progress,
-            on_epoch=live,
-            pixel_scale=record.pixel_scale,
-        )
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run overflows: fit() stops it in one line
+            W, b, frame = fit(
+                data["X"],
+                data["y"],
+                valid["X"],
+                valid["y"],
+                params,
+                progress,
+                on_epoch=live,
+                pixel_scale=record.pixel_scale,
+            )
     except BaseException:
         if live:
             live.remove()

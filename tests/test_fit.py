@@ -506,7 +506,7 @@ def test_the_last_epoch_computes_no_gradient():
             return passes(*args)
 
         solver = catsdogs.neuron.fit.FullBatch(X, y.astype(np.float32), X_valid, TrainParams(lr=0.5, epochs=3), spy)
-        solver.run(3, lambda epoch, z, z_valid: False)
+        solver.run(3, lambda epoch, z, z_valid, a, a_valid: False)
     assert [rule is None for rule in rules] == [False, False, False, True]
 
 

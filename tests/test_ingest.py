@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import os
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from catsdogs.errors import DataError, ParamError
 from catsdogs.pipeline.config import IngestParams
 from catsdogs.pipeline.processes import ordered_map
 from stages.ingest import check_source, ingest, main, write_report
-from tests.conftest import write_params
+from tests.conftest import black_png, write_params
 from tests.ingest_cases import (
     MAX_PIXELS,
     expected,
@@ -133,6 +134,15 @@ def test_check_image_pixel_bound_is_width_times_height(tmp_path):
     (tmp_path / "image").write_bytes(jpeg(size=(100, 50)))
     assert sources.check_image(tmp_path / "image", 5000) is None
     assert sources.check_image(tmp_path / "image", 4999)[0] == "too_many_pixels"
+
+
+def test_check_image_refuses_an_image_pillow_only_warns_about_without_its_warning(tmp_path):
+    """144 megapixels: Pillow warns (DecompressionBombWarning) below twice its bound; ingest's own outcome,
+    too_many_pixels, is all that is reported, no raw warning on the terminal before it."""
+    black_png(tmp_path / "image", 12_000, 12_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails here
+        assert sources.check_image(tmp_path / "image", MAX_PIXELS)[0] == "too_many_pixels"
 
 
 # --------------------------------------------------------------------------- params

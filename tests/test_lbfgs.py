@@ -20,20 +20,12 @@ from threadpoolctl import threadpool_limits
 import catsdogs.neuron.fast_passes
 import catsdogs.neuron.fit
 import catsdogs.neuron.lbfgs
+import catsdogs.neuron.principal_directions
 from catsdogs.errors import ParamError
 from catsdogs.neuron.fast_passes import ShardedPass
 from catsdogs.neuron.fit import fit
-from catsdogs.neuron.lbfgs import (
-    Coordinates,
-    ScaledObjective,
-    Trial,
-    line_search,
-    orthonormal_rows,
-    pixel_product,
-    principal_directions,
-    symmetric_eigen,
-    two_loop,
-)
+from catsdogs.neuron.lbfgs import Coordinates, ScaledObjective, Trial, line_search, two_loop
+from catsdogs.neuron.principal_directions import orthonormal_rows, pixel_product, principal_directions, symmetric_eigen
 from catsdogs.neuron.reference import backprop, forward, loss_value, sigmoid
 from catsdogs.pipeline.config import TrainParams
 from tests.test_fit import split_toy, toy_problem
@@ -58,8 +50,8 @@ def objective64(X, y, W, b, l2):
 
 def small_rank(monkeypatch, rank=4):
     """A change of variables with `rank` principal directions, estimated from every row, on small data."""
-    monkeypatch.setattr(catsdogs.neuron.lbfgs, "RANK", rank)
-    monkeypatch.setattr(catsdogs.neuron.lbfgs, "OVERSAMPLE", 3)
+    monkeypatch.setattr(catsdogs.neuron.principal_directions, "RANK", rank)
+    monkeypatch.setattr(catsdogs.neuron.principal_directions, "OVERSAMPLE", 3)
 
 
 def chain_rule_gradient(X, y, x, l2, coordinates):
@@ -177,7 +169,7 @@ def test_principal_directions_equal_the_float64_recipe(monkeypatch, rows, low):
     k = min(5, min(S.shape) - 3 - 1)
     centred = S - mu
     V = np.linalg.qr((np.random.default_rng(0).random((k + 3, 24)) * 2 - 1).T)[0]
-    for _ in range(catsdogs.neuron.lbfgs.POWER_STEPS):
+    for _ in range(catsdogs.neuron.principal_directions.POWER_STEPS):
         V = np.linalg.qr(centred.T @ (centred @ V))[0]
     _, singular, Wt = np.linalg.svd(centred @ V, full_matrices=False)
     h = singular**2 / rows / 4 + 0.02
@@ -191,7 +183,7 @@ def test_principal_directions_none_when_too_few_rows_or_no_curvature(monkeypatch
     """k = min(RANK, min(r, n) - OVERSAMPLE - 1) directions: one from 14 rows, none from 13 or fewer (the
     sketch needs k + OVERSAMPLE columns and one more singular value, h_k); none either from features that
     never vary (black photos) without l2, where h_k = 0 leaves no curvature to scale to."""
-    monkeypatch.setattr(catsdogs.neuron.lbfgs, "OVERSAMPLE", 12)
+    monkeypatch.setattr(catsdogs.neuron.principal_directions, "OVERSAMPLE", 12)
     P = np.random.default_rng(3).integers(0, 256, size=(rows, 30)).astype(np.int16) * (rows != 100)
     U, s = principal_directions(P, 255, P.mean(axis=0) / 255, l2)
     k = 1 if rows == 14 else 0
@@ -230,7 +222,7 @@ def test_pixel_product_is_the_exact_product_of_the_quantized_factor(monkeypatch,
     """P A^T (or P^T A^T) equals numpy's float64 product to 1e-10 relative, for pixels at their bound and
     factors of mixed magnitude; each row of A is rounded to integers times a power of two small enough
     that the result is exact: the float64 product of those integers, computed here in Python integers."""
-    monkeypatch.setattr(catsdogs.neuron.lbfgs, "TRANSPOSED_COLUMNS", 7)  # several blocks
+    monkeypatch.setattr(catsdogs.neuron.principal_directions, "TRANSPOSED_COLUMNS", 7)  # several blocks
     rng = np.random.default_rng(5)
     P = rng.choice(np.array([-255, 255, 0, 17], dtype=np.int16), size=(30, 40))
     A = rng.normal(size=(3, 30 if transposed else 40)) * np.array([[1e-3], [1.0], [1e5]])
@@ -239,7 +231,7 @@ def test_pixel_product_is_the_exact_product_of_the_quantized_factor(monkeypatch,
     reference = dense @ A.T
     column_size = np.abs(reference).max(axis=0)
     np.testing.assert_allclose(result / column_size, reference / column_size, atol=1e-10)
-    Q, e = catsdogs.neuron.lbfgs.quantized(A)
+    Q, e = catsdogs.neuron.principal_directions.quantized(A)
     exact = [[sum(int(p) * int(q) for p, q in zip(row, a)) for a in Q] for row in dense.astype(np.int64)]
     np.testing.assert_array_equal(result, np.ldexp(np.array(exact, dtype=np.float64), -e))
 

@@ -107,6 +107,14 @@ def test_yaml_1_1_booleans_are_not_booleans(tmp_path):
         ResizeSplitParams.read(path)
 
 
+def test_a_bad_value_is_reported_in_the_file_actually_read(tmp_path):
+    path = tmp_path / "other.yaml"
+    path.write_text((ROOT / "params.yaml").read_text().replace("  lr: 0.003\n", "  lr: -1\n"))
+    with pytest.raises(ParamError) as err:
+        TrainParams.read(path)
+    assert str(err.value) == f"{path}: train.lr = -1.0 is out of range, expected a number > 0 and <= 1000000.0"
+
+
 @pytest.mark.parametrize("stage", STAGE_PARAMS)
 def test_params_yaml_has_exactly_the_declared_keys_with_the_declared_defaults(stage):
     """The shipped params.yaml is the declared defaults: what a user reads there is what code assumes."""

@@ -9,7 +9,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import catsdogs.neuron.fast_passes
-from catsdogs.neuron.fast_passes import ShardedPass, forward_backward, pixel_gram, pixel_values
+from catsdogs.neuron.fast_passes import ShardedPass, forward_backward, pixel_gram, pixel_values, scores_by_columns
 from catsdogs.neuron.reference import backprop, forward, loss_gradient
 from tests.conftest import numpy_blas_threads
 
@@ -82,8 +82,7 @@ def pixel_problem(m, n=24, seed=0, low=0):
 
 def test_pixel_gram_is_a_times_b_transposed_from_the_exact_integer_product():
     (A, P_A), (B, P_B) = pixel_problem(13), pixel_problem(7, seed=2, low=-255)
-    with ThreadPoolExecutor(2) as pool:
-        G = pixel_gram(A, B, 255.0, pool)
+    G = pixel_gram(pixel_values(A, 255.0), pixel_values(B, 255.0), 255.0)
     assert G.shape == (13, 7) and G.dtype == np.float32
     exact = [[sum(int(a) * int(b) for a, b in zip(row_a, row_b)) for row_b in P_B] for row_a in P_A]  # Python ints
     np.testing.assert_array_equal(G, (np.array(exact, dtype=np.float64) / 255**2).astype(np.float32))
@@ -91,14 +90,20 @@ def test_pixel_gram_is_a_times_b_transposed_from_the_exact_integer_product():
     np.testing.assert_allclose(G, product, rtol=1e-6, atol=1e-6 * np.abs(product).max())
 
 
+def test_pixel_gram_of_one_matrix_is_its_symmetric_product():
+    A, P = pixel_problem(9, n=3000, low=-255)
+    G = pixel_gram(pixel_values(A, 255.0), None, 255.0)
+    exact = [[sum(int(a) * int(b) for a, b in zip(row_a, row_b)) for row_b in P] for row_a in P]
+    np.testing.assert_array_equal(G, (np.array(exact, dtype=np.float64) / 255**2).astype(np.float32))
+    np.testing.assert_array_equal(G, G.T)
+
+
 @pytest.mark.parametrize(
     "change", [lambda X: X + np.float32(1e-3), lambda X: X * 2, lambda X: -X * 2, lambda X: np.nan * X]
 )
-def test_pixel_gram_refuses_features_that_are_not_pixel_values(change):
+def test_pixel_values_refuse_features_that_are_not_pixel_values(change):
     A, _ = pixel_problem(5, low=1)
     assert pixel_values(change(A), 255.0) is None
-    with ThreadPoolExecutor(1) as pool:
-        assert pixel_gram(change(A), A, 255.0, pool) is None and pixel_gram(A, change(A), 255.0, pool) is None
 
 
 def test_pixel_values_are_the_integers_the_features_were_made_of():
@@ -109,17 +114,19 @@ def test_pixel_values_are_the_integers_the_features_were_made_of():
     assert pixel_values(np.float32([[0.5]]), 2.0).tolist() == [[1]]  # any scale, not only 255
 
 
-@pytest.mark.parametrize("k, n", [(1, 3), (5, 40), (13, 6), (9, 9)])
-def test_pixel_gram_fills_every_row_whatever_the_shape(k, n):
-    # rows fewer than, not divisible by, or equal to SHARDS, k != n; the output memory is poisoned with NaN
-    # first (np.empty tends to reuse it), so a row range pixel_gram forgets to compute shows
-    A, B = pixel_problem(k, n, seed=k)[0], pixel_problem(7, n)[0]
-    for _ in range(3):
-        poison = np.full((k, 7), np.nan, np.float32)
-        del poison
-        with ThreadPoolExecutor(2) as pool:
-            G = pixel_gram(A, B, 255.0, pool)
-        np.testing.assert_allclose(G, A.astype(np.float64) @ B.T.astype(np.float64), rtol=1e-5)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_scores_by_columns_are_v_m_plus_b_the_same_bits_inline_or_on_the_pool(monkeypatch, threads):
+    rng = np.random.default_rng(3)
+    v, M = rng.standard_normal(50).astype(np.float32), rng.standard_normal((50, 37)).astype(np.float32)
+    results = []
+    for inline_bytes in (1 << 40, 0):  # one call, then SHARDS column ranges on the pool
+        monkeypatch.setattr(catsdogs.neuron.fast_passes, "INLINE_BYTES", inline_bytes)
+        out = np.full(37, np.nan, np.float32)
+        with ThreadPoolExecutor(threads) as pool:
+            scores_by_columns(v, M, np.float32(0.25), out, pool)
+        results.append(out)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_allclose(results[0], v.astype(np.float64) @ M.astype(np.float64) + 0.25, rtol=1e-5, atol=1e-5)
 
 
 def test_block_rows_is_the_most_whole_float32_rows_in_block_bytes_and_at_least_one(monkeypatch):
@@ -209,24 +216,3 @@ def test_sharded_pass_runs_on_the_pool_from_inline_bytes_on_with_one_blas_thread
     assert {call["thread"] for call in inline} == {threading.get_ident()} and inline[0]["blas"] == {2}
     assert threading.get_ident() not in {call["thread"] for call in pooled}
     assert all(call["blas"] == {1} for call in pooled) and after == {2}  # the caller's limit back afterwards
-
-
-class RecordingPool(ThreadPoolExecutor):
-    """A real thread pool that also records the (lo, hi) row ranges pixel_gram maps over it."""
-
-    def __init__(self, threads):
-        super().__init__(threads)
-        self.ranges = []
-
-    def map(self, fn, *iterables, **kwargs):
-        los, his = (list(values) for values in iterables)
-        self.ranges += list(zip(los, his, strict=False))
-        return super().map(fn, los, his, **kwargs)
-
-
-def test_pixel_gram_computes_shards_ranges_that_cover_each_row_once():
-    A, B = pixel_problem(13)[0], pixel_problem(7, seed=2)[0]
-    with RecordingPool(2) as pool:
-        pixel_gram(A, B, 255.0, pool)
-    # linspace(0, 13, SHARDS + 1) = 0, 3.25, 6.5, 9.75, 13, rounded down
-    assert [(int(lo), int(hi)) for lo, hi in pool.ranges] == [(0, 3), (3, 6), (6, 9), (9, 13)]

@@ -19,10 +19,12 @@ from tools.readme import (
     Committed,
     ReadmeError,
     agrees,
+    blocks,
     check,
     console,
     default_run_numbers,
     load_committed,
+    pages,
     render_results,
     replace_blocks,
     split,
@@ -68,13 +70,13 @@ def test_split_keeps_every_character_and_finds_each_block():
 )
 def test_split_rejects_broken_markers(text, message):
     with pytest.raises(ReadmeError, match=message):
-        split(text)
-    assert any(message in problem for problem in check(text, COMMITTED))
+        blocks({"README.md": text})
+    assert any(message in problem for problem in check({"README.md": text}, COMMITTED))
 
 
 def test_a_missing_block_is_named():
     text = readme().replace(START.format("sweep") + "sweep\n" + END, "")
-    assert check(text, COMMITTED) == ["README.md: block `sweep` appears 0 times, expected once"]
+    assert check({"README.md": text}, COMMITTED) == ["README.md: block `sweep` appears 0 times, expected once"]
 
 
 @pytest.mark.parametrize(
@@ -175,22 +177,24 @@ def test_default_run_numbers_in_each_console_format():
 )
 def test_an_edited_default_run_number_is_named(block, body, old, new):
     bodies = {"compare": METRICS_DIFF, "gate": GATE, "sweep": EXP_SHOW, "results": render_results(COMMITTED, CELLS)}
-    assert check(readme(**bodies), COMMITTED) == []
+    assert check({"README.md": readme(**bodies)}, COMMITTED) == []
     edited = body.replace(old, new, 1)
     assert edited != body
-    problems = check(readme(**{**bodies, block: edited}), COMMITTED)
+    problems = check({"README.md": readme(**{**bodies, block: edited})}, COMMITTED)
     assert len(problems) == 1 and problems[0].startswith(f"block `{block}`: ")
 
 
 def test_a_block_with_no_default_run_number_is_stale():
     bodies = {"compare": METRICS_DIFF, "gate": GATE, "sweep": "nothing\n", "results": render_results(COMMITTED, CELLS)}
-    assert check(readme(**bodies), COMMITTED) == ["block `sweep`: no number of the committed default run found"]
+    assert check({"README.md": readme(**bodies)}, COMMITTED) == [
+        "block `sweep`: no number of the committed default run found"
+    ]
 
 
 def test_console_fence():
     assert (
         console(("dvc metrics diff", "a  \nb\n\n"), ("echo $?", "1"))
-        == "```console\n$ dvc metrics diff\na\nb\n$ echo $?\n1\n```\n"
+        == "```console test=experiments\n$ dvc metrics diff\na\nb\n$ echo $?\n1\n```\n"
     )
 
 
@@ -199,7 +203,7 @@ def test_console_fence():
 
 def test_the_readme_agrees_with_the_committed_metrics_and_params(monkeypatch):
     monkeypatch.chdir(ROOT)
-    assert check((ROOT / "README.md").read_text(), load_committed()) == []
+    assert check(pages(ROOT), load_committed()) == []
 
 
 def test_editing_a_number_of_the_readme_fails_the_check(tmp_path, monkeypatch):
@@ -209,10 +213,11 @@ def test_editing_a_number_of_the_readme_fails_the_check(tmp_path, monkeypatch):
     bold = f"**{accuracy:.4f}**"
     assert text.count(bold) == 1
     edited = tmp_path / "README.md"
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
     edited.write_text(text.replace(bold, f"**{accuracy + 0.01:.4f}**"))
     command = [sys.executable, "-m", "tools.readme", "--check"]
     assert subprocess.run(command, cwd=ROOT, capture_output=True).returncode == 0
-    result = subprocess.run([*command, "--readme", str(edited)], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([*command, "--root", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 1
     assert "block `results`: line 6" in result.stderr and "stale, rerun `python -m tools.readme`" in result.stdout
 

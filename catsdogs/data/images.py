@@ -49,6 +49,14 @@ def kaggle_file_name(label: int, number: int | str) -> str:
     return f"{CLASS_NAMES[label]}.{number}.jpg"
 
 
+def open_image(path: Path | str) -> Image.Image:
+    """Image.open without Pillow's DecompressionBombWarning, which it prints between its bound and twice
+    it: every caller refuses more pixels than its own bound from the header, in the project's words."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
 def load_image(path: Path | str, size: int, draft: bool) -> np.ndarray:
     """Decode one image file to a uint8 array of shape (size, size, 3).
 
@@ -58,10 +66,7 @@ def load_image(path: Path | str, size: int, draft: bool) -> np.ndarray:
     other formats ignore it. Raises OSError (or a subclass) when the file is not a readable image, and
     Image.DecompressionBombError, before decoding, when its header announces more than MAX_PIXELS pixels.
     """
-    with warnings.catch_warnings():  # Pillow warns above its bound; the check below refuses instead
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        image = Image.open(path)
-    with image:
+    with open_image(path) as image:
         width, height = image.size  # from the header: what the decoder would allocate
         if width * height > MAX_PIXELS:
             raise Image.DecompressionBombError(

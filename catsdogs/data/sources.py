@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from catsdogs.data.images import KAGGLE_NAME, kaggle_file_name
+from catsdogs.data.images import KAGGLE_NAME, kaggle_file_name, open_image
 from catsdogs.data.labels import LABELS
 from catsdogs.data.readers import Entry
 from catsdogs.errors import DataError
@@ -205,7 +205,7 @@ def check_image(path: Path | str, max_pixels: int) -> tuple[str, str] | None:
     tolerated: the pixels are there.
     """
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             width, height = image.size
             if width * height > max_pixels:
                 return "too_many_pixels", f"{width}x{height} = {width * height} pixels > {max_pixels}"

@@ -22,6 +22,7 @@ from threadpoolctl import ThreadpoolController
 
 from catsdogs.neuron.portable import integer_gram, matvec, vecmat
 from catsdogs.neuron.reference import sigmoid
+from catsdogs.pipeline.processes import usable_cores
 
 BLOCK_BYTES = 1 << 22  # 4 MiB of float32 rows per block: stays in L2/L3 between the two products
 SHARDS = 4  # fixed row ranges per pass; the thread count only decides how many run at once
@@ -60,6 +61,23 @@ def forward_backward(
     return (grad_W, grad_b) if dz_of else None  # type: ignore[return-value]
 
 
+def scores_by_columns(v: np.ndarray, M: np.ndarray, b: np.float32, out: np.ndarray, pool: ThreadPoolExecutor) -> None:
+    """out (k,) = v M + b for v (m,), M (m, k) float32: each column's sum runs down the rows in order, so
+    the column ranges may run on the pool (SHARDS of them, for M of INLINE_BYTES or more) with the same
+    result. The dual's scores: G theta = theta^T G for the symmetric G = X X^T (portable.vecmat, an
+    accumulation across rows, runs faster than a row-by-row dot product on NumPy's baseline SIMD)."""
+
+    def columns(lo: int, hi: int) -> None:
+        vecmat(v, M[:, lo:hi], out=out[lo:hi])
+        out[lo:hi] += b
+
+    if M.nbytes < INLINE_BYTES:
+        columns(0, M.shape[1])
+    else:
+        edges = np.linspace(0, M.shape[1], SHARDS + 1).astype(int)
+        list(pool.map(columns, edges[:-1], edges[1:]))
+
+
 def pixel_values(X: np.ndarray, pixel_scale: float) -> np.ndarray | None:
     """The integers P (k, n) int16 in [-255, 255] with X = float32(P) / float32(pixel_scale) exactly, as
     images.to_features makes features from pixel values; None when X (k, n) float32 is not of that form."""
@@ -74,21 +92,14 @@ def pixel_values(X: np.ndarray, pixel_scale: float) -> np.ndarray | None:
     return P
 
 
-def pixel_gram(A: np.ndarray, B: np.ndarray, pixel_scale: float, pool: ThreadPoolExecutor) -> np.ndarray | None:
-    """A B^T (k, m) float32 for features A (k, n) and B (m, n) made of pixel values (pixel_values):
-    P_A P_B^T / pixel_scale^2, the integer product exact (portable.integer_gram), its SHARDS row ranges
-    on the pool; rounded once. None when A or B are not pixel features."""
-    P_A, P_B = pixel_values(A, pixel_scale), pixel_values(B, pixel_scale)
-    if P_A is None or P_B is None:
-        return None
-    out = np.empty((A.shape[0], B.shape[0]), dtype=np.float32)
-
-    def rows(lo: int, hi: int) -> None:
-        out[lo:hi] = integer_gram(P_A[lo:hi], P_B) / (float(pixel_scale) ** 2)
-
-    edges = np.linspace(0, A.shape[0], SHARDS + 1).astype(int)
-    list(pool.map(rows, edges[:-1], edges[1:]))
-    return out
+def pixel_gram(P_A: np.ndarray, P_B: np.ndarray | None, pixel_scale: float) -> np.ndarray:
+    """A B^T (k, m) float32 for the features A = P_A / pixel_scale (k, n) and B = P_B / pixel_scale (m, n),
+    P their pixel values (pixel_values; P_B None: A A^T): the integer product, exact
+    (portable.integer_gram), divided by pixel_scale^2 and rounded once. BLAS may use every core: exact
+    sums do not depend on how it splits them."""
+    with BLAS_THREADS.limit(limits=usable_cores(), user_api="blas"):
+        product = integer_gram(P_A, P_B)
+    return (product / (float(pixel_scale) ** 2)).astype(np.float32)
 
 
 class ShardedPass:

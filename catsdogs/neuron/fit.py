@@ -10,13 +10,15 @@ Each computes the math of catsdogs/neuron/reference.py; tests/test_fit.py checks
 (tests/test_lbfgs.py: LBFGS against the reference gradient and scikit-learn's optimum).
 
 A solver has three methods, all fit needs:
-    run(epochs, record)                           calls record(k, z (m,), z_valid (m_valid,)) with the
-                                                  scores after k = 0, 1, ... epochs (or iterations), and
-                                                  stops after `epochs` or when record returns True
+    run(epochs, record)                           calls record(k, z (m,), z_valid (m_valid,), a, a_valid)
+                                                  with the scores and a = sigmoid(z) after k = 0, 1, ...
+                                                  epochs (or iterations), and stops after `epochs` or
+                                                  when record returns True
     state() -> tuple                              a copy of what it updates (early stopping keeps the best)
     weights(state) -> W (n,) float32, b float32   the neuron's weights of a state
 The epoch-by-epoch solvers get run from EpochLoop, from two methods of their own:
-    forward(last) -> z (m,), z_valid (m_valid,)  the scores at the current weights (last: no step follows)
+    forward(last) -> z (m,), z_valid (m_valid,)  the scores at the current weights (last: no step follows),
+                                                  two parts of one array `scores` (one sigmoid for both)
     step(a)                                       one epoch of updates, given a = sigmoid(z) (m,)
 A new solver is a class with these and a branch in solver_for.
 
@@ -39,7 +41,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from catsdogs.errors import ParamError
-from catsdogs.neuron.fast_passes import ShardedPass, forward_backward, pixel_gram
+from catsdogs.neuron.fast_passes import ShardedPass, forward_backward, pixel_gram, pixel_values, scores_by_columns
 from catsdogs.neuron.history import EarlyStopping, History, show_progress
 from catsdogs.neuron.lbfgs import LBFGS
 from catsdogs.neuron.portable import vecmat
@@ -54,7 +56,9 @@ GRAM_MAX_RATIO = 0.25  # dual (Gram matrix) training when m <= this x n ...
 GRAM_EPOCHS_PER_ROW = 8  # ... and epochs >= m / this: see uses_gram
 
 
-Record = Callable[[int, np.ndarray, np.ndarray], bool]  # record(k, z, z_valid) -> stop now
+Record = Callable[
+    [int, np.ndarray, np.ndarray, np.ndarray, np.ndarray], bool
+]  # record(k, z, z_valid, a, a_valid) -> stop
 
 
 class Solver(Protocol):
@@ -67,15 +71,18 @@ class EpochLoop:
     """run for a solver that moves the weights one epoch at a time: forward, record, step, in turn."""
 
     forward: Callable[[bool], tuple[np.ndarray, np.ndarray]]  # the subclass's (module docstring)
+    scores: np.ndarray  # (m + m_valid,): z and z_valid, the two parts forward returns
     step: Callable[[np.ndarray], None]
 
     def run(self, epochs: int, record: Record) -> None:
         for epoch in range(epochs + 1):
             last = epoch == epochs
             z, z_valid = self.forward(last)
-            if record(epoch, z, z_valid) or last:
+            a_all = sigmoid(self.scores)  # P(cat) of the training and the validation rows, in one pass
+            a, a_valid = a_all[: len(z)], a_all[len(z) :]
+            if record(epoch, z, z_valid, a, a_valid) or last:
                 return
-            self.step(sigmoid(z))
+            self.step(a)
 
 
 class FullBatch(EpochLoop):
@@ -83,7 +90,8 @@ class FullBatch(EpochLoop):
 
     def __init__(self, X, y, X_valid, params: TrainParams, passes: ShardedPass):
         self.X, self.y, self.X_valid, self.passes = X, y, X_valid, passes
-        self.z, self.z_valid = np.empty(X.shape[0], dtype=np.float32), np.empty(X_valid.shape[0], dtype=np.float32)
+        self.scores = np.empty(X.shape[0] + X_valid.shape[0], dtype=np.float32)
+        self.z, self.z_valid = self.scores[: X.shape[0]], self.scores[X.shape[0] :]
         self.W, self.b = np.zeros(X.shape[1], dtype=np.float32), np.float32(0.0)
         self.objective = objective_of(params)
         self.optimizer = make_optimizer(params, self.objective)
@@ -131,17 +139,19 @@ class MiniBatch(FullBatch):
 class Dual(EpochLoop):
     """The fast path (module docstring): theta (m,), b updated once per epoch; W = X^T theta."""
 
-    def __init__(self, X, y, G, G_valid, params: TrainParams, passes: ShardedPass):
-        self.X, self.y, self.passes = X, y, passes
-        self.G, self.G_valid = G, G_valid  # X X^T (m, m), X_valid X^T (m_valid, m)
-        self.z, self.z_valid = np.empty(X.shape[0], dtype=np.float32), np.empty(G_valid.shape[0], dtype=np.float32)
+    def __init__(self, X, y, G, G_valid_T, params: TrainParams, pool: ThreadPoolExecutor):
+        self.X, self.y, self.pool = X, y, pool
+        self.G, self.G_valid_T = G, G_valid_T  # X X^T (m, m), X X_valid^T (m, m_valid)
+        self.scores = np.empty(X.shape[0] + G_valid_T.shape[1], dtype=np.float32)
+        self.z, self.z_valid = self.scores[: X.shape[0]], self.scores[X.shape[0] :]
         self.theta, self.b = np.zeros(X.shape[0], dtype=np.float32), np.float32(0.0)
         self.objective = objective_of(params)
         self.optimizer = make_optimizer(params, self.objective)
         self.dz_of = partial(self.objective.dz, m=X.shape[0])
 
     def forward(self, last):
-        self.passes(self.G, self.y, self.theta, self.b, self.z, None, self.G_valid, self.z_valid)  # z = G theta + b
+        scores_by_columns(self.theta, self.G, self.b, self.z, self.pool)  # z = G theta + b = theta^T G + b
+        scores_by_columns(self.theta, self.G_valid_T, self.b, self.z_valid, self.pool)  # X_valid X^T theta + b
         return self.z, self.z_valid
 
     def step(self, a):
@@ -178,9 +188,10 @@ def solver_for(params: TrainParams, X, y, X_valid, pool: ThreadPoolExecutor, pix
     if params.optimizer == "lbfgs":
         return LBFGS(X, y, X_valid, params, passes, pixel_scale)
     if pixel_scale and uses_gram(params, X.shape):  # fast path: far fewer rows than features, train in the dual
-        G, G_valid = pixel_gram(X, X, pixel_scale, pool), pixel_gram(X_valid, X, pixel_scale, pool)
-        if G is not None and G_valid is not None:
-            return Dual(X, y, G, G_valid, params, passes)
+        P, P_valid = pixel_values(X, pixel_scale), pixel_values(X_valid, pixel_scale)
+        if P is not None and P_valid is not None:
+            G, G_valid_T = pixel_gram(P, None, pixel_scale), pixel_gram(P, P_valid, pixel_scale)
+            return Dual(X, y, G, G_valid_T, params, pool)
     if params.batch_size in (0, X.shape[0]):
         return FullBatch(X, y, X_valid, params, passes)
     return MiniBatch(X, y, X_valid, params, passes)
@@ -223,12 +234,13 @@ def fit(
         history = History(objective, y, y_valid)
         stopping = EarlyStopping(params.early_stopping, solver.state())
 
-        def record(epoch: int, z: np.ndarray, z_valid: np.ndarray) -> bool:
-            """Add the history row of `epoch` from the scores z, z_valid; True: stop early."""
+        def record(epoch: int, z: np.ndarray, z_valid: np.ndarray, a: np.ndarray, a_valid: np.ndarray) -> bool:
+            """Add the history row of `epoch` from the scores z, z_valid and a = sigmoid(z), a_valid;
+            True: stop early."""
             if not (np.isfinite(z).all() and np.isfinite(z_valid).all()):  # NaN or inf W, b: diverged
                 bar.close()
                 raise ParamError(divergence_message(params, epoch))
-            row = history.add(epoch, z, z_valid)
+            row = history.add(epoch, z, z_valid, a, a_valid)
             if on_epoch:
                 on_epoch(epoch, np.array(row))
             show_progress(bar, epoch, row, progress)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from catsdogs.neuron.reference import Objective, predict, sigmoid
+from catsdogs.neuron.reference import Objective, predict
 
 if TYPE_CHECKING:
     from catsdogs.pipeline.config import TrainParams
@@ -26,8 +26,8 @@ class History:
         self.objective, self.y, self.y_valid = objective, y, y_valid
         self.rows: list[tuple] = []
 
-    def add(self, epoch: int, z: np.ndarray, z_valid: np.ndarray) -> tuple:
-        a, a_valid = sigmoid(z), sigmoid(z_valid)
+    def add(self, epoch: int, z: np.ndarray, z_valid: np.ndarray, a: np.ndarray, a_valid: np.ndarray) -> tuple:
+        """The row of `epoch` from the scores z (m,), z_valid (m_valid,) and a = sigmoid(z), a_valid."""
         self.rows.append(
             (
                 epoch,

@@ -15,7 +15,7 @@ dvc.lock's hashes. What this module uses instead, and why each is the same every
     sigmoid               with NumPy's pairwise add.reduce for sums.
 
 They cost little: einsum runs at the memory speed of BLAS's matrix-vector product (within ~20 % in
-cache), the integer Gram product takes twice a float32 one, once per run. What stays
+cache), the integer Gram product, once per run, twice a float32 one (half of it for X X^T, symmetric). What stays
 platform-dependent (another architecture's NumPy wheel, e.g. ARM64 with FMA in its baseline):
 docs/reproducibility.md.
 """
@@ -27,7 +27,14 @@ import numpy as np
 LN2_HI = 6.93147180369123816490e-01  # ln 2 split in two (fdlibm): k * LN2_HI is exact for |k| < 2^11
 LN2_LO = 1.90821492927058770002e-10
 INV_LN2 = 1.44269504088896338700e00
-EXP_TERMS = 14  # Taylor terms of e^r for |r| <= ln2 / 2: the 15th is below 2^-60
+# e^r = 1 + 2r / (R(r^2) - r) on |r| <= ln2 / 2, R from these (fdlibm's e_exp.c): error below 2^-59
+EXP_P = (
+    1.66666666666666019037e-01,
+    -2.77777777770155933842e-03,
+    6.61375632143793436117e-05,
+    -1.65339022054652515390e-06,
+    4.13813679705723846039e-08,
+)
 EXP_MAX, EXP_MIN = 709.8, -745.2  # e^x overflows float64 above, is 0 below
 LOG_TERMS = 12  # odd terms of 2 atanh(s) for |s| <= 0.1716: the 13th is below 2^-60
 SQRT_HALF = 0.70710678118654757
@@ -48,14 +55,17 @@ def dot(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.einsum("i,i->", a, b))
 
 
-def integer_gram(A: np.ndarray, B: np.ndarray, columns: int = 2048) -> np.ndarray:
+def integer_gram(A: np.ndarray, B: np.ndarray | None = None, columns: int = 2048) -> np.ndarray:
     """A B^T (k, m) float64, exact, for integer-valued A (k, n) and B (m, n) whose products sum to less
-    than 2^53 (e.g. pixels 0..255: n < 2^37). Exact sums do not depend on the order BLAS adds in.
-    Computed `columns` at a time, so the float64 copies stay small (k + m) x columns x 8 bytes."""
-    out = np.zeros((A.shape[0], B.shape[0]))
+    than 2^53 (e.g. pixels 0..255: n < 2^37); B None: A A^T, which BLAS computes as a symmetric product
+    (half the work). Exact sums do not depend on the order BLAS adds in. Computed `columns` at a time,
+    so the float64 copies stay small (k + m) x columns x 8 bytes."""
+    out = np.zeros((A.shape[0], (A if B is None else B).shape[0]))
     for start in range(0, A.shape[1], columns):
         part = slice(start, start + columns)
-        out += A[:, part].astype(np.float64) @ B[:, part].astype(np.float64).T
+        chunk = A[:, part].astype(np.float64)
+        out += chunk @ (chunk if B is None else B[:, part].astype(np.float64)).T  # A A^T: BLAS's syrk
+        del chunk  # before the next chunk is made: one float64 copy at a time
     return out
 
 
@@ -68,18 +78,21 @@ def _polynomial(x: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
     return result
 
 
-_EXP_COEFFICIENTS = 1.0 / np.cumprod(np.r_[1.0, np.arange(1.0, EXP_TERMS)])  # 1/i!, i = 0 .. EXP_TERMS-1
 _ATANH_COEFFICIENTS = 1.0 / np.arange(1.0, 2 * LOG_TERMS, 2)  # 1, 1/3, 1/5, ...: atanh(s) / s in s^2
 
 
 def exp(x: np.ndarray) -> np.ndarray:
-    """e^x (float64), within 2 units in the last place: x = k ln2 + r, e^x = 2^k e^r, e^r by its
-    Taylor series. inf for x > EXP_MAX, 0 for x < EXP_MIN, NaN for NaN."""
+    """e^x (float64), within 1 unit in the last place: x = k ln2 + r, e^x = 2^k e^r, e^r by fdlibm's
+    rational form (EXP_P). inf for x > EXP_MAX, 0 for x < EXP_MIN, NaN for NaN."""
     x = np.clip(np.asarray(x, dtype=np.float64), EXP_MIN, EXP_MAX)  # NaN stays NaN
     k = np.rint(x * INV_LN2)
-    r = (x - k * LN2_HI) - k * LN2_LO  # |r| <= ln2/2, exact to ~2^-60
-    with np.errstate(invalid="ignore", over="ignore"):
-        return np.ldexp(_polynomial(r, _EXP_COEFFICIENTS), np.nan_to_num(k).astype(np.int32))
+    hi, lo = x - k * LN2_HI, k * LN2_LO  # r = hi - lo, |r| <= ln2/2, exact to ~2^-60
+    r = hi - lo
+    t = r * r
+    c = r - t * _polynomial(t, np.array(EXP_P))
+    e_r = 1 - ((lo - (r * c) / (2 - c)) - hi)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN: any k (the cast warns), e_r NaN
+        return np.ldexp(e_r, k.astype(np.int32))
 
 
 def log(x: np.ndarray) -> np.ndarray:
@@ -107,7 +120,8 @@ def log1p_exp(z: np.ndarray) -> np.ndarray:
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    """1 / (1 + e^-z) in z's float dtype (float64 for other input); 0 and 1 at -inf and inf."""
+    """1 / (1 + e^-z) in z's float dtype (float64 for other input); 0 and 1 at -inf and inf, 0 below
+    z = -709 (e^-z overflows; the true value is below 1e-308)."""
     z = np.asarray(z)
     dtype = z.dtype if z.dtype in (np.float32, np.float64) else np.float64
     with np.errstate(over="ignore"):

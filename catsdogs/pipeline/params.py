@@ -133,8 +133,16 @@ class StageParams:
 
     @classmethod
     def read(cls, path: Path | str = PARAMS_FILE) -> Self:
-        """The group `section` of the file at `path`, checked (ParamError when it cannot be used)."""
-        return cls(**load_section(cls.section, keys(cls), path))
+        """The group `section` of the file at `path`, checked (ParamError when it cannot be used, naming
+        `path`, the file actually read)."""
+        values = load_section(cls.section, keys(cls), path)
+        try:
+            return cls(**values)
+        except ParamError as err:
+            prefix = f"{PARAMS_FILE}: "
+            if Path(path) == PARAMS_FILE or not str(err).startswith(prefix):
+                raise
+            raise ParamError(f"{path}: {str(err).removeprefix(prefix)}") from None
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(param,))
