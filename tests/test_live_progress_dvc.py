@@ -18,7 +18,10 @@ ENV = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANA
 
 def running_rows(repo):
     """[(train metrics, evaluate metrics)] of the experiments `dvc exp show --json` says are running."""
-    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+    result = dvc(repo, "exp", "show", "--json", check=False)
+    if result.returncode:  # DVC's own race: shown while the run's copy is being made ("... .dvc does not exist")
+        return []
+    shown = json.loads(result.stdout)
     rows = []
     for experiment in shown[1].get("experiments") or []:
         if (experiment.get("executor") or {}).get("state") == "running":
