@@ -13,11 +13,18 @@ USER_PATH := $(PATH)
 # dvc.yaml calls `python`: make it the venv's, whether or not the venv is activated.
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
-# Values from the command line or the environment (PYTHON, BASE, LRS, MODULES, BENCH_ARGS, any text:
+# Values from the command line or the environment (PYTHON, BASE, LRS, JOBS, MODULES, BENCH_ARGS, any text:
 # a git ref may hold ` $ ; " ') reach the recipes only as environment variables taken verbatim
 # ($(value ...): make expands nothing in them either), which the shell reads as "$$ARG_X": never as
 # shell text, so no value can run a command. `unexport`: make would otherwise expand them to export them.
-unexport PYTHON BASE LRS MODULES BENCH_ARGS
+# Their defaults come first: `unexport` defines a variable it does not know yet (as empty), and `?=`
+# would then keep it empty.
+BASE ?= HEAD
+LRS ?=
+JOBS ?= 1
+MODULES ?=
+BENCH_ARGS ?=
+unexport PYTHON BASE LRS JOBS MODULES BENCH_ARGS
 export ARG_PYTHON = $(value PYTHON)
 # One line naming an interpreter: "X.Y full-version installation-prefix" (Python 2 syntax too, so that any
 # python can answer it); a venv answers with the prefix of the interpreter it was made from.
@@ -84,7 +91,6 @@ lint: venv $(VENV)/.lint-installed
 
 # Benchmarks (bench/; scikit-learn, their baseline, is pinned in requirements-bench.txt); writes bench/RESULTS.md.
 # BENCH_ARGS=--quick for a few-minute run with smaller sizes (writes bench/.cache/RESULTS-partial.md instead).
-BENCH_ARGS ?=
 
 bench: export ARG_BENCH = $(value BENCH_ARGS)
 bench: venv $(VENV)/.bench-installed
@@ -92,7 +98,6 @@ bench: venv $(VENV)/.bench-installed
 
 # Mutation testing (tools/mutation.py; not in CI: minutes per module), with its own pinned extras (mutmut);
 # writes tests/mutation/REPORT.md. MODULES="tools/check_metrics.py" for some modules only.
-MODULES ?=
 
 $(VENV)/.mutation-installed: requirements-mutation.txt $(VENV)/.test-installed
 	"$(BIN)/python" -m pip install --quiet -r requirements-mutation.txt
@@ -106,13 +111,13 @@ clean:
 	rm -rf data/raw data/prepared data/features dvc_plots
 
 # The regression gate: workspace metrics against BASE (on a branch: `make check-metrics BASE=main`).
-BASE ?= HEAD
 check-metrics: export ARG_BASE = $(value BASE)
 check-metrics: venv
 	"$(BIN)/python" -m tools.check_metrics --base="$$ARG_BASE" --report reports
 
-# Learning-rate sweep on DVC's queue, e.g. `make sweep LRS="0.001 0.01"` (outputs in sweep/).
-LRS ?=
+# Learning-rate sweep on DVC's queue, e.g. `make sweep LRS="0.001 0.01"` (outputs in sweep/); JOBS=2 runs
+# two experiments at a time with DVC's queue workers (same results).
 sweep: export ARG_LRS = $(value LRS)
+sweep: export ARG_JOBS = $(value JOBS)
 sweep: venv
-	set -f; "$(BIN)/python" -m tools.sweep $${ARG_LRS:+--lr $$ARG_LRS}
+	set -f; "$(BIN)/python" -m tools.sweep --jobs "$$ARG_JOBS" $${ARG_LRS:+--lr $$ARG_LRS}

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import decode, epoch, full_size, incremental, memory_disk, stage_decode, time_to_accuracy
+from bench import decode, epoch, full_size, incremental, live_progress, memory_disk, stage_decode, time_to_accuracy
 from bench.common import CACHE_DIR, machine
 from catsdogs.pipeline.atomic_files import atomic_path
 
@@ -31,6 +31,7 @@ FULL = {
     "incremental": lambda: incremental.run(5000),
     "full_size": lambda: full_size.run(rounds=3),
     "stage_decode": lambda: stage_decode.run(rounds=3),
+    "live_progress": lambda: live_progress.run(rounds=3),  # reads the features of `dvc repro`
 }
 QUICK = {
     "decode": lambda: decode.run((2000,), repeats=1),

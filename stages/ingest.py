@@ -44,6 +44,7 @@ from catsdogs.errors import DataError, ParamError, escape
 from catsdogs.pipeline.atomic_files import atomic_path, save_json, temp_sibling
 from catsdogs.pipeline.command_line import run_cli, stage_parser
 from catsdogs.pipeline.config import SYNTHETIC, IngestParams
+from catsdogs.pipeline.experiments import in_temporary_copy, untracked_message
 from catsdogs.pipeline.processes import ordered_map
 
 
@@ -220,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = IngestParams.read(args.params)
     if check_source(params.source, args.external) != SYNTHETIC:
+        if not Path(params.source).exists() and in_temporary_copy():
+            raise DataError(untracked_message(escape(params.source)))
         check_source_resolved(params.source, args.external)
     report = ingest(params, args.raw)
     write_report(report, args.metrics, args.skipped)

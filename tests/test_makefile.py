@@ -89,6 +89,6 @@ def test_recipes_quote_a_path_with_a_space(checkout):
         '/python" -m pytest -n auto --dist loadfile tests',
         '/python" -m tools.check_metrics --base="$ARG_BASE"',  # BASE reaches the shell as data (test_shell_injection)
         '/dvc" repro',
-        '/python" -m tools.sweep ${ARG_LRS:+--lr $ARG_LRS}',
+        '/python" -m tools.sweep --jobs "$ARG_JOBS" ${ARG_LRS:+--lr $ARG_LRS}',
     ):
         assert bin_dir + line in plan, line

@@ -91,7 +91,9 @@ def test_issue_payloads_run_nothing(fake_bin, tmp_path, payload):
     assert run_make(fake_bin, tmp_path, "check-metrics", BASE=value) == [
         ["-m", "tools.check_metrics", f"--base={value}", "--report", "reports"]
     ]
-    assert run_make(fake_bin, tmp_path, "sweep", LRS=value) == [["-m", "tools.sweep", "--lr", *shell_words(value)]]
+    sweep = ["-m", "tools.sweep", "--jobs", "1", "--lr", *shell_words(value)]
+    assert run_make(fake_bin, tmp_path, "sweep", LRS=value) == [sweep]
+    assert run_make(fake_bin, tmp_path, "sweep", JOBS=value) == [["-m", "tools.sweep", "--jobs", value]]
     assert not canary.exists()
 
 
@@ -103,7 +105,7 @@ def test_any_value_arrives_as_data(fake_bin, tmp_path, value):
     assert runs == [["-m", "tools.check_metrics", f"--base={value}", "--report", "reports"]]
     words = shell_words(value)
     assert run_make(fake_bin, tmp_path, "sweep", LRS=value) == [
-        ["-m", "tools.sweep", *(["--lr", *words] if words else [])]
+        ["-m", "tools.sweep", "--jobs", "1", *(["--lr", *words] if words else [])]
     ]
     assert run_make(fake_bin, tmp_path, "mutation", MODULES=value) == [["-m", "tools.mutation", *words]]
     assert run_make(fake_bin, tmp_path, "bench", BENCH_ARGS=value) == [["-m", "bench.run_all", *words]]
@@ -126,3 +128,14 @@ def test_python_value_is_not_shell_text(tmp_path):
     assert result.returncode != 0
     assert f"PYTHON={value} is not a Python that runs" in result.stderr
     assert not canary.exists()
+
+
+def test_values_not_given_take_their_documented_defaults(fake_bin, tmp_path):
+    """`unexport` defines an unknown variable as empty: the defaults must be set before it (a regression:
+    `make check-metrics` passed --base= and the gate stopped with "unknown revision ''")."""
+    assert run_make(fake_bin, tmp_path, "check-metrics") == [
+        ["-m", "tools.check_metrics", "--base=HEAD", "--report", "reports"]
+    ]
+    assert run_make(fake_bin, tmp_path, "sweep") == [["-m", "tools.sweep", "--jobs", "1"]]
+    assert run_make(fake_bin, tmp_path, "mutation") == [["-m", "tools.mutation"]]
+    assert run_make(fake_bin, tmp_path, "bench") == [["-m", "bench.run_all"]]

@@ -4,11 +4,9 @@ repository with tiny params (two learning rates)."""
 import json
 import sys
 
-import pytest
-
 from tests.test_check_metrics_dvc import project  # noqa: F401  (the module's temporary repository)
 from tests.test_pipeline_dvc import dvc, run, stages_run
-from tools.sweep import experiment_name, experiment_revs, lr_text, queue_commands
+from tools.sweep import error_line, experiment_name, finished_runs, lr_text, queue_commands
 
 IMAGE_STAGES = ["ingest", "resize_split", "flatten_normalize"]
 
@@ -30,7 +28,7 @@ def test_queue_commands():
     ]
 
 
-def test_experiment_revs_skips_failed_runs_and_names_missing_ones():
+def test_finished_runs_leaves_out_failed_and_missing_ones():
     show = [
         {"rev": "workspace", "experiments": None},
         {
@@ -41,9 +39,15 @@ def test_experiment_revs_skips_failed_runs_and_names_missing_ones():
             ],
         },
     ]
-    assert experiment_revs(show, ["lr-0.1"]) == {"lr-0.1": "111"}
-    with pytest.raises(RuntimeError, match="experiment.s. lr-1 did not finish"):
-        experiment_revs(show, ["lr-0.1", "lr-1"])
+    assert finished_runs(show, ["lr-0.1"]) == {"lr-0.1": "111"}
+    assert finished_runs(show, ["lr-1", "lr-0.1", "lr-2"]) == {"lr-0.1": "111"}
+
+
+def test_error_line_is_the_stage_error_else_dvc_error():
+    log = "Running stage 'ingest':\ningest: error: data/external/a.zip: gone\nERROR: failed to reproduce 'ingest'\n"
+    assert error_line(log) == "ingest: error: data/external/a.zip: gone"
+    assert error_line("x\nERROR: failed\x1b[0m to reproduce\n") == "ERROR: failed?[0m to reproduce"
+    assert error_line("") == "see its log"
 
 
 def test_sweep_runs_the_queue_and_draws_the_runs(project):  # noqa: F811

@@ -35,7 +35,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from tools.check_metrics import flatten, parse_metrics
-from tools.sweep import DEFAULT_LRS, experiment_name, experiment_revs
+from tools.sweep import DEFAULT_LRS, experiment_name, finished_runs
 
 README = Path("README.md")
 DOCS = Path("docs")
@@ -273,7 +273,9 @@ def run_blocks(committed: Committed) -> dict[str, str]:
         for index, (_, overrides) in enumerate(VARIANTS):
             name = f"readme-{index}"
             dvc("exp", "run", "--temp", *(arg for o in overrides for arg in ("-S", o)), "--name", name)
-            rev = experiment_revs(json.loads(dvc("exp", "show", "--json")), [name])[name]
+            rev = finished_runs(json.loads(dvc("exp", "show", "--json")), [name]).get(name)
+            if rev is None:
+                raise RuntimeError(f"experiment {name} did not finish: see `dvc exp show`")
             metrics = parse_metrics(sh(clone, "git", "show", f"{rev}:{EVALUATE}"), f"{name}:{EVALUATE}")
             cells.append([fmt.format(metrics[metric]) for _, metric, fmt in COLUMNS])
         steps = [f"exp apply {APPLIED}", "params diff", "metrics diff --all", "plots diff -o dvc_plots"]

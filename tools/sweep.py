@@ -3,12 +3,15 @@
 First `dvc repro flatten_normalize`: the image stages (ingest, resize_split, flatten_normalize) up to
 date in the workspace and DVC's cache, so that every run finds them unchanged and only train and
 evaluate run. For each learning rate: `dvc exp run --queue -S train.lr=LR --name lr-LR` (an earlier
-experiment lr-LR of HEAD is removed first); then the queue runs one experiment at a time
-(`dvc exp run --run-all -j 1`, so that runs do not compete for the cores); then
+experiment lr-LR of HEAD is removed first); then DVC's own queue workers run them, --jobs at a time
+(`dvc exp run --run-all --jobs N`; default 1, so that runs do not compete for the cores; the results
+do not depend on it); then
   - `dvc exp show`, sorted by validation accuracy, printed and saved to OUT/exp_show.txt;
-  - `dvc plots diff lr-... -o OUT/dvc_plots`: every plot of dvc.yaml with the runs overlaid
+  - `dvc plots diff lr-... -o OUT/dvc_plots`: every plot of dvc.yaml with the finished runs overlaid
     (open OUT/dvc_plots/index.html);
-  - OUT/loss_curves.png: the runs' training and validation loss curves on one matplotlib chart.
+  - OUT/loss_curves.png: the finished runs' training and validation loss curves on one matplotlib chart;
+  - for each run that failed, one line: its error (the last error line of its log) and the command
+    that shows its whole log, `dvc queue logs lr-LR`; the sweep then exits with status 1.
 Experiments stay in the repository: `dvc exp apply lr-0.01` puts one in the workspace,
 `dvc exp remove lr-0.01` deletes it. Queued experiments start from HEAD plus the workspace's changes.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -57,11 +61,9 @@ def queue_commands(lrs: Sequence[float], overrides: Sequence[str]) -> list[list[
     ]
 
 
-def experiment_revs(exp_show: list[dict[str, Any]], names: Sequence[str]) -> dict[str, str]:
-    """{name: commit} of the finished experiments `names`, from `dvc exp show --json`.
-
-    A name that did not finish (failed, or still queued) is a RuntimeError naming it.
-    """
+def finished_runs(exp_show: list[dict[str, Any]], names: Sequence[str]) -> dict[str, str]:
+    """{name: commit} of the experiments `names` that finished, from `dvc exp show --json` (a failed
+    or still queued one is left out), in the order of `names`."""
     found = {}
     for baseline in exp_show:
         for experiment in baseline.get("experiments") or []:
@@ -71,12 +73,24 @@ def experiment_revs(exp_show: list[dict[str, Any]], names: Sequence[str]) -> dic
             for rev in experiment.get("revs", []):
                 if rev.get("name") in names and not rev.get("error"):
                     found[rev["name"]] = rev["rev"]
-    missing = [name for name in names if name not in found]
-    if missing:
-        raise RuntimeError(
-            f"experiment(s) {', '.join(missing)} did not finish: see `dvc queue status` and `dvc queue logs NAME`"
-        )
-    return {name: found[name] for name in names}
+    return {name: found[name] for name in names if name in found}
+
+
+def error_line(log: str) -> str:
+    """The line of a run's log that says why it failed: the last `STAGE: error: ...` line of a stage,
+    else DVC's last `ERROR: ...` line, else "see its log"; as one printable line."""
+    lines = [line.strip() for line in log.splitlines()]
+    stage = [line for line in lines if re.match(r"\w+: error: ", line)]
+    dvc_errors = [line for line in lines if line.startswith("ERROR: ")]
+    line = (stage or dvc_errors or ["see its log"])[-1]
+    return "".join(char if char.isprintable() else "?" for char in line)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"jobs {text!r}: expected a whole number >= 1")
+    return value
 
 
 def positive_float(text: str) -> float:
@@ -86,16 +100,16 @@ def positive_float(text: str) -> float:
     return value
 
 
-def _run(*args: str, capture: bool = False) -> str:
+def _run(*args: str, capture: bool = False, check: bool = True) -> str:
     """Run a command with the current interpreter's bin/ first on PATH: the queue's workers call
     `python -m stages...` from dvc.yaml and must get this venv's python."""
     env = dict(os.environ, DVC_NO_ANALYTICS="1", COLUMNS="200")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     result = subprocess.run(args, env=env, text=True, capture_output=capture)
-    if result.returncode != 0:
+    if check and result.returncode != 0:
         detail = f":\n{result.stdout}{result.stderr}" if capture else ""
         raise RuntimeError(f"`{' '.join(args)}` failed with exit status {result.returncode}{detail}")
-    return result.stdout if capture else ""
+    return (result.stdout + (result.stderr if not check else "")) if capture else ""
 
 
 def dvc(*args: str, capture: bool = False) -> str:
@@ -108,9 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=(
             "Learning-rate sweep with DVC's queue: the image stages brought up to date once "
             "(`dvc repro flatten_normalize`), then one experiment `lr-LR` per rate (replacing an earlier one "
-            "of that name), run one at a time, only train and evaluate running; then `dvc exp show` sorted by validation accuracy (also OUT/exp_show.txt), "
-            "`dvc plots diff` of the runs (OUT/dvc_plots/index.html) and their loss curves on one "
-            "chart (OUT/loss_curves.png). Run from the project root."
+            "of that name), run by DVC's queue workers (--jobs at a time), only train and evaluate running; then "
+            "`dvc exp show` sorted by validation accuracy (also OUT/exp_show.txt), `dvc plots diff` of the "
+            "finished runs (OUT/dvc_plots/index.html) and their loss curves on one chart (OUT/loss_curves.png); "
+            "a failed run is named with its error and `dvc queue logs NAME` (exit status 1). Run from the "
+            "project root."
         ),
     )
     parser.add_argument(
@@ -130,6 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="another params.yaml override for every run, as `dvc exp run -S` takes it (repeatable)",
     )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="experiments run at the same time by DVC's queue workers (default 1; the results do not depend on it)",
+    )
     parser.add_argument("--out", type=Path, default=Path("sweep"), help="output folder (default: sweep)")
     args = parser.parse_args(argv)
     names = [experiment_name(lr) for lr in args.lr]
@@ -142,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dvc("repro", FEATURES_STAGE)
         for command in queue_commands(args.lr, args.overrides):
             dvc(*command)
-        dvc("exp", "run", "--run-all", "--jobs", "1")
+        dvc("exp", "run", "--run-all", "--jobs", str(args.jobs))
         table = dvc(
             "exp",
             "show",
@@ -159,19 +182,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "exp_show.txt").write_text(table)
         print(table)
-        dvc("plots", "diff", *names, "-o", str(args.out / "dvc_plots"))
-        revs = experiment_revs(json.loads(dvc("exp", "show", "--json", capture=True)), names)
-        history_file = stage_path("train", "--history")
-        histories = {
-            name: read_history(_run("git", "show", f"{rev}:./{history_file}", capture=True), f"{name}:{history_file}")
-            for name, rev in revs.items()
-        }
+        finished = finished_runs(json.loads(dvc("exp", "show", "--json", capture=True)), names)
+        failed = [name for name in names if name not in finished]
+        for name in failed:
+            log = _run(sys.executable, "-m", "dvc", "queue", "logs", name, capture=True, check=False)
+            print(
+                f"sweep: error: experiment {name} failed: {error_line(log)} (its log: `dvc queue logs {name}`)",
+                file=sys.stderr,
+            )
+        if finished:
+            dvc("plots", "diff", *finished, "-o", str(args.out / "dvc_plots"))
+            history_file = stage_path("train", "--history")
+            histories = {
+                name: read_history(
+                    _run("git", "show", f"{rev}:./{history_file}", capture=True), f"{name}:{history_file}"
+                )
+                for name, rev in finished.items()
+            }
     except (RuntimeError, ValueError) as err:
         print(f"sweep: error: {err}", file=sys.stderr)
         return 1
-    plot_loss_curves(histories, args.out / "loss_curves.png", "Loss curves by learning rate (dashed: validation)")
-    print(f"Loss curves: {args.out / 'loss_curves.png'}; all plots: {args.out / 'dvc_plots' / 'index.html'}")
-    return 0
+    if finished:
+        plot_loss_curves(histories, args.out / "loss_curves.png", "Loss curves by learning rate (dashed: validation)")
+        print(f"Loss curves: {args.out / 'loss_curves.png'}; all plots: {args.out / 'dvc_plots' / 'index.html'}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -40,7 +40,12 @@ class History:
         return self.rows[-1]
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(np.array(self.rows, dtype=np.float64), columns=HISTORY_COLUMNS).astype({"epoch": int})
+        return history_frame(self.rows)
+
+
+def history_frame(rows: list) -> pd.DataFrame:
+    """The history as a table (columns HISTORY_COLUMNS, epoch an int) from its rows (tuples or arrays)."""
+    return pd.DataFrame(np.array(rows, dtype=np.float64), columns=HISTORY_COLUMNS).astype({"epoch": int})
 
 
 class EarlyStopping:
