@@ -20,9 +20,8 @@ from tests.conftest import help_text, write_params
 
 def pairwise_auc(y, scores):
     """P(score of a random positive > score of a random negative), ties counted 1/2."""
-    pos, neg = scores[y == 1], scores[y == 0]
-    diff = pos[:, None] - neg[None, :]
-    return ((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size
+    pos, neg = scores[y == 1][:, None], scores[y == 0][None, :]
+    return ((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (pos.size * neg.size)
 
 
 def test_roc_auc_equals_the_pairwise_definition_with_ties():
@@ -140,6 +139,34 @@ def test_evaluate_stage_confusion_pairs_and_threshold(in_tmp, threshold):
     assert metrics["mse_loss"] == pytest.approx(np.mean((p - y) ** 2) / 2, abs=1e-6)
     assert metrics["log_loss"] == pytest.approx(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)), abs=1e-6)
     assert metrics["roc_auc"] == pytest.approx(pairwise_auc(y, p), abs=1e-6)
+
+
+@pytest.mark.parametrize("nan_rows", [[1], [0, 3], list(range(1, 17))])
+def test_nan_scores_are_refused_by_the_metrics_and_the_roc(nan_rows):
+    """A NaN has no rank: unsorted, it would change the AUC with the sort algorithm (issue 20: 0.5 or 0.333
+    for [1.0] + [nan] * 16)."""
+    y = np.arange(17) % 2
+    z = np.linspace(-2, 2, 17)
+    z[nan_rows] = np.nan
+    message = rf"^{len(nan_rows)} of 17 scores are NaN; metrics need numbers$"
+    with pytest.raises(ValueError, match=message):
+        classification_metrics(y, z)
+    with pytest.raises(ValueError, match=message):
+        roc_curve(y, z)
+    with pytest.raises(ValueError, match=message):  # one class only: no AUC, still no metric of a NaN
+        classification_metrics(np.ones(17), z)
+    assert classification_metrics(y, np.nan_to_num(z))["n_valid"] == 17  # the same scores without NaN: fine
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2]])
+def test_tied_infinite_scores_are_one_tie(order):
+    """z = +inf for a cat and a dog, -inf for a cat and a dog: each pair is a tie (counted 1/2), whatever
+    the order of the rows; the cat-dog pairs across the ties are ranked right: AUC (1 + 1/2 + 1/2 + 0) / 4."""
+    y, z = np.array([1, 0, 1, 0])[order], np.array([np.inf, np.inf, -np.inf, -np.inf])[order]
+    fpr, tpr = roc_curve(y, z)
+    assert fpr.tolist() == [0, 0.5, 1] and tpr.tolist() == [0, 0.5, 1]
+    with np.errstate(invalid="ignore"):  # the losses of infinite scores
+        assert classification_metrics(y, z)["roc_auc"] == pairwise_auc(y, z) == 0.5
 
 
 def test_metrics_edge_cases_by_hand():

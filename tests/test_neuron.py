@@ -166,3 +166,13 @@ def test_loss_value_accumulates_float32_inputs_in_float64():
 
 def test_predict_returns_int64_labels():
     assert predict(np.array([0.2, 0.9])).dtype == np.int64
+
+
+def test_a_negative_number_of_epochs_is_refused_and_zero_is_the_starting_point():
+    X = np.array([[1.0, 0.0], [0.0, 1.0]])
+    y = np.array([1, 0])
+    with pytest.raises(ValueError, match=r"^epochs = -1: the number of updates cannot be negative$"):
+        reference_fit(X, y, X, y, lr=0.1, epochs=-1)
+    W, b, losses = reference_fit(X, y, X, y, lr=0.1, epochs=0)
+    assert W.tolist() == [0.0, 0.0] and b == 0.0
+    assert losses.tolist() == [[0.125, 0.125]]  # MSE of a = 1/2 against y in {0, 1}: (1/2)^2 / 2

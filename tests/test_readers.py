@@ -59,6 +59,13 @@ def test_links_to_the_parent_a_folder_inside_and_nowhere(tmp_path):
 
 
 @pytest.mark.parametrize("chunk", [readers.CHUNK, 1000])
+def test_a_pipe_in_the_listing_is_not_a_file(tmp_path):
+    os.mkfifo(tmp_path / "cat.0.jpg")
+    [entry] = FolderSource(tmp_path).entries()
+    assert (entry.name, entry.problem, entry.detail) == ("cat.0.jpg", "not_a_file", "not a regular file")
+
+
+@pytest.mark.parametrize("chunk", [readers.CHUNK, 1000])
 def test_a_folder_file_of_exactly_the_cap_is_copied_and_one_byte_more_is_too_large(tmp_path, monkeypatch, chunk):
     monkeypatch.setattr(readers, "CHUNK", chunk)
     (tmp_path / "cat.0.jpg").write_bytes(DATA)
