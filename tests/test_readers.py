@@ -58,7 +58,6 @@ def test_links_to_the_parent_a_folder_inside_and_nowhere(tmp_path):
     assert len(found) == 5
 
 
-@pytest.mark.parametrize("chunk", [readers.CHUNK, 1000])
 def test_a_pipe_in_the_listing_is_not_a_file(tmp_path):
     os.mkfifo(tmp_path / "cat.0.jpg")
     [entry] = FolderSource(tmp_path).entries()
