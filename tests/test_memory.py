@@ -1,6 +1,8 @@
 """catsdogs/data/memory.py: the memory a process may still use, read from /proc and /sys laid out in a temporary
 folder the way Linux lays them out (cgroup v1 and v2), and the pipeline's need."""
 
+from pathlib import Path
+
 import pytest
 
 from catsdogs.data.memory import available_memory, largest_size, pipeline_bytes
@@ -65,8 +67,53 @@ def test_unknown_without_proc(tmp_path):
     assert available_memory(tmp_path) is None
 
 
-def test_this_machine():
-    assert 0 < available_memory() < 1 << 50
+def meminfo_available() -> int:
+    """MemAvailable of this machine's /proc/meminfo, in bytes, read here without catsdogs' code."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no MemAvailable in /proc/meminfo")
+
+
+def cgroup_limits() -> list[int]:
+    """Every memory limit (bytes) set on this process's cgroup or a parent of it, v1 or v2."""
+    limits = []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, group = line.split(":", 2)
+        if controllers == "":
+            base, name = Path("/sys/fs/cgroup"), "memory.max"
+        elif "memory" in controllers.split(","):
+            base, name = Path("/sys/fs/cgroup/memory"), "memory.limit_in_bytes"
+        else:
+            continue
+        folder = base / group.lstrip("/")
+        for level in (folder, *folder.parents):
+            if level == base.parent:
+                break
+            try:
+                text = (level / name).read_text().strip()
+            except OSError:
+                continue
+            if text != "max" and int(text) < 1 << 60:
+                limits.append(int(text))
+    return limits
+
+
+@pytest.mark.skipif(not Path("/proc/meminfo").exists(), reason="Linux only")
+def test_this_machine_is_its_memavailable_or_less_under_a_cgroup_limit():
+    """Read the same machine twice around the call: the result is positive, never above MemAvailable by
+    more than what changed in between (64 MiB of slack besides), nor above a cgroup limit; without a
+    limit it is MemAvailable."""
+    before = meminfo_available()
+    found = available_memory()
+    after = meminfo_available()
+    assert found is not None and found > 0
+    assert found <= max(before, after) + abs(after - before) + (64 << 20)
+    limits = cgroup_limits()
+    if limits:  # what the group may still take is below its limit
+        assert found <= min(limits)
+    else:  # no limit: MemAvailable itself, in bytes (not kB)
+        assert found >= min(before, after) - abs(after - before) - (64 << 20)
 
 
 @pytest.mark.parametrize("m, size", [(2000, 64), (1, 1), (25_000, 512), (1600, 100)])
