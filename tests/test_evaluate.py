@@ -158,6 +158,21 @@ def test_nan_scores_are_refused_by_the_metrics_and_the_roc(nan_rows):
     assert classification_metrics(y, np.nan_to_num(z))["n_valid"] == 17  # the same scores without NaN: fine
 
 
+@pytest.mark.parametrize("labels", [[0, 1, 2], [0, 1, 0.5], [-1, 1, 0], [1, 1, True + 1]])
+def test_labels_other_than_0_and_1_are_refused(labels):
+    """0.5 would be a dog as an int64 (truncated) and neither class as a float: refused, not guessed."""
+    with pytest.raises(ValueError, match=r"^labels must be 0 \(dog\) or 1 \(cat\)$"):
+        classification_metrics(np.array(labels), np.array([0.0, 1.0, 2.0]))
+    assert classification_metrics(np.array([0, 1, True]), np.array([0.0, 1.0, 2.0]))["n_valid"] == 3
+
+
+def test_integer_scores_beyond_2_to_the_53_rank_as_their_float64():
+    """The scores are ranked as float64, as the sigmoid sees them: 2^53 and 2^53 + 1 are one tie."""
+    z = np.array([2**53 + 1, 2**53, 0, 1], dtype=np.int64)
+    y = np.array([0, 1, 0, 1])
+    assert classification_metrics(y, z)["roc_auc"] == 0.625  # (1/2 + 1 + 0 + 1) / 4 pairs (cat, dog)
+
+
 @pytest.mark.parametrize("order", [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2]])
 def test_tied_infinite_scores_are_one_tie(order):
     """z = +inf for a cat and a dog, -inf for a cat and a dog: each pair is a tie (counted 1/2), whatever

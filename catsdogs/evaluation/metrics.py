@@ -37,10 +37,14 @@ def roc_curve(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 def classification_metrics(y: np.ndarray, z: np.ndarray, threshold: float = 0.5) -> dict[str, float | int | None]:
     """Metrics of scores z = X W + b (m,) against labels y (m,) in {0, 1}; cat (1) is the positive class.
-    A NaN score is a ValueError (evaluate refuses non-finite weights and overflowing scores before)."""
+    A NaN score or a label other than 0 and 1 is a ValueError (evaluate refuses non-finite weights and
+    overflowing scores before)."""
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("labels must be 0 (dog) or 1 (cat)")
     y = np.asarray(y).astype(np.int64)
-    refuse_nan(np.asarray(z, dtype=np.float64))
-    a = sigmoid(np.asarray(z, dtype=np.float64))
+    z = np.asarray(z, dtype=np.float64)  # once: the sigmoid, the ranks and the losses of the same scores
+    refuse_nan(z)
+    a = sigmoid(z)
     predicted = predict(a, threshold)
     tp = int(np.sum((predicted == 1) & (y == 1)))
     fp = int(np.sum((predicted == 1) & (y == 0)))
@@ -52,7 +56,7 @@ def classification_metrics(y: np.ndarray, z: np.ndarray, threshold: float = 0.5)
     both_classes = 0 < y.sum() < len(y)
     # AUC = area under the ROC curve = P(score of a random cat > score of a random dog), ties count 1/2
     # ranked by z, not a = sigmoid(z): a rounds to exactly 1.0 for z > ~37 and would create false ties
-    roc_auc = float(np.trapezoid(*roc_curve(y, np.asarray(z, dtype=np.float64))[::-1])) if both_classes else None
+    roc_auc = float(np.trapezoid(*roc_curve(y, z)[::-1])) if both_classes else None
     metrics = {
         "accuracy": (tp + tn) / len(y),
         "precision": precision,
