@@ -583,5 +583,17 @@ def test_an_empty_training_or_validation_set_is_refused_before_any_epoch(optimiz
 
 def test_one_validation_row_is_enough():
     X, y = toy_problem()
-    _, _, history = fit(X[:40], y[:40], X[40:41], y[40:41], TrainParams(epochs=3), progress=False, pixel_scale=PIXEL_SCALE)
+    _, _, history = fit(
+        X[:40], y[:40], X[40:41], y[40:41], TrainParams(epochs=3), progress=False, pixel_scale=PIXEL_SCALE
+    )
     assert list(history.epoch) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("split", ["training", "validation"])
+@pytest.mark.parametrize("bad", [2, 0.5, -1])
+def test_labels_other_than_0_and_1_are_refused(split, bad):
+    X, y = toy_problem()
+    y = y.astype(np.float64)
+    y[0 if split == "training" else 45] = bad
+    with pytest.raises(DataError, match=rf"^the {split} labels must be 0 \(dog\) or 1 \(cat\)$"):
+        fit(X[:40], y[:40], X[40:], y[40:], TrainParams(epochs=1), progress=False, pixel_scale=PIXEL_SCALE)

@@ -210,6 +210,9 @@ def fit(
     """
     X = np.ascontiguousarray(X, dtype=np.float32)
     X_valid = np.ascontiguousarray(X_valid, dtype=np.float32)
+    for split, labels in (("training", y), ("validation", y_valid)):
+        if not np.isin(labels, (0, 1)).all():  # read from a file: a label 2 or 0.5 is no cat and no dog
+            raise DataError(f"the {split} labels must be 0 (dog) or 1 (cat)")
     y = y.astype(np.float32)
     y_valid = y_valid.astype(np.float32)
     if X.shape[0] == 0 or X_valid.shape[0] == 0:  # no loss, no accuracy, no early stopping to compute
