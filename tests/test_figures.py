@@ -157,7 +157,9 @@ def test_the_loss_figure_plots_each_column_of_the_history(tmp_path, drawn):
     for axes, what in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
         assert axes.get_title() == what
         lines = {line.get_label(): line.get_xydata().tolist() for line in axes.lines}
-        assert lines == {split: [[e, v] for e, v in zip([0, 1, 2], history[f"{split}_{what}"])] for split in ("train", "valid")}
+        assert lines == {
+            split: [[e, v] for e, v in zip([0, 1, 2], history[f"{split}_{what}"])] for split in ("train", "valid")
+        }
 
 
 def test_the_weights_figure_shows_w_per_channel_and_summed(tmp_path, drawn):

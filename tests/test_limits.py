@@ -102,7 +102,10 @@ def bounds():
             if not isinstance(allowed, Number):
                 continue
             step = 1 if allowed.integer else None
-            for bound, is_open, direction in ((allowed.low, allowed.low_open, -1), (allowed.high, allowed.high_open, 1)):
+            for bound, is_open, direction in (
+                (allowed.low, allowed.low_open, -1),
+                (allowed.high, allowed.high_open, 1),
+            ):
                 if bound is None:
                     continue
                 past = bound + direction * step if step else math.nextafter(bound, direction * math.inf)

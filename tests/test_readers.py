@@ -103,7 +103,10 @@ def test_a_file_gone_or_turned_into_a_pipe_since_the_listing_is_an_entry_error(t
     assert (refused.value.reason, refused.value.detail) == ("not_a_file", "not a regular file")
     with pytest.raises(EntryError) as gone:
         FolderSource(tmp_path).copy(Entry("dog.0.jpg"), io.BytesIO(), cap=10)
-    assert (gone.value.reason, gone.value.detail) == ("unreadable_entry", "FileNotFoundError: No such file or directory")
+    assert (gone.value.reason, gone.value.detail) == (
+        "unreadable_entry",
+        "FileNotFoundError: No such file or directory",
+    )
 
 
 def test_a_folder_of_exactly_max_entries_is_listed_and_one_more_is_refused(tmp_path, monkeypatch):

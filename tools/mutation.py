@@ -181,7 +181,7 @@ def code_hash(module: str) -> str:
 
 
 def state(module: str, entry: dict[str, Any] | None) -> str:
-    """"current" when the module's latest run was on its code as it is now; "NOT RUN" without a run;
+    """ "current" when the module's latest run was on its code as it is now; "NOT RUN" without a run;
     "STALE" when the code changed since (or the run predates the hash: results re-keyed from old paths)."""
     if not entry or not entry.get("history"):
         return "NOT RUN"
@@ -284,7 +284,10 @@ def render(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mutation", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "modules", nargs="*", metavar="MODULE", help=f"modules to run (default: the stale or never run of {', '.join(MODULES)})"
+        "modules",
+        nargs="*",
+        metavar="MODULE",
+        help=f"modules to run (default: the stale or never run of {', '.join(MODULES)})",
     )
     parser.add_argument(
         "--max-children", type=int, help="parallel mutant runs (default: mutmut's, the number of cores)"
