@@ -41,8 +41,8 @@ def test_save_json_is_indented_by_2_with_a_final_newline(tmp_path):
 
 @pytest.mark.parametrize("folder", [False, True])
 def test_a_temporary_sibling_is_named_for_the_sweep_with_this_pid(tmp_path, folder):
-    made = temp_sibling(tmp_path / "new" / "a.npz", folder=folder)
-    assert made.parent == tmp_path / "new" and (made.is_dir() if folder else made.is_file())
+    made = temp_sibling(tmp_path / "new" / "deeper" / "a.npz", folder=folder)  # parents made too
+    assert made.parent == tmp_path / "new" / "deeper" and (made.is_dir() if folder else made.is_file())
     match = TEMP_NAME.fullmatch(made.name)
     assert match and match.group(1) == str(os.getpid()) and made.name.startswith(f".tmp-a.npz.{os.getpid()}.")
 
@@ -91,6 +91,12 @@ def test_a_missing_folder_or_a_file_is_not_swept_and_not_remembered(tmp_path):
     assert not stale.exists() and atomic_files._swept == {(tmp_path / "missing").resolve()}
 
 
-def test_alive_tells_a_running_process_from_a_gone_one():
+def test_alive_tells_a_running_process_from_a_gone_one(monkeypatch):
     assert atomic_files._alive(os.getpid()) is True
     assert atomic_files._alive(dead_pid()) is False
+
+    def another_users(pid, signal):  # what os.kill raises for another user's process (not as root)
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(atomic_files.os, "kill", another_users)
+    assert atomic_files._alive(12345) is True
