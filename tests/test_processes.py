@@ -17,8 +17,19 @@ from catsdogs.pipeline.processes import die_with_parent, ordered_map, usable_cor
 PR_SET_PDEATHSIG, PR_GET_PDEATHSIG = 1, 2
 
 
-def test_usable_cores_are_the_cores_this_process_may_run_on():
+def test_usable_cores_are_the_cores_this_process_may_run_on(monkeypatch):
     assert usable_cores() == len(os.sched_getaffinity(0)) >= 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)  # a taskset of 1 core
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert usable_cores() == 1
+
+
+@pytest.mark.parametrize("cpu_count, cores", [(8, 8), (None, 1)])
+def test_without_an_affinity_mask_the_cpu_count_or_one(monkeypatch, cpu_count, cores):
+    """macOS and Windows have no sched_getaffinity; os.cpu_count() may not know (None)."""
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: cpu_count)
+    assert usable_cores() == cores
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
