@@ -166,3 +166,55 @@ stages:
     assert locked_params("w") is None  # no dvc.lock
     Path("dvc.lock").write_text("stages: [1, 2]")
     assert locked_params("w") is None
+
+
+def test_a_stage_without_words_after_its_module_and_another_dvc_file(in_tmp):
+    Path("other.yaml").write_text(
+        "stages:\n  bare:\n    cmd: python -m stages.bare\n  t:\n    cmd: python -m s --model m.npz\n"
+    )
+    assert stage_arguments("bare", Path("other.yaml")) == []
+    assert stage_path("t", "--model", Path("other.yaml")) == Path("m.npz")
+
+
+def test_stages_without_outs_a_cycle_and_code_deps_first_are_walked_through(in_tmp):
+    """dvc.lock is outside input: a stage without outs, deps that no stage makes listed first, and even a
+    cycle (DVC never writes one) end the walk with the parameters of every stage met once."""
+    for name in ("a", "b", "code.py"):
+        Path(name).write_text(name)
+    lock = f"""stages:
+  check:
+    cmd: x
+    deps:
+    - path: a
+      md5: {md5_of("a")}
+  make_a:
+    cmd: y
+    deps:
+    - path: code.py
+      md5: {md5_of("code.py")}
+    - path: b
+      md5: {md5_of("b")}
+    params:
+      params.yaml:
+        p: 1
+    outs:
+    - path: a
+      md5: {md5_of("a")}
+  make_b:
+    cmd: z
+    deps:
+    - path: a
+      md5: {md5_of("a")}
+    params:
+      params.yaml:
+        q: 2
+    outs:
+    - path: b
+      md5: {md5_of("b")}
+"""
+    Path("dvc.lock").write_text(lock)
+    assert locked_params("a") == {"p": 1, "q": 2}
+    assert restore_hint("b") == (
+        "it is an output of stage make_b: drop DVC's cached copy and rebuild it: "
+        f'rm -f "$(dvc cache dir)/files/md5/{md5_of("b")[:2]}/{md5_of("b")[2:]}" && dvc repro'
+    )
