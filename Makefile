@@ -79,15 +79,18 @@ bench: venv $(VENV)/.bench-installed
 	"$(BIN)/python" -m bench.run_all $(BENCH_ARGS)
 
 # Mutation testing (tools/mutation.py; not in CI: minutes per module), with its own pinned extras (mutmut);
-# writes tests/mutation/REPORT.md. MODULES="tools/check_metrics.py" for some modules only.
+# writes tests/mutation/REPORT.md. By default the modules whose code changed since their last run (or never
+# run); MODULES="tools/check_metrics.py" for some modules, MUTATION_ARGS=--all for every one,
+# MUTATION_ARGS="--max-children 1" for one mutant at a time.
 MODULES ?=
+MUTATION_ARGS ?=
 
 $(VENV)/.mutation-installed: requirements-mutation.txt $(VENV)/.test-installed
 	"$(BIN)/python" -m pip install --quiet -r requirements-mutation.txt
 	touch "$@"
 
 mutation: venv $(VENV)/.mutation-installed
-	"$(BIN)/python" -m tools.mutation $(MODULES)
+	"$(BIN)/python" -m tools.mutation $(MUTATION_ARGS) $(MODULES)
 
 clean:
 	rm -rf data/raw data/prepared data/features dvc_plots
