@@ -13,6 +13,7 @@ import pytest
 
 from catsdogs.errors import DataError
 from catsdogs.pipeline.npz_files import load_npz, save_npz
+from tests.test_damaged import zip_of
 
 HINT = "replace it with a good copy (README: Damaged files)"
 
@@ -49,14 +50,6 @@ def test_the_members_are_stored_with_a_fixed_date_and_mode(tmp_path):
     )
 
 
-def npz_of(members: dict[str, bytes], method=zipfile.ZIP_STORED) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", method) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 def npy(array: np.ndarray, version=(1, 0)) -> bytes:
     buffer = io.BytesIO()
     np.lib.format.write_array(buffer, array, version=version)
@@ -71,9 +64,9 @@ def refusal(tmp_path, blob: bytes, keys=("a",)) -> str:
 
 
 def test_npy_version_2_is_read_and_3_is_refused(tmp_path):
-    (tmp_path / "a.npz").write_bytes(npz_of({"a.npy": npy(np.arange(5.0), (2, 0))}))
+    (tmp_path / "a.npz").write_bytes(zip_of({"a.npy": npy(np.arange(5.0), (2, 0))}))
     assert load_npz(tmp_path / "a.npz", ["a"])["a"].tolist() == [0, 1, 2, 3, 4]
-    assert refusal(tmp_path, npz_of({"a.npy": npy(np.arange(5.0), (3, 0))})) == (
+    assert refusal(tmp_path, zip_of({"a.npy": npy(np.arange(5.0), (3, 0))})) == (
         f"damaged (a: unsupported .npy version (3, 0)); {HINT}"
     )
 
@@ -81,23 +74,23 @@ def test_npy_version_2_is_read_and_3_is_refused(tmp_path):
 def test_each_damage_is_named_word_for_word(tmp_path):
     objects = io.BytesIO()
     np.save(objects, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    assert refusal(tmp_path, npz_of({"a.npy": objects.getvalue()})) == (
+    assert refusal(tmp_path, zip_of({"a.npy": objects.getvalue()})) == (
         f"damaged (a: holds Python objects, not numbers or text); {HINT}"
     )
     header = npy(np.zeros(4, np.float32))[:-16]
-    assert refusal(tmp_path, npz_of({"a.npy": header + bytes(20)})) == (
+    assert refusal(tmp_path, zip_of({"a.npy": header + bytes(20)})) == (
         f"damaged (a: its header announces 16 bytes of data, it holds 20); {HINT}"
     )
-    assert refusal(tmp_path, npz_of({"a.npy": header + bytes(12)})) == (
+    assert refusal(tmp_path, zip_of({"a.npy": header + bytes(12)})) == (
         f"damaged (a: its header announces 16 bytes of data, it holds 12); {HINT}"
     )
     assert refusal(tmp_path, b"<html>502</html>") == (
         f"damaged (not a zip archive, as an .npz is: truncated or overwritten?); {HINT}"
     )
-    assert refusal(tmp_path, npz_of({"a.npy": b"x"}, zipfile.ZIP_BZIP2)) == (
+    assert refusal(tmp_path, zip_of({"a.npy": b"x"}, zipfile.ZIP_BZIP2)) == (
         f"damaged (a.npy: compression method 12, not stored or deflate); {HINT}"
     )
-    assert refusal(tmp_path, npz_of({"b.npy": npy(np.zeros(1)), "c.txt": b""}), keys=("a", "b")) == (
+    assert refusal(tmp_path, zip_of({"b.npy": npy(np.zeros(1)), "c.txt": b""}), keys=("a", "b")) == (
         f"missing arrays ['a'] (has ['b', 'c.txt']); {HINT}"
     )
 
@@ -112,7 +105,7 @@ def with_sizes(blob: bytes, file_size: int | None = None, compress_size: int | N
 
 
 def test_stored_sizes_are_believed_up_to_one_byte_per_byte(tmp_path):
-    blob = npz_of({"a.npy": npy(np.zeros(100, np.uint8))})
+    blob = zip_of({"a.npy": npy(np.zeros(100, np.uint8))})
     compress = zipfile.ZipFile(io.BytesIO(blob)).infolist()[0].compress_size
     (tmp_path / "a.npz").write_bytes(with_sizes(blob, file_size=compress))  # the true size: read
     assert load_npz(tmp_path / "a.npz", ["a"])["a"].tolist() == [0] * 100
@@ -122,7 +115,7 @@ def test_stored_sizes_are_believed_up_to_one_byte_per_byte(tmp_path):
 
 
 def test_deflated_sizes_are_believed_up_to_1032_bytes_per_byte(tmp_path):
-    blob = npz_of({"a.npy": npy(np.zeros(100, np.uint8))}, zipfile.ZIP_DEFLATED)
+    blob = zip_of({"a.npy": npy(np.zeros(100, np.uint8))}, zipfile.ZIP_DEFLATED)
     compress = zipfile.ZipFile(io.BytesIO(blob)).infolist()[0].compress_size
     assert "sizes in its zip header" not in refusal(tmp_path, with_sizes(blob, file_size=1032 * compress))
     assert refusal(tmp_path, with_sizes(blob, file_size=1032 * compress + 1)) == (
@@ -131,6 +124,6 @@ def test_deflated_sizes_are_believed_up_to_1032_bytes_per_byte(tmp_path):
 
 
 def test_a_compressed_size_beyond_the_file_is_refused_even_when_the_ratio_fits(tmp_path):
-    blob = npz_of({"a.npy": npy(np.zeros(100, np.uint8))})
+    blob = zip_of({"a.npy": npy(np.zeros(100, np.uint8))})
     message = refusal(tmp_path, with_sizes(blob, file_size=10**6, compress_size=10**6))
     assert message == f"damaged (a.npy: sizes in its zip header that the file cannot hold); {HINT}"
