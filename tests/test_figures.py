@@ -176,3 +176,22 @@ def test_the_weights_figure_shows_w_per_channel_and_summed(tmp_path, drawn):
 def test_every_png_of_the_stage_is_written(in_tmp, drawn):
     run_evaluate(HAND_X, HAND_Y, HAND_W, 0.0, 1)
     assert sorted(drawn) == sorted(Path(OUTPUTS[key]).name for key in OUTPUTS if key.endswith("_plot"))
+
+
+def test_each_png_has_its_documented_size_at_80_dpi_and_no_metadata_but_the_dpi(tmp_path):
+    """Fixed sizes (inches x 80 DPI) so that the same inputs give the same bytes."""
+    history = pd.DataFrame(
+        {c: [0.0, 1.0] for c in ("epoch", "train_loss", "valid_loss", "train_accuracy", "valid_accuracy")}
+    )
+    plot_losses(history, tmp_path / "l.png")
+    plot_weights(np.ones(12, np.float32), 2, tmp_path / "w.png")
+    plot_roc(np.array([0.0, 1.0]), np.array([0.0, 1.0]), 0.5, tmp_path / "r.png")
+    counts = {"true_positives": 1, "false_negatives": 2, "false_positives": 3, "true_negatives": 4}
+    plot_confusion(counts, 0.5, tmp_path / "c.png")
+    plot_mistakes([], [], (0, 0), 4, tmp_path / "m.png")
+    sizes = {"l.png": (800, 320), "w.png": (640, 320), "r.png": (400, 400), "c.png": (400, 360), "m.png": (480, 352)}
+    for name, size in sizes.items():
+        with Image.open(tmp_path / name) as png:
+            assert (png.size, set(png.info)) == (size, {"dpi"}), name
+            assert png.info["dpi"] == pytest.approx((80, 80), abs=0.01)
+    assert not list(tmp_path.glob(".tmp-*"))  # written atomically
