@@ -184,6 +184,18 @@ def test_tied_infinite_scores_are_one_tie(order):
         assert classification_metrics(y, z)["roc_auc"] == pairwise_auc(y, z) == 0.5
 
 
+def test_metrics_counts_at_a_threshold_of_0_8_by_hand():
+    """P(cat) = sigmoid(z): z = 2 gives 0.881 (> 0.8: cat), z = 1 gives 0.731 (dog at 0.8, cat at 0.5).
+    Cats at z 2, 2, 2, 1, 1, 1, 1 and dogs at z 2, 1, 1: tp 3, fn 4, fp 1, tn 2 (all different)."""
+    y = np.array([1, 1, 1, 1, 1, 1, 1, 0, 0, 0])
+    z = np.array([2, 2, 2, 1, 1, 1, 1, 2, 1, 1], dtype=np.float64)
+    m = classification_metrics(y, z, threshold=0.8)
+    assert (m["true_positives"], m["false_negatives"], m["false_positives"], m["true_negatives"]) == (3, 4, 1, 2)
+    assert m["accuracy"] == 0.5 and m["precision"] == 0.75 and m["recall"] == round(3 / 7, 6)
+    at_half = classification_metrics(y, z)
+    assert (at_half["true_positives"], at_half["false_positives"], at_half["true_negatives"]) == (7, 3, 0)
+
+
 def test_metrics_edge_cases_by_hand():
     # no predicted cat: precision 0 (not a division by zero), recall 0, F1 0
     m = classification_metrics(np.array([1, 0, 0]), np.array([-1.0, -2.0, -3.0]))
