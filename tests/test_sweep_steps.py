@@ -206,3 +206,26 @@ def test_the_runner_puts_this_python_first_on_path_and_names_a_failure(tmp_path)
     with pytest.raises(RuntimeError) as quiet:
         sweep._run(sys.executable, "-c", "import sys; sys.exit(4)")
     assert str(quiet.value) == f"`{sys.executable} -c import sys; sys.exit(4)` failed with exit status 4"
+
+
+def test_help_says_what_the_sweep_does_and_each_option(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.startswith("usage: sweep [-h] [--lr LR [LR ...]] [-S KEY=VALUE] [--out OUT] ")
+    for sentence in (
+        "Learning-rate sweep with DVC's queue: the image stages brought up to date once (`dvc repro "
+        "flatten_normalize`), then one experiment `lr-LR` per rate (replacing an earlier one of that name), run "
+        "one at a time, only train and evaluate running; then `dvc exp show` sorted by validation accuracy (also "
+        "OUT/exp_show.txt), `dvc plots diff` of the runs (OUT/dvc_plots/index.html) and their loss curves on one "
+        "chart (OUT/loss_curves.png). Run from the project root.",
+        "--lr LR [LR ...] learning rates (default: 0.001 0.003 0.01 0.03)",
+        "-S KEY=VALUE, --set-param KEY=VALUE another params.yaml override for every run, as `dvc exp run -S` "
+        "takes it (repeatable)",
+        "--out OUT output folder (default: sweep)",
+    ):
+        assert sentence in text
+    with pytest.raises(SystemExit):
+        main(["--lr", "0"])
+    assert "argument --lr: learning rate '0': expected a number > 0" in capsys.readouterr().err
