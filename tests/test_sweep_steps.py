@@ -229,3 +229,36 @@ def test_help_says_what_the_sweep_does_and_each_option(capsys):
     with pytest.raises(SystemExit):
         main(["--lr", "0"])
     assert "argument --lr: learning rate '0': expected a number > 0" in capsys.readouterr().err
+
+
+def test_the_runner_puts_this_python_first_whatever_path_was(monkeypatch):
+    script = "import os; print(os.environ['PATH'])"
+    monkeypatch.setenv("PATH", "/nowhere:/usr/bin")
+    assert (
+        sweep._run(sys.executable, "-c", script, capture=True) == f"{Path(sys.executable).parent}:/nowhere:/usr/bin\n"
+    )
+    monkeypatch.delenv("PATH")
+    assert sweep._run(sys.executable, "-c", script, capture=True) == f"{Path(sys.executable).parent}:\n"
+
+
+def test_finished_experiments_are_found_past_failed_ones_and_errors(monkeypatch):
+    show = [
+        {"rev": "HEAD", "experiments": [
+            {"executor": {"state": "failed"}, "revs": [{"rev": "f1", "name": "lr-1", "error": None}]},
+            {"executor": {"state": "success"}},  # no revs listed
+            {"executor": {"state": "success"}, "revs": [{"rev": "e1", "name": "lr-2", "error": {"msg": "x"}}]},
+            {"executor": {"state": "success"}, "revs": [{"rev": "ok", "name": "lr-3", "error": None}]},
+            {"executor": None, "revs": [{"rev": "other", "name": "lr-4", "error": None}]},
+        ]},
+    ]  # fmt: skip
+    assert sweep.experiment_revs(show, ["lr-3"]) == {"lr-3": "ok"}
+    with pytest.raises(RuntimeError, match=r"^experiment\(s\) lr-1, lr-2 did not finish: see `dvc queue status`"):
+        sweep.experiment_revs(show, ["lr-1", "lr-2", "lr-3"])
+
+
+def test_the_output_folder_may_be_nested_and_may_exist(in_tmp, monkeypatch):
+    Path("dvc.yaml").write_text("stages:\n  train:\n    cmd: python -m stages.train --history h.csv\n")
+    monkeypatch.setattr(sweep, "_run", Runner(show=SHOW[1:]))
+    assert main(["--lr", "0.3", "0.001", "--out", "a/b"]) == 0
+    assert main(["--lr", "0.3", "0.001", "--out", "a/b"]) == 0  # again, into the folder made the first time
+    assert Path("a/b/exp_show.txt").is_file()
