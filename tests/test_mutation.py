@@ -147,6 +147,7 @@ def test_every_module_under_mutation_testing_has_a_report_entry():
 
 
 def test_a_module_whose_code_changed_since_its_run_is_stale_and_rerun_by_default(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # main() changes to ROOT: restored after the test
     module = tmp_path / "m.py"
     module.write_text("x = 1\n")
     monkeypatch.setattr(mutation, "ROOT", tmp_path)
@@ -168,9 +169,10 @@ def test_a_module_whose_code_changed_since_its_run_is_stale_and_rerun_by_default
     monkeypatch.setattr(mutation, "MODULES", {"m.py": ["t.py"], "n.py": ["t.py"], "o.py": ["t.py"]})
     (tmp_path / "o.py").write_text("y = 1\n")
     (tmp_path / "n.py").write_text("z = 1\n")
+    stored = {**entry, "seconds": 1, "load_average": 0, "missed": []}
     results = {
-        "m.py": current,
-        "o.py": {"history": [{**current["history"][0], "code_sha256": hashlib.sha256(b"y = 1\n").hexdigest()}]},
+        "m.py": {"history": [stored]},
+        "o.py": {"history": [{**stored, "code_sha256": hashlib.sha256(b"y = 1\n").hexdigest()}]},
     }
     (tmp_path / "tests/mutation").mkdir(parents=True)
     (tmp_path / RESULTS).write_text(json.dumps(results))
