@@ -249,3 +249,43 @@ def test_lzma_properties_shorter_than_5_bytes_are_refused(tmp_path):
 def test_reader_reads_at_most_its_size_in_all():
     read = archive._reader(io.BytesIO(b"abcdefghij"), 7)
     assert [read(3), read(3), read(3), read(3)] == [b"abc", b"def", b"g", b""]
+
+
+def with_zip64_end(blob: bytes) -> bytes:
+    """The archive with a zip64 end record and locator before its end record, whose count, size and
+    offset fields then say 0xFFFF / 0xFFFFFFFF (as a writer does past 65535 entries or 4 GiB)."""
+    end = blob.rindex(b"PK\x05\x06")
+    _, disk, start_disk, here, count, length, offset, comment = archive._END.unpack_from(blob, end)
+    record = archive._END64.pack(b"PK\x06\x06", 44, 45, 45, 0, 0, here, count, length, offset)
+    locator = archive._END64_LOCATOR.pack(b"PK\x06\x07", 0, end, 1)
+    small = archive._END.pack(b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    return blob[:end] + record + locator + small
+
+
+def test_a_zip64_end_record_gives_the_directory(tmp_path):
+    buffer = io.BytesIO()
+    write_zip(buffer, {"a": DATA, "b": b"x" * 10})
+    (tmp_path / "a.zip").write_bytes(with_zip64_end(buffer.getvalue()))
+    members = list_zip(tmp_path / "a.zip")
+    assert [(m.name, m.file_size, m.problem) for m in members] == [("a", len(DATA), ""), ("b", 10, "")]
+    out = io.BytesIO()
+    assert extract(tmp_path / "a.zip", members[0], out, 10**6) == len(DATA) and out.getvalue() == DATA
+    (tmp_path / "p.zip").write_bytes(b"#!/bin/sh\n" + with_zip64_end(buffer.getvalue()))  # prepended data too
+    assert [m.offset for m in list_zip(tmp_path / "p.zip")] == [m.offset + 10 for m in members]
+
+
+def test_a_zip64_locator_without_its_record_is_ignored_and_a_split_zip64_is_refused(tmp_path):
+    buffer = io.BytesIO()
+    write_zip(buffer, {"a": b"1"})
+    blob = buffer.getvalue()
+    end = blob.rindex(b"PK\x05\x06")
+    locator = archive._END64_LOCATOR.pack(b"PK\x06\x07", 0, 0, 1)
+    (tmp_path / "a.zip").write_bytes(blob[:end] + bytes(56) + locator + blob[end:])  # no record before it
+    with pytest.raises(DataError, match="damaged zip"):  # the end record's own fields, 76 bytes off
+        list_zip(tmp_path / "a.zip")
+    split = bytearray(with_zip64_end(blob))
+    at = split.index(b"PK\x06\x06")
+    struct.pack_into("<L", split, at + 16, 1)  # the zip64 record's disk number
+    (tmp_path / "b.zip").write_bytes(bytes(split))
+    with pytest.raises(DataError, match="one part of a split"):
+        list_zip(tmp_path / "b.zip")
