@@ -191,7 +191,7 @@ def test_extract_writes_pieces_of_at_most_chunk_bytes_and_exactly_the_cap(tmp_pa
     )
 
 
-@pytest.mark.parametrize("method", [8, 12, 14])
+@pytest.mark.parametrize("method", [0, 8, 12, 14])
 def test_an_entry_that_inflates_one_byte_past_its_header_is_refused_and_exactly_its_header_is_kept(tmp_path, method):
     (tmp_path / "a.zip").write_bytes(
         forge([Raw(b"long", DATA + b"!", method, file_size=len(DATA)), Raw(b"exact", DATA, method)])
@@ -289,3 +289,10 @@ def test_a_zip64_locator_without_its_record_is_ignored_and_a_split_zip64_is_refu
     (tmp_path / "b.zip").write_bytes(bytes(split))
     with pytest.raises(DataError, match="one part of a split"):
         list_zip(tmp_path / "b.zip")
+
+
+def test_an_empty_zip64_archive_lists_nothing(tmp_path):
+    buffer = io.BytesIO()
+    write_zip(buffer, {})
+    (tmp_path / "a.zip").write_bytes(with_zip64_end(buffer.getvalue()))  # the zip64 record at byte 0
+    assert list_zip(tmp_path / "a.zip") == []
