@@ -97,6 +97,8 @@ def test_the_roc_figure_shows_the_points_it_is_given(tmp_path, drawn):
     plot_roc(fpr, tpr, None, tmp_path / "r.png")
     axes = drawn["r.png"].axes[0]
     assert [tuple(p) for p in axes.lines[0].get_xydata()] == [(0, 0), (0.25, 0.5), (0.25, 1), (1, 1)]
+    assert [tuple(p) for p in axes.lines[1].get_xydata()] == [(0, 0), (1, 1)]  # chance
+    assert (axes.get_xlim(), axes.get_ylim()) == ((0, 1), (0, 1))
     assert axes.get_title() == "ROC curve (validation), AUC None"
 
 
@@ -195,3 +197,54 @@ def test_each_png_has_its_documented_size_at_80_dpi_and_no_metadata_but_the_dpi(
             assert (png.size, set(png.info)) == (size, {"dpi"}), name
             assert png.info["dpi"] == pytest.approx((80, 80), abs=0.01)
     assert not list(tmp_path.glob(".tmp-*"))  # written atomically
+
+
+def test_every_label_and_title_a_reader_sees(tmp_path, drawn):
+    history = pd.DataFrame(
+        {
+            "epoch": [5, 6],
+            "train_loss": [0.3, 0.2],
+            "valid_loss": [0.4, 0.3],
+            "train_accuracy": [0.5, 0.6],
+            "valid_accuracy": [0.4, 0.5],
+        }
+    )
+    plot_losses(history, tmp_path / "l.png")
+    loss_axes, accuracy_axes = drawn["l.png"].axes
+    assert loss_axes.get_position().y0 == accuracy_axes.get_position().y0  # side by side
+    assert loss_axes.get_position().x0 < accuracy_axes.get_position().x0
+    for axes in (loss_axes, accuracy_axes):
+        assert axes.get_xlabel() == "epoch" and [line.get_xdata().tolist() for line in axes.lines] == [[5, 6], [5, 6]]
+    assert [t.get_text() for t in loss_axes.get_legend().get_texts()] == ["train", "valid"]
+    plot_roc(np.array([0.0, 1.0]), np.array([0.0, 1.0]), 0.5, tmp_path / "r.png")
+    axes = drawn["r.png"].axes[0]
+    assert (axes.get_xlabel(), axes.get_ylabel()) == (
+        "false positive rate (dogs called cat)",
+        "true positive rate (cats called cat)",
+    )
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == ["the neuron", "chance"]
+    plot_weights(np.zeros(12, np.float32), 2, tmp_path / "w.png")  # all zero: grey, no division by 0
+    rgb_axes, sum_axes, bar = drawn["w.png"].axes
+    assert rgb_axes.get_title() == "W as RGB (grey = 0)"
+    assert sum_axes.get_title() == "W summed over RGB (red: cat, blue: dog)"
+    left, right = rgb_axes.get_position(), sum_axes.get_position()
+    assert left.x1 <= right.x0 and abs((left.y0 + left.y1) - (right.y0 + right.y1)) < 0.1  # side by side
+    np.testing.assert_array_equal(rgb_axes.images[0].get_array(), np.full((2, 2, 3), 0.5))
+    assert sum_axes.images[0].get_clim() == (-1.0, 1.0)
+    assert bar.get_ylim() == (-1.0, 1.0)  # the colour bar of the summed W
+
+
+def test_a_cells_number_is_white_above_half_the_largest_count_and_black_at_half(tmp_path, drawn):
+    counts = {"true_positives": 10, "false_negatives": 5, "false_positives": 6, "true_negatives": 0}
+    plot_confusion(counts, 0.5, tmp_path / "c.png")
+    colours = {t.get_text(): t.get_color() for t in drawn["c.png"].axes[0].texts}
+    assert colours == {"10": "white", "6": "white", "5": "black", "0": "black"}
+
+
+def test_the_gallery_draws_each_image_pixel_for_pixel(tmp_path, drawn):
+    image = np.array([[[255, 0, 0], [0, 0, 255]]], np.uint8)
+    plot_mistakes([(image, "a.jpg", 0.9)], [], (1, 0), 2, tmp_path / "m.png")
+    [axes] = [axes for axes in drawn["m.png"].axes if axes.images]
+    assert axes.images[0].get_interpolation() == "nearest"
+    np.testing.assert_array_equal(axes.images[0].get_array(), image)
+    assert axes.get_title() == "a.jpg\nP(cat) 0.900"
