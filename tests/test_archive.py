@@ -296,3 +296,33 @@ def test_an_empty_zip64_archive_lists_nothing(tmp_path):
     write_zip(buffer, {})
     (tmp_path / "a.zip").write_bytes(with_zip64_end(buffer.getvalue()))  # the zip64 record at byte 0
     assert list_zip(tmp_path / "a.zip") == []
+
+
+def test_two_entries_sharing_data_are_both_unreadable_and_comments_are_skipped(tmp_path):
+    blob = forge([Raw(b"a", DATA), Raw(b"b", DATA, same_data_as=0), Raw(b"c", b"x")])
+    (tmp_path / "a.zip").write_bytes(blob)
+    assert [m.problem for m in list_zip(tmp_path / "a.zip")] == [
+        "shares its data with 1 other entries (overlapping entries)"
+    ] * 2 + [""]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as handle:
+        for name in ("a", "b"):
+            info = zipfile.ZipInfo(name)
+            info.comment = b"an entry comment"
+            handle.writestr(info, DATA)
+    (tmp_path / "c.zip").write_bytes(buffer.getvalue())
+    assert [(m.name, m.file_size, m.problem) for m in list_zip(tmp_path / "c.zip")] == [
+        ("a", len(DATA), ""),
+        ("b", len(DATA), ""),
+    ]
+
+
+def test_zip64_extra_fields_in_the_directory_give_the_sizes(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as handle, handle.open(zipfile.ZipInfo("a"), "w", force_zip64=True) as member:
+        member.write(DATA)
+    (tmp_path / "a.zip").write_bytes(buffer.getvalue())
+    [member] = list_zip(tmp_path / "a.zip")
+    assert (member.file_size, member.problem) == (len(DATA), "")
+    out = io.BytesIO()
+    assert extract(tmp_path / "a.zip", member, out, 10**6) == len(DATA) and out.getvalue() == DATA
