@@ -239,6 +239,9 @@ def test_the_runner_puts_this_python_first_whatever_path_was(monkeypatch):
     )
     monkeypatch.delenv("PATH")
     assert sweep._run(sys.executable, "-c", script, capture=True) == f"{Path(sys.executable).parent}:\n"
+    monkeypatch.delenv("DVC_NO_ANALYTICS", raising=False)  # the Makefile exports it: not here
+    shown = sweep._run(sys.executable, "-c", "import os; print(os.environ.get('DVC_NO_ANALYTICS'))", capture=True)
+    assert shown == "1\n"
 
 
 def test_finished_experiments_are_found_past_failed_ones_and_errors(monkeypatch):
