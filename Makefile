@@ -13,7 +13,8 @@ USER_PATH := $(PATH)
 # dvc.yaml calls `python`: make it the venv's, whether or not the venv is activated.
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
-# Values from the command line or the environment (PYTHON, BASE, LRS, JOBS, MODULES, BENCH_ARGS, any text:
+# Values from the command line or the environment (PYTHON, BASE, LRS, JOBS, MODULES, MUTATION_ARGS,
+# BENCH_ARGS, any text:
 # a git ref may hold ` $ ; " ') reach the recipes only as environment variables taken verbatim
 # ($(value ...): make expands nothing in them either), which the shell reads as "$$ARG_X": never as
 # shell text, so no value can run a command. `unexport`: make would otherwise expand them to export them.
@@ -23,8 +24,9 @@ BASE ?= HEAD
 LRS ?=
 JOBS ?= 1
 MODULES ?=
+MUTATION_ARGS ?=
 BENCH_ARGS ?=
-unexport PYTHON BASE LRS JOBS MODULES BENCH_ARGS
+unexport PYTHON BASE LRS JOBS MODULES MUTATION_ARGS BENCH_ARGS
 export ARG_PYTHON = $(value PYTHON)
 # One line naming an interpreter: "X.Y full-version installation-prefix" (Python 2 syntax too, so that any
 # python can answer it); a venv answers with the prefix of the interpreter it was made from.
@@ -97,15 +99,18 @@ bench: venv $(VENV)/.bench-installed
 	set -f; "$(BIN)/python" -m bench.run_all $$ARG_BENCH
 
 # Mutation testing (tools/mutation.py; not in CI: minutes per module), with its own pinned extras (mutmut);
-# writes tests/mutation/REPORT.md. MODULES="tools/check_metrics.py" for some modules only.
+# writes tests/mutation/REPORT.md. By default the modules whose code changed since their last run (or never
+# run); MODULES="tools/check_metrics.py" for some modules, MUTATION_ARGS=--all for every one,
+# MUTATION_ARGS="--max-children 1" for one mutant at a time.
 
 $(VENV)/.mutation-installed: requirements-mutation.txt $(VENV)/.test-installed
 	"$(BIN)/python" -m pip install --quiet -r requirements-mutation.txt
 	touch "$@"
 
 mutation: export ARG_MODULES = $(value MODULES)
+mutation: export ARG_MUTATION_ARGS = $(value MUTATION_ARGS)
 mutation: venv $(VENV)/.mutation-installed
-	set -f; "$(BIN)/python" -m tools.mutation $$ARG_MODULES
+	set -f; "$(BIN)/python" -m tools.mutation $$ARG_MUTATION_ARGS $$ARG_MODULES
 
 clean:
 	rm -rf data/raw data/prepared data/features dvc_plots

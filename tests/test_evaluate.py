@@ -20,9 +20,8 @@ from tests.conftest import help_text, write_params
 
 def pairwise_auc(y, scores):
     """P(score of a random positive > score of a random negative), ties counted 1/2."""
-    pos, neg = scores[y == 1], scores[y == 0]
-    diff = pos[:, None] - neg[None, :]
-    return ((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size
+    pos, neg = scores[y == 1][:, None], scores[y == 0][None, :]
+    return ((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (pos.size * neg.size)
 
 
 def test_roc_auc_equals_the_pairwise_definition_with_ties():
@@ -140,6 +139,61 @@ def test_evaluate_stage_confusion_pairs_and_threshold(in_tmp, threshold):
     assert metrics["mse_loss"] == pytest.approx(np.mean((p - y) ** 2) / 2, abs=1e-6)
     assert metrics["log_loss"] == pytest.approx(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)), abs=1e-6)
     assert metrics["roc_auc"] == pytest.approx(pairwise_auc(y, p), abs=1e-6)
+
+
+@pytest.mark.parametrize("nan_rows", [[1], [0, 3], list(range(1, 17))])
+def test_nan_scores_are_refused_by_the_metrics_and_the_roc(nan_rows):
+    """A NaN has no rank: unsorted, it would change the AUC with the sort algorithm (issue 20: 0.5 or 0.333
+    for [1.0] + [nan] * 16)."""
+    y = np.arange(17) % 2
+    z = np.linspace(-2, 2, 17)
+    z[nan_rows] = np.nan
+    message = rf"^{len(nan_rows)} of 17 scores are NaN; metrics need numbers$"
+    with pytest.raises(ValueError, match=message):
+        classification_metrics(y, z)
+    with pytest.raises(ValueError, match=message):
+        roc_curve(y, z)
+    with pytest.raises(ValueError, match=message):  # one class only: no AUC, still no metric of a NaN
+        classification_metrics(np.ones(17), z)
+    assert classification_metrics(y, np.nan_to_num(z))["n_valid"] == 17  # the same scores without NaN: fine
+
+
+@pytest.mark.parametrize("labels", [[0, 1, 2], [0, 1, 0.5], [-1, 1, 0], [1, 1, True + 1]])
+def test_labels_other_than_0_and_1_are_refused(labels):
+    """0.5 would be a dog as an int64 (truncated) and neither class as a float: refused, not guessed."""
+    with pytest.raises(ValueError, match=r"^labels must be 0 \(dog\) or 1 \(cat\)$"):
+        classification_metrics(np.array(labels), np.array([0.0, 1.0, 2.0]))
+    assert classification_metrics(np.array([0, 1, True]), np.array([0.0, 1.0, 2.0]))["n_valid"] == 3
+
+
+def test_integer_scores_beyond_2_to_the_53_rank_as_their_float64():
+    """The scores are ranked as float64, as the sigmoid sees them: 2^53 and 2^53 + 1 are one tie."""
+    z = np.array([2**53 + 1, 2**53, 0, 1], dtype=np.int64)
+    y = np.array([0, 1, 0, 1])
+    assert classification_metrics(y, z)["roc_auc"] == 0.625  # (1/2 + 1 + 0 + 1) / 4 pairs (cat, dog)
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2]])
+def test_tied_infinite_scores_are_one_tie(order):
+    """z = +inf for a cat and a dog, -inf for a cat and a dog: each pair is a tie (counted 1/2), whatever
+    the order of the rows; the cat-dog pairs across the ties are ranked right: AUC (1 + 1/2 + 1/2 + 0) / 4."""
+    y, z = np.array([1, 0, 1, 0])[order], np.array([np.inf, np.inf, -np.inf, -np.inf])[order]
+    fpr, tpr = roc_curve(y, z)
+    assert fpr.tolist() == [0, 0.5, 1] and tpr.tolist() == [0, 0.5, 1]
+    with np.errstate(invalid="ignore"):  # the losses of infinite scores
+        assert classification_metrics(y, z)["roc_auc"] == pairwise_auc(y, z) == 0.5
+
+
+def test_metrics_counts_at_a_threshold_of_0_8_by_hand():
+    """P(cat) = sigmoid(z): z = 2 gives 0.881 (> 0.8: cat), z = 1 gives 0.731 (dog at 0.8, cat at 0.5).
+    Cats at z 2, 2, 2, 1, 1, 1, 1 and dogs at z 2, 1, 1: tp 3, fn 4, fp 1, tn 2 (all different)."""
+    y = np.array([1, 1, 1, 1, 1, 1, 1, 0, 0, 0])
+    z = np.array([2, 2, 2, 1, 1, 1, 1, 2, 1, 1], dtype=np.float64)
+    m = classification_metrics(y, z, threshold=0.8)
+    assert (m["true_positives"], m["false_negatives"], m["false_positives"], m["true_negatives"]) == (3, 4, 1, 2)
+    assert m["accuracy"] == 0.5 and m["precision"] == 0.75 and m["recall"] == round(3 / 7, 6)
+    at_half = classification_metrics(y, z)
+    assert (at_half["true_positives"], at_half["false_positives"], at_half["true_negatives"]) == (7, 3, 0)
 
 
 def test_metrics_edge_cases_by_hand():

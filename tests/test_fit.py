@@ -13,7 +13,7 @@ import catsdogs.neuron.fast_passes
 import catsdogs.neuron.fit
 import catsdogs.neuron.history
 import catsdogs.neuron.recipe
-from catsdogs.errors import ParamError
+from catsdogs.errors import DataError, ParamError
 from catsdogs.neuron.fit import fit
 from catsdogs.neuron.reference import backprop, forward, loss_value, predict, reference_fit, sigmoid
 from catsdogs.pipeline.config import TrainParams
@@ -563,3 +563,37 @@ def test_the_progress_bar_redraws_at_most_twice_a_second(own_tqdm_lock, monkeypa
     fit(X, y, X_valid, y_valid, TrainParams(lr=0.5, epochs=40), on_epoch=tick)
     shown = {int(re.search(r"(\d+)/40", frame).group(1)) for frame in bar_frames(capsys.readouterr().err)}
     assert shown == set(range(0, 41, 4))
+
+
+@pytest.mark.parametrize("optimizer, batch_size", [("gd", 0), ("gd", 8), ("adam", 0), ("lbfgs", 0)])
+@pytest.mark.parametrize("train_rows, valid_rows", [(40, 0), (0, 20)])
+def test_an_empty_training_or_validation_set_is_refused_before_any_epoch(optimizer, batch_size, train_rows, valid_rows):
+    """No loss, accuracy or best epoch exists for zero rows: refused with what to change, for every solver."""
+    X, y = toy_problem()
+    loss = "cross_entropy" if optimizer == "lbfgs" else "mse"
+    params = TrainParams(epochs=3, optimizer=optimizer, loss=loss, batch_size=min(batch_size, train_rows))
+    train, valid = slice(0, train_rows), slice(40, 40 + valid_rows)
+    with pytest.raises(DataError) as refused:
+        fit(X[train], y[train], X[valid], y[valid], params, progress=False, pixel_scale=PIXEL_SCALE)
+    assert str(refused.value) == (
+        f"{train_rows} training and {valid_rows} validation examples: train needs at least one of each "
+        "(more images, or another resize_split.valid_fraction)"
+    )
+
+
+def test_one_validation_row_is_enough():
+    X, y = toy_problem()
+    _, _, history = fit(
+        X[:40], y[:40], X[40:41], y[40:41], TrainParams(epochs=3), progress=False, pixel_scale=PIXEL_SCALE
+    )
+    assert list(history.epoch) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("split", ["training", "validation"])
+@pytest.mark.parametrize("bad", [2, 0.5, -1])
+def test_labels_other_than_0_and_1_are_refused(split, bad):
+    X, y = toy_problem()
+    y = y.astype(np.float64)
+    y[0 if split == "training" else 45] = bad
+    with pytest.raises(DataError, match=rf"^the {split} labels must be 0 \(dog\) or 1 \(cat\)$"):
+        fit(X[:40], y[:40], X[40:], y[40:], TrainParams(epochs=1), progress=False, pixel_scale=PIXEL_SCALE)

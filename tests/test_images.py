@@ -249,3 +249,10 @@ def test_load_image_refuses_more_pixels_than_the_cap_from_the_header(tmp_path, m
 
 def test_max_pixels_is_pillows_default_bound():
     assert catsdogs.data.images.MAX_PIXELS == Image.MAX_IMAGE_PIXELS == 89_478_485
+
+
+def test_a_feature_half_way_between_two_pixel_values_is_undone_in_float64():
+    """float32(0.5 / 255) x 255 is 0.50000001 in float64 (rint: 1) but exactly 0.5 in float32 (rint: 0):
+    images() multiplies in float64 whatever the features' dtype, as its code says."""
+    X = np.full((1, 3), 0.5 / 255, dtype=np.float32)
+    assert Preprocessing(1, True).images(X).tolist() == [[[[1, 1, 1]]]]

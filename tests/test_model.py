@@ -48,3 +48,18 @@ def test_a_model_file_that_cannot_score_is_refused(tmp_path, W, b, message):
     save_npz(tmp_path / "w.npz", W=W, b=b, **Preprocessing(1, True).arrays())  # written by hand, not by train
     with pytest.raises(DataError, match=message):
         load_model(tmp_path / "w.npz")
+
+
+def test_each_refusal_names_the_file_and_what_to_do_word_for_word(tmp_path):
+    path = tmp_path / "w.npz"
+    save_npz(path, W=np.array([np.nan, 0, 0], np.float32), b=np.float32(0), **Preprocessing(1, True).arrays())
+    with pytest.raises(DataError) as diverged:
+        load_model(path)
+    assert str(diverged.value) == (
+        f"{path}: 1 of the 4 weights (W and b) are not finite numbers (NaN or infinity): "
+        "the training diverged; retrain with a lower train.lr (`dvc repro`)"
+    )
+    arrays = {**Preprocessing(1, True).arrays(), "image_size": np.float64(1.5)}
+    save_npz(path, W=np.zeros(3, np.float32), b=np.float32(0), **arrays)
+    with pytest.raises(DataError, match=rf"^{path}: "):
+        load_model(path)

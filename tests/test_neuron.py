@@ -166,3 +166,30 @@ def test_loss_value_accumulates_float32_inputs_in_float64():
 
 def test_predict_returns_int64_labels():
     assert predict(np.array([0.2, 0.9])).dtype == np.int64
+
+
+def test_a_negative_number_of_epochs_is_refused_and_zero_is_the_starting_point():
+    X = np.array([[1.0, 0.0], [0.0, 1.0]])
+    y = np.array([1, 0])
+    with pytest.raises(ValueError, match=r"^epochs = -1: the number of updates cannot be negative$"):
+        reference_fit(X, y, X, y, lr=0.1, epochs=-1)
+    W, b, losses = reference_fit(X, y, X, y, lr=0.1, epochs=0)
+    assert W.tolist() == [0.0, 0.0] and b == 0.0
+    assert losses.tolist() == [[0.125, 0.125]]  # MSE of a = 1/2 against y in {0, 1}: (1/2)^2 / 2
+
+
+def test_every_input_is_computed_in_float64_whatever_its_dtype():
+    """float32 values given as longdouble (more than 64 bits) or int labels give the float64 run bit for
+    bit: the loop converts its inputs, it does not compute in the inputs' own precision."""
+    rng = np.random.default_rng(5)
+    X = rng.random((12, 4)).astype(np.float32)
+    y = (rng.random(12) > 0.5).astype(np.uint8)
+    W, b, losses = reference_fit(X[:8], y[:8], X[8:], y[8:], lr=0.5, epochs=4)
+    for dtype in (np.longdouble, np.float64):
+        W2, b2, losses2 = reference_fit(
+            X[:8].astype(dtype), y[:8].astype(dtype), X[8:].astype(dtype), y[8:].astype(dtype), lr=0.5, epochs=4
+        )
+        assert W2.dtype == np.float64 and np.asarray(b2).dtype == np.float64
+        np.testing.assert_array_equal(W2, W)
+        np.testing.assert_array_equal(losses2, losses)
+        assert b2 == b

@@ -2,7 +2,9 @@
 modules that decide what the model learns and what the user sees, one at a time, and runs each
 module's fast unit tests against each; a mutant no test fails on "survived". Writes tests/mutation/.
 
-    python -m tools.mutation                          # every module of tests/mutation/modules.yaml
+    python -m tools.mutation                          # the modules of tests/mutation/modules.yaml never run or
+                                                      # whose code changed since their last run (stale)
+    python -m tools.mutation --all                    # every module
     python -m tools.mutation tools/check_metrics.py   # some of them (the others' results are kept)
     python -m tools.mutation --report-only            # REPORT.md again from results.json (e.g. after a merge)
 
@@ -11,7 +13,9 @@ Each module runs in its own scratch copy of the working tree (.mutation/<module>
 [tool.mutmut] table for that module: only it is mutated, only its tests run. Every run starts fresh
 (mutmut's cache keeps old verdicts of unchanged functions, even after new tests).
 
-Results: tests/mutation/results.json (latest run and history per module), rendered into REPORT.md. A survivor (or a mutant no test reaches) needs a new test, or a reason
+Results: tests/mutation/results.json (latest run and history per module, with the SHA-256 of the module's
+code it ran on), rendered into REPORT.md, which marks a module STALE when its code changed since (or was
+never run: NOT RUN), and tests/test_mutation.py fails when a module has no entry. A survivor (or a mutant no test reaches) needs a new test, or a reason
 why it is equivalent (behaves like the original) in tests/mutation/equivalent.yaml, matched by its
 mutated line. Exit status: 0 every survivor explained; 1 a survivor without a reason, or a reason
 matching no survivor (stale); 2 mutmut failed (its log is printed).
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import shutil
@@ -123,6 +128,7 @@ def mutated_lines(diff: str) -> str:
 
 def run_module(module: str, tests: Sequence[str], max_children: int | None, commit: str) -> dict[str, Any]:
     """Run mutmut on one module; its counts, wall time and the diff of each mutant no test caught."""
+    code = code_hash(module)  # before the copy: the code this run's results are about
     scratch = prepare(module, tests)
     mutmut = str(Path(sys.executable).with_name("mutmut"))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -160,12 +166,26 @@ def run_module(module: str, tests: Sequence[str], max_children: int | None, comm
         "mutmut": metadata.version("mutmut"),
         "date": f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         "commit": commit,
+        "code_sha256": code,
         "seconds": round(seconds, 1),
         "test_seconds": round(sum(meta["durations_by_key"].values()), 1),
         "load_average": round(load, 2),
         "counts": {key: len(names) for key, names in groups.items()},
         "missed": missed,
     }
+
+
+def code_hash(module: str) -> str:
+    """SHA-256 of the module's code as it is now: a run's results hold for this code only."""
+    return hashlib.sha256((ROOT / module).read_bytes()).hexdigest()
+
+
+def state(module: str, entry: dict[str, Any] | None) -> str:
+    """ "current" when the module's latest run was on its code as it is now; "NOT RUN" without a run;
+    "STALE" when the code changed since (or the run predates the hash: results re-keyed from old paths)."""
+    if not entry or not entry.get("history"):
+        return "NOT RUN"
+    return "current" if entry["history"][-1].get("code_sha256") == code_hash(module) else "STALE"
 
 
 def mutant_order(name: str) -> tuple[str, int]:
@@ -197,8 +217,13 @@ def explain(result: dict[str, Any], reasons: Sequence[dict[str, str]]) -> tuple[
     return missed, [reason for i, reason in enumerate(reasons) if i not in used]
 
 
-def render(results: dict[str, Any], equivalent: dict[str, list[dict[str, str]]]) -> str:
-    """tests/mutation/REPORT.md from the stored results and the reasons."""
+def render(
+    results: dict[str, Any], equivalent: dict[str, list[dict[str, str]]], modules: Sequence[str] | None = None
+) -> str:
+    """tests/mutation/REPORT.md from the stored results and the reasons, one row per module of `modules`
+    (default: modules.yaml's), each with its state: current, STALE (its code changed since its latest
+    run: the numbers are of older code) or NOT RUN."""
+    modules = list(MODULES) if modules is None else list(modules)
     lines = [
         "# Mutation testing report",
         "",
@@ -209,21 +234,31 @@ def render(results: dict[str, Any], equivalent: dict[str, list[dict[str, str]]])
         "Times are wall-clock on the shared 2-core machine (load average at the start given).",
         "mutmut switches a mutant on when its function is called during a test: code that runs at import time",
         "(decorators, declarations) only counts when a test calls it again (tests/test_params.py: declare_toy).",
+        "**state**: current (the latest run was on the module's code as it is now), STALE (the code changed",
+        "since: `make mutation` reruns it) or NOT RUN.",
         "",
-        "| module | tests | mutants | killed | timeout | survived | no tests | score | run time |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| module | state | tests | mutants | killed | timeout | survived | no tests | score | run time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for module, entry in results.items():
-        latest = entry["history"][-1]
+    for module in modules:
+        if module not in results:
+            lines.append(f"| {module} | NOT RUN | {', '.join(MODULES.get(module, []))} | | | | | | | |")
+            continue
+        latest = results[module]["history"][-1]
         counts = latest["counts"]
         lines.append(
-            f"| {module} | {', '.join(latest['tests'])} | {sum(counts.values())} | {counts['killed']} | {counts['timeout']} "
-            f"| {counts['survived']} | {counts['no_tests']} | {score(counts):.1%} | {latest['seconds']:.0f} s |"
+            f"| {module} | {state(module, results[module])} | {', '.join(latest['tests'])} | {sum(counts.values())} "
+            f"| {counts['killed']} | {counts['timeout']} | {counts['survived']} | {counts['no_tests']} "
+            f"| {score(counts):.1%} | {latest['seconds']:.0f} s |"
         )
-    for module, entry in results.items():
+    for module in [name for name in modules if name in results]:
+        entry = results[module]
         latest = entry["history"][-1]
         missed, _ = explain(latest, equivalent.get(module, []))
-        lines += ["", f"## {module}", "", f"mutmut {latest['mutmut']}, tests: {', '.join(latest['tests'])}.", ""]
+        lines += ["", f"## {module}", ""]
+        if state(module, entry) == "STALE":
+            lines += ["**STALE**: the code changed since the latest run below; `make mutation` reruns it.", ""]
+        lines += [f"mutmut {latest['mutmut']}, tests: {', '.join(latest['tests'])}.", ""]
         lines += ["| date | commit | mutants | killed | timeout | survived | no tests | score | run time (load) |"]
         lines += ["|---|---|---|---|---|---|---|---|---|"]
         for run in entry["history"]:
@@ -249,11 +284,15 @@ def render(results: dict[str, Any], equivalent: dict[str, list[dict[str, str]]])
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mutation", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "modules", nargs="*", metavar="MODULE", help=f"modules to run (default: all of {', '.join(MODULES)})"
+        "modules",
+        nargs="*",
+        metavar="MODULE",
+        help=f"modules to run (default: the stale or never run of {', '.join(MODULES)})",
     )
     parser.add_argument(
         "--max-children", type=int, help="parallel mutant runs (default: mutmut's, the number of cores)"
     )
+    parser.add_argument("--all", action="store_true", help="run every module, not only the stale and never run")
     parser.add_argument("--report-only", action="store_true", help="run nothing: REPORT.md from results.json")
     args = parser.parse_args(argv)
     unknown = [module for module in args.modules if module not in MODULES]
@@ -264,7 +303,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.chdir(ROOT)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     commit = commit_label()  # before this run writes its results
-    chosen = args.modules or list(MODULES)
+    chosen = args.modules or [
+        module for module in MODULES if args.all or state(module, results.get(module)) != "current"
+    ]
+    if not args.modules and not args.report_only:
+        print(f"modules to run ({'all' if args.all else 'stale or never run'}): {', '.join(chosen) or 'none'}")
     for module in [] if args.report_only else chosen:
         result = run_module(module, MODULES[module], args.max_children, commit)
         results.setdefault(module, {"history": []})["history"].append(result)

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from catsdogs.errors import ParamError
+from catsdogs.errors import DataError, ParamError
 from catsdogs.neuron.fast_passes import ShardedPass, forward_backward, pixel_gram, pixel_values, scores_by_columns
 from catsdogs.neuron.history import EarlyStopping, History, show_progress
 from catsdogs.neuron.lbfgs import LBFGS
@@ -221,8 +221,16 @@ def fit(
     """
     X = np.ascontiguousarray(X, dtype=np.float32)
     X_valid = np.ascontiguousarray(X_valid, dtype=np.float32)
+    for split, labels in (("training", y), ("validation", y_valid)):
+        if not np.isin(labels, (0, 1)).all():  # read from a file: a label 2 or 0.5 is no cat and no dog
+            raise DataError(f"the {split} labels must be 0 (dog) or 1 (cat)")
     y = y.astype(np.float32)
     y_valid = y_valid.astype(np.float32)
+    if X.shape[0] == 0 or X_valid.shape[0] == 0:  # no loss, no accuracy, no early stopping to compute
+        raise DataError(
+            f"{X.shape[0]} training and {X_valid.shape[0]} validation examples: train needs at least one of "
+            "each (more images, or another resize_split.valid_fraction)"
+        )
     if params.batch_size > X.shape[0]:
         raise ParamError(
             f"params.yaml: train.batch_size = {params.batch_size} is more than the {X.shape[0]} training examples"

@@ -128,7 +128,10 @@ def reference_fit(
     X (m, n), X_valid (m_valid, n); y (m,), y_valid (m_valid,) in {0, 1}. Returns W (n,), b and the
     losses (epochs + 1, 2): J on the training and the validation rows after 0, 1, ..., epochs updates
     (without the L2 term). on_epoch(epoch, losses_row) is called after each row (e.g. to time it).
+    A negative `epochs` is a ValueError.
     """
+    if epochs < 0:
+        raise ValueError(f"epochs = {epochs}: the number of updates cannot be negative")
     X, X_valid = np.asarray(X, dtype=np.float64), np.asarray(X_valid, dtype=np.float64)
     y, y_valid = np.asarray(y, dtype=np.float64), np.asarray(y_valid, dtype=np.float64)
     objective = Objective(loss, gradient, l2)

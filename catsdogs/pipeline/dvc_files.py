@@ -14,6 +14,7 @@ restore_hint tells how to get a damaged output back.
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 from pathlib import Path
 
@@ -104,8 +105,9 @@ def restore_hint(path: Path | str, lock_file: Path = DVC_LOCK) -> str:
         stages = locked_stages(lock_file)
         for stage, record in stages.items():
             for out in record.get("outs", []):
-                if Path(out["path"]).resolve() == path.resolve() and "md5" in out:
-                    md5 = out["md5"]
+                md5 = str(out.get("md5", ""))
+                # only a real md5 goes into the command the user is told to paste into a shell
+                if Path(out["path"]).resolve() == path.resolve() and re.fullmatch("[0-9a-f]{32}", md5):
                     return (
                         f"it is an output of stage {stage}: drop DVC's cached copy and rebuild it: "
                         f'rm -f "$(dvc cache dir)/files/md5/{md5[:2]}/{md5[2:]}" && dvc repro'

@@ -1,0 +1,328 @@
+"""catsdogs/data/archive.py directly: list_zip's and extract's limits on both sides, their messages word
+for word, and the pieces they hand on; the archives come from Python's zipfile or tests/zip_forge.py."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+
+import pytest
+
+from catsdogs.data import archive
+from catsdogs.data.archive import EntryError, extract, list_zip
+from catsdogs.errors import DataError
+from tests.zip_forge import Raw, forge
+
+DATA = bytes(range(256)) * 40  # 10240 bytes that compress a little
+
+
+def write_zip(path, entries: dict[str, bytes], method=zipfile.ZIP_DEFLATED, **options) -> None:
+    with zipfile.ZipFile(path, "w", method, **options) as handle:
+        for name, data in entries.items():
+            handle.writestr(name, data)
+
+
+class Pieces(io.BytesIO):
+    """An output that remembers the size of each write."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def write(self, data) -> int:
+        self.sizes.append(len(data))
+        return super().write(data)
+
+
+def test_a_directory_of_exactly_max_entries_is_listed_and_one_more_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(archive, "MAX_ENTRIES", 3)
+    write_zip(tmp_path / "a.zip", {"a": b"1", "b": b"2", "c": b"3"})
+    assert [m.name for m in list_zip(tmp_path / "a.zip")] == ["a", "b", "c"]
+    write_zip(tmp_path / "b.zip", {"a": b"1", "b": b"2", "c": b"3", "d": b"4"})
+    with pytest.raises(DataError) as refused:
+        list_zip(tmp_path / "b.zip")
+    length = 4 * (46 + 1)  # 4 records of 46 bytes and a 1-byte name
+    assert str(refused.value) == (
+        f"{tmp_path / 'b.zip'}: its directory lists 4 entries in {length} bytes, more than this reader accepts "
+        f"(3 entries, {archive.MAX_DIRECTORY_BYTES} bytes); split the archive"
+    )
+
+
+def test_a_directory_of_exactly_max_directory_bytes_is_listed_and_one_byte_more_is_refused(tmp_path, monkeypatch):
+    write_zip(tmp_path / "a.zip", {"a": b"1", "bb": b"2"})
+    length = 2 * 46 + 3
+    monkeypatch.setattr(archive, "MAX_DIRECTORY_BYTES", length)
+    assert len(list_zip(tmp_path / "a.zip")) == 2
+    monkeypatch.setattr(archive, "MAX_DIRECTORY_BYTES", length - 1)
+    with pytest.raises(DataError, match=rf"lists 2 entries in {length} bytes, more than this reader accepts"):
+        list_zip(tmp_path / "a.zip")
+
+
+def test_a_directory_that_lists_more_records_than_its_count_stops_at_max_entries(tmp_path, monkeypatch):
+    """The end record says 2 entries, its directory holds 3 records: counted while reading, too."""
+    monkeypatch.setattr(archive, "MAX_ENTRIES", 2)
+    blob = bytearray(forge([Raw(b"a", b"1"), Raw(b"b", b"2"), Raw(b"c", b"3")]))
+    end = blob.rindex(b"PK\x05\x06")
+    blob[end + 8 : end + 12] = struct.pack("<HH", 2, 2)
+    (tmp_path / "a.zip").write_bytes(bytes(blob))
+    with pytest.raises(DataError, match=r"a.zip: damaged zip directory at entry 2 \(byte \d+\)$"):
+        list_zip(tmp_path / "a.zip")
+
+
+@pytest.mark.parametrize(
+    "blob, message",
+    [
+        (b"", "neither a folder nor a zip archive (no zip directory at its end: a partial download?)"),
+        (b"PK\x05\x06" + bytes(17), "neither a folder nor a zip archive (no zip directory at its end"),  # 1 short
+        (b"PK\x05\x06" + struct.pack("<4H2LH", 1, 0, 0, 0, 0, 0, 0), "one part of a split (multi-volume) zip"),
+        (b"PK\x05\x06" + struct.pack("<4H2LH", 0, 1, 0, 0, 0, 0, 0), "one part of a split (multi-volume) zip"),
+        (b"PK\x05\x06" + struct.pack("<4H2LH", 0, 0, 1, 1, 46, 0, 0), "damaged zip archive (its directory does"),
+        (b"x" * 10 + b"PK\x05\x06" + struct.pack("<4H2LH", 0, 0, 0, 0, 0, 11, 0), "damaged zip archive"),
+    ],
+)
+def test_end_records_that_cannot_be_read_are_one_clear_error(tmp_path, blob, message):
+    (tmp_path / "a.zip").write_bytes(blob)
+    with pytest.raises(DataError) as refused:
+        list_zip(tmp_path / "a.zip")
+    assert str(refused.value).startswith(f"{tmp_path / 'a.zip'}: {message}")
+
+
+def test_an_empty_archive_lists_nothing_and_data_before_it_shifts_the_offsets(tmp_path):
+    write_zip(tmp_path / "empty.zip", {})
+    assert list_zip(tmp_path / "empty.zip") == []
+    buffer = io.BytesIO()
+    write_zip(buffer, {"a": DATA, "b": b"x"})
+    (tmp_path / "plain.zip").write_bytes(buffer.getvalue())
+    (tmp_path / "prefixed.zip").write_bytes(b"#!/bin/sh\nexit\n" + buffer.getvalue())
+    plain, prefixed = list_zip(tmp_path / "plain.zip"), list_zip(tmp_path / "prefixed.zip")
+    assert [m.offset + 15 for m in plain] == [m.offset for m in prefixed]
+    assert [m.end + 15 for m in plain] == [m.end for m in prefixed]
+    assert plain[0].end == plain[1].offset and plain[1].problem == ""
+
+
+def test_members_hold_what_the_directory_states(tmp_path):
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as handle:
+        info = zipfile.ZipInfo("dir/é.txt")
+        info.external_attr = 0o100640 << 16
+        handle.writestr(info, DATA, compress_type=zipfile.ZIP_BZIP2)
+        handle.writestr("b", b"", compress_type=zipfile.ZIP_STORED)
+    with zipfile.ZipFile(tmp_path / "a.zip") as handle:
+        infos = handle.infolist()
+    first, second = list_zip(tmp_path / "a.zip")
+    assert (first.index, first.name, first.method, first.crc) == (0, "dir/é.txt", 12, infos[0].CRC)
+    assert (first.file_size, first.compress_size, first.offset) == (len(DATA), infos[0].compress_size, 0)
+    assert first.flags & archive.UTF8_NAME and first.mode == 0o100640
+    assert (second.index, second.name, second.method, second.file_size, second.offset) == (
+        1,
+        "b",
+        0,
+        0,
+        infos[1].header_offset,
+    )
+
+
+def test_a_name_not_flagged_utf8_is_cp437_and_a_flagged_one_keeps_bad_bytes(tmp_path):
+    (tmp_path / "a.zip").write_bytes(forge([Raw(b"caf\x82", b"1"), Raw(b"x\xff", b"2", flags=0x800)]))
+    assert [m.name for m in list_zip(tmp_path / "a.zip")] == ["café", "x\udcff"]
+
+
+def zip64_extra(*values: int, cut: int = 0) -> bytes:
+    body = b"".join(struct.pack("<Q", v) for v in values)[: 8 * len(values) - cut]
+    return struct.pack("<HH", 1, len(body)) + body
+
+
+def test_zip64_sizes_and_offset_replace_the_0xffffffff_values():
+    sizes = [0xFFFFFFFF, 5, 0xFFFFFFFF]
+    assert archive._zip64(struct.pack("<HH", 9, 2) + b"ab" + zip64_extra(7, 9), sizes) == ""
+    assert sizes == [7, 5, 9]  # another field (kind 9) skipped; the values in order
+    sizes = [0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF]
+    assert archive._zip64(zip64_extra(1, 2, 3), sizes) == "" and sizes == [1, 2, 3]
+    sizes = [1, 2, 3]
+    assert archive._zip64(zip64_extra(7), sizes) == "" and sizes == [1, 2, 3]  # nothing to replace
+
+
+@pytest.mark.parametrize("cut", [1, 8])
+def test_a_zip64_field_too_short_for_a_value_is_a_problem(cut):
+    sizes = [0xFFFFFFFF, 0xFFFFFFFF, 0]
+    assert archive._zip64(zip64_extra(7, 9, cut=cut), sizes) == "zip64 extra field too short"
+    assert archive._zip64(struct.pack("<HH", 1, 0), [0xFFFFFFFF, 0, 0]) == "zip64 extra field too short"
+
+
+def test_an_entry_whose_offset_is_past_the_data_is_unreadable(tmp_path):
+    blob = bytearray(forge([Raw(b"a", b"1"), Raw(b"b", b"2")]))
+    start = blob.index(b"PK\x01\x02")
+    second = blob.index(b"PK\x01\x02", start + 1)
+    blob[second + 42 : second + 46] = struct.pack("<L", start)  # at the directory itself
+    (tmp_path / "a.zip").write_bytes(bytes(blob))
+    first, bad = list_zip(tmp_path / "a.zip")
+    assert first.problem == "" and first.end == start
+    assert bad.problem == "local header offset outside the archive's data"
+    with pytest.raises(EntryError) as refused:
+        extract(tmp_path / "a.zip", bad, io.BytesIO(), 100)
+    assert (refused.value.reason, refused.value.detail) == (
+        "unreadable_entry",
+        "local header offset outside the archive's data",
+    )
+
+
+def test_entries_sharing_data_say_how_many_others(tmp_path):
+    (tmp_path / "a.zip").write_bytes(
+        forge([Raw(b"a", DATA), Raw(b"b", DATA, same_data_as=0), Raw(b"c", same_data_as=0)])
+    )
+    members = list_zip(tmp_path / "a.zip")
+    assert [m.problem for m in members] == ["shares its data with 2 other entries (overlapping entries)"] * 3
+
+
+@pytest.mark.parametrize("method", [0, 8, 12, 14])
+@pytest.mark.parametrize("chunk", [archive.CHUNK, 1000, 7])
+def test_extract_writes_pieces_of_at_most_chunk_bytes_and_exactly_the_cap(tmp_path, monkeypatch, method, chunk):
+    monkeypatch.setattr(archive, "CHUNK", chunk)
+    write_zip(tmp_path / "a.zip", {"a": DATA}, method)
+    [member] = list_zip(tmp_path / "a.zip")
+    out = Pieces()
+    assert extract(tmp_path / "a.zip", member, out, cap=len(DATA)) == len(DATA)
+    assert out.getvalue() == DATA and max(out.sizes) <= chunk
+    with pytest.raises(EntryError) as refused:
+        extract(tmp_path / "a.zip", member, io.BytesIO(), cap=len(DATA) - 1)
+    assert (refused.value.reason, refused.value.detail) == (
+        "too_large",
+        f"{len(DATA)} bytes by its header > {len(DATA) - 1}",
+    )
+
+
+@pytest.mark.parametrize("method", [0, 8, 12, 14])
+def test_an_entry_that_inflates_one_byte_past_its_header_is_refused_and_exactly_its_header_is_kept(tmp_path, method):
+    (tmp_path / "a.zip").write_bytes(
+        forge([Raw(b"long", DATA + b"!", method, file_size=len(DATA)), Raw(b"exact", DATA, method)])
+    )
+    long, exact = list_zip(tmp_path / "a.zip")
+    with pytest.raises(EntryError) as refused:
+        extract(tmp_path / "a.zip", long, io.BytesIO(), cap=10**6)
+    assert (refused.value.reason, refused.value.detail) == (
+        "unreadable_entry",
+        f"inflates to more than the {len(DATA)} bytes its header says",
+    )
+    out = io.BytesIO()
+    assert extract(tmp_path / "a.zip", exact, out, cap=len(DATA)) == len(DATA) and out.getvalue() == DATA
+
+
+@pytest.mark.parametrize("method", [0, 8, 12, 14])
+def test_an_entry_ending_early_says_how_far_it_got(tmp_path, method):
+    (tmp_path / "a.zip").write_bytes(forge([Raw(b"a", DATA, method, file_size=len(DATA) + 5)]))
+    [member] = list_zip(tmp_path / "a.zip")
+    with pytest.raises(EntryError) as refused:
+        extract(tmp_path / "a.zip", member, io.BytesIO(), cap=10**6)
+    assert refused.value.detail == f"ends after {len(DATA)} of the {len(DATA) + 5} bytes its header says"
+
+
+@pytest.mark.parametrize("method", [8, 12, 14])
+def test_damaged_compressed_data_is_unreadable_with_the_decoders_words(tmp_path, method):
+    body = bytearray(b"\xff" * 64)
+    (tmp_path / "a.zip").write_bytes(forge([Raw(b"a", DATA, method, body=bytes(body))]))
+    [member] = list_zip(tmp_path / "a.zip")
+    with pytest.raises(EntryError) as refused:
+        extract(tmp_path / "a.zip", member, io.BytesIO(), cap=10**6)
+    assert refused.value.reason == "unreadable_entry"
+    assert refused.value.detail.split(":")[0] in ("error", "LZMAError", "OSError", "EOFError", "ValueError")
+
+
+def test_a_local_header_missing_where_the_directory_says_is_unreadable(tmp_path):
+    blob = bytearray(forge([Raw(b"a", DATA)]))
+    blob[0:4] = b"XXXX"
+    (tmp_path / "a.zip").write_bytes(bytes(blob))
+    [member] = list_zip(tmp_path / "a.zip")
+    with pytest.raises(EntryError) as refused:
+        extract(tmp_path / "a.zip", member, io.BytesIO(), cap=10**6)
+    assert refused.value.detail == "no local header where the directory says"
+
+
+def test_lzma_properties_shorter_than_5_bytes_are_refused(tmp_path):
+    body = struct.pack("<BBH", 9, 4, 4) + b"\x5d\0\0\x10"  # 4 bytes of properties, not 5
+    (tmp_path / "a.zip").write_bytes(forge([Raw(b"a", DATA, 14, body=body)]))
+    [member] = list_zip(tmp_path / "a.zip")
+    with pytest.raises(EntryError) as refused:
+        extract(tmp_path / "a.zip", member, io.BytesIO(), cap=10**6)
+    assert refused.value.detail == "LZMAError: bad LZMA properties"
+
+
+def test_reader_reads_at_most_its_size_in_all():
+    read = archive._reader(io.BytesIO(b"abcdefghij"), 7)
+    assert [read(3), read(3), read(3), read(3)] == [b"abc", b"def", b"g", b""]
+
+
+def with_zip64_end(blob: bytes) -> bytes:
+    """The archive with a zip64 end record and locator before its end record, whose count, size and
+    offset fields then say 0xFFFF / 0xFFFFFFFF (as a writer does past 65535 entries or 4 GiB)."""
+    end = blob.rindex(b"PK\x05\x06")
+    _, disk, start_disk, here, count, length, offset, comment = archive._END.unpack_from(blob, end)
+    record = archive._END64.pack(b"PK\x06\x06", 44, 45, 45, 0, 0, here, count, length, offset)
+    locator = archive._END64_LOCATOR.pack(b"PK\x06\x07", 0, end, 1)
+    small = archive._END.pack(b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    return blob[:end] + record + locator + small
+
+
+def test_a_zip64_end_record_gives_the_directory(tmp_path):
+    buffer = io.BytesIO()
+    write_zip(buffer, {"a": DATA, "b": b"x" * 10})
+    (tmp_path / "a.zip").write_bytes(with_zip64_end(buffer.getvalue()))
+    members = list_zip(tmp_path / "a.zip")
+    assert [(m.name, m.file_size, m.problem) for m in members] == [("a", len(DATA), ""), ("b", 10, "")]
+    out = io.BytesIO()
+    assert extract(tmp_path / "a.zip", members[0], out, 10**6) == len(DATA) and out.getvalue() == DATA
+    (tmp_path / "p.zip").write_bytes(b"#!/bin/sh\n" + with_zip64_end(buffer.getvalue()))  # prepended data too
+    assert [m.offset for m in list_zip(tmp_path / "p.zip")] == [m.offset + 10 for m in members]
+
+
+def test_a_zip64_locator_without_its_record_is_ignored_and_a_split_zip64_is_refused(tmp_path):
+    buffer = io.BytesIO()
+    write_zip(buffer, {"a": b"1"})
+    blob = buffer.getvalue()
+    end = blob.rindex(b"PK\x05\x06")
+    locator = archive._END64_LOCATOR.pack(b"PK\x06\x07", 0, 0, 1)
+    (tmp_path / "a.zip").write_bytes(blob[:end] + bytes(56) + locator + blob[end:])  # no record before it
+    with pytest.raises(DataError, match="damaged zip"):  # the end record's own fields, 76 bytes off
+        list_zip(tmp_path / "a.zip")
+    split = bytearray(with_zip64_end(blob))
+    at = split.index(b"PK\x06\x06")
+    struct.pack_into("<L", split, at + 16, 1)  # the zip64 record's disk number
+    (tmp_path / "b.zip").write_bytes(bytes(split))
+    with pytest.raises(DataError, match="one part of a split"):
+        list_zip(tmp_path / "b.zip")
+
+
+def test_an_empty_zip64_archive_lists_nothing(tmp_path):
+    buffer = io.BytesIO()
+    write_zip(buffer, {})
+    (tmp_path / "a.zip").write_bytes(with_zip64_end(buffer.getvalue()))  # the zip64 record at byte 0
+    assert list_zip(tmp_path / "a.zip") == []
+
+
+def test_two_entries_sharing_data_are_both_unreadable_and_comments_are_skipped(tmp_path):
+    blob = forge([Raw(b"a", DATA), Raw(b"b", DATA, same_data_as=0), Raw(b"c", b"x")])
+    (tmp_path / "a.zip").write_bytes(blob)
+    assert [m.problem for m in list_zip(tmp_path / "a.zip")] == [
+        "shares its data with 1 other entries (overlapping entries)"
+    ] * 2 + [""]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as handle:
+        for name in ("a", "b"):
+            info = zipfile.ZipInfo(name)
+            info.comment = b"an entry comment"
+            handle.writestr(info, DATA)
+    (tmp_path / "c.zip").write_bytes(buffer.getvalue())
+    assert [(m.name, m.file_size, m.problem) for m in list_zip(tmp_path / "c.zip")] == [
+        ("a", len(DATA), ""),
+        ("b", len(DATA), ""),
+    ]
+
+
+def test_zip64_extra_fields_in_the_directory_give_the_sizes(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as handle, handle.open(zipfile.ZipInfo("a"), "w", force_zip64=True) as member:
+        member.write(DATA)
+    (tmp_path / "a.zip").write_bytes(buffer.getvalue())
+    [member] = list_zip(tmp_path / "a.zip")
+    assert (member.file_size, member.problem) == (len(DATA), "")
+    out = io.BytesIO()
+    assert extract(tmp_path / "a.zip", member, out, 10**6) == len(DATA) and out.getvalue() == DATA

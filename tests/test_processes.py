@@ -1,0 +1,80 @@
+"""catsdogs/pipeline/processes.py in this process: the cores, the kernel's parent-death signal that the
+workers set, and the serial path of ordered_map (its worker pool: tests/test_ingest.py, test_kill.py)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from catsdogs.pipeline import processes
+from catsdogs.pipeline.processes import die_with_parent, ordered_map, usable_cores
+
+PR_SET_PDEATHSIG, PR_GET_PDEATHSIG = 1, 2
+
+
+def test_usable_cores_are_the_cores_this_process_may_run_on(monkeypatch):
+    assert usable_cores() == len(os.sched_getaffinity(0)) >= 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)  # a taskset of 1 core
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert usable_cores() == 1
+
+
+@pytest.mark.parametrize("cpu_count, cores", [(8, 8), (None, 1)])
+def test_without_an_affinity_mask_the_cpu_count_or_one(monkeypatch, cpu_count, cores):
+    """macOS and Windows have no sched_getaffinity; os.cpu_count() may not know (None)."""
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: cpu_count)
+    assert usable_cores() == cores
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_a_worker_asks_the_kernel_for_sigkill_when_its_parent_dies():
+    libc = ctypes.CDLL(None, use_errno=True)
+    got = ctypes.c_int(-1)
+    try:
+        die_with_parent(os.getppid())  # the right parent: the process goes on
+        assert libc.prctl(PR_GET_PDEATHSIG, ctypes.byref(got)) == 0
+        assert got.value == signal.SIGKILL
+    finally:
+        libc.prctl(PR_SET_PDEATHSIG, 0)  # this test process is no worker
+
+
+def test_one_job_maps_in_this_process_in_order(monkeypatch):
+    def pool(*args, **kwargs):
+        raise AssertionError("no pool for one job")
+
+    monkeypatch.setattr(processes, "ProcessPoolExecutor", pool)
+    seen = []
+    results = ordered_map(lambda item: seen.append(item) or item * 2, [3, 1, 2], jobs=1)
+    assert next(results) == (3, 6) and seen == [3]  # lazily, one item at a time
+    assert list(results) == [(1, 2), (2, 4)]
+    assert list(ordered_map(abs, [], jobs=0)) == []
+
+
+def test_the_pool_keeps_4_tasks_per_worker_in_flight_and_yields_in_order(monkeypatch):
+    """The pool's bookkeeping with threads standing in for the spawned processes (the real pool:
+    tests/test_ingest.py): 2 workers, so at most 8 tasks submitted and not yet yielded."""
+    made, submitted = [], []
+
+    class Threads(ThreadPoolExecutor):
+        def __init__(self, workers, context, initializer, initargs):
+            made.append((workers, context.get_start_method(), initializer, initargs))
+            super().__init__(workers)
+
+        def submit(self, function, item):
+            submitted.append(item)
+            return super().submit(function, item)
+
+    monkeypatch.setattr(processes, "ProcessPoolExecutor", Threads)
+    monkeypatch.setattr(processes, "usable_cores", lambda: 2)
+    results = ordered_map(abs, list(range(0, -20, -1)), jobs=0)
+    first = next(results)
+    assert first == (0, 0) and len(submitted) == 8  # the window filled before the first result is taken
+    rest = list(results)
+    assert [first, *rest] == [(-i, i) for i in range(20)] and len(submitted) == 20
+    assert made == [(2, "spawn", die_with_parent, (os.getpid(),))]
