@@ -166,7 +166,8 @@ def photo_zip(in_tmp: Path, count: int = 40) -> None:
 def interrupt_ingest(in_tmp: Path, fault) -> tuple[str, int, set[int]]:
     """Start ingest on a zip of photos with 2 workers, apply `fault(process, workers)`, wait for its end:
     its one stderr line, its exit status and its workers' pids."""
-    photo_zip(in_tmp)
+    photo_zip(in_tmp, count=150)  # ~10 s of work: the fault lands mid-run even on a loaded machine (80 files
+    # were once all done, under CI's load, before the SIGINT took effect)
     process, workers = start_with_workers("ingest", in_tmp)
     fault(process, workers)
     _, stderr = process.communicate(timeout=60)
