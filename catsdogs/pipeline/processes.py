@@ -36,6 +36,20 @@ def die_with_parent(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent handles it
 
 
+def submit_blocking_ctrl_c(pool: ProcessPoolExecutor, function: Callable, item, spawns: bool):
+    """pool.submit(function, item); when the submit may start a worker (`spawns`), with SIGINT blocked in
+    this thread meanwhile: the worker inherits the blocked signal, so a Ctrl-C while it is still starting
+    Python (before die_with_parent ignores SIGINT) cannot print a traceback from it; the signal waits and
+    reaches this process once the submit is done."""
+    if not spawns or not hasattr(signal, "pthread_sigmask"):
+        return pool.submit(function, item)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return pool.submit(function, item)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def ordered_map(function: Callable, items: Sequence, jobs: int) -> Iterator[tuple]:
     """Yield `(item, function(item))` for each item, in order, computed by `worker_count(jobs, len(items))`
         processes (in this process when that is 1). At most WINDOW tasks per worker are in flight, so memory
@@ -54,7 +68,7 @@ def ordered_map(function: Callable, items: Sequence, jobs: int) -> Iterator[tupl
         pending: deque = deque()
         try:
             for item in items:
-                pending.append((item, pool.submit(function, item)))
+                pending.append((item, submit_blocking_ctrl_c(pool, function, item, len(pending) < workers)))
                 if len(pending) >= window:
                     item, future = pending.popleft()
                     yield item, future.result()
