@@ -141,8 +141,22 @@ def cmdline(pid: int) -> bytes:
         return b""
 
 
+def as_a_foreground_job() -> None:
+    """In the child before exec: SIGINT at its default, as for a command typed at a terminal. A test run
+    started in the background of a non-interactive shell inherits SIGINT ignored, and Python then keeps
+    ignoring it (the stage ran to the end under such a CI run)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_with_workers(stage: str, cwd: Path, ready=lambda: True) -> tuple[subprocess.Popen, set[int]]:
-    process = subprocess.Popen(command(stage), cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command(stage),
+        cwd=cwd,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=as_a_foreground_job,  # only a signal disposition, before exec
+    )
     workers: set[int] = set()
     deadline = time.monotonic() + 120
     while not (len(workers) >= 2 and ready()) and process.poll() is None and time.monotonic() < deadline:
@@ -184,8 +198,7 @@ def kill_one_worker(process: subprocess.Popen, workers: set[int]) -> None:
 
 def ctrl_c(process: subprocess.Popen, workers: set[int]) -> None:
     """As a terminal's Ctrl-C does: SIGINT to the whole foreground group, again every half second until the
-    stage ends, as a user presses it again (under CI's load one SIGINT was once followed by a run to the
-    end, its cause not found: a second press must still give the one line)."""
+    stage ends, as a user presses it again (a second press must still give the one line)."""
     for _ in range(40):
         for pid in (process.pid, *workers):
             with contextlib.suppress(ProcessLookupError):
