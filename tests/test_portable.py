@@ -78,13 +78,14 @@ def test_sigmoid_keeps_float32_and_reaches_0_and_1():
     assert portable.sigmoid(np.arange(3)).dtype == np.float64  # integers: float64
 
 
+def product_operands(k: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A (k, n), x (n,), v (k,): random float32 in [0, 1)."""
+    rng = np.random.default_rng(seed)
+    return rng.random((k, n), dtype=np.float32), rng.random(n, dtype=np.float32), rng.random(k, dtype=np.float32)
+
+
 def test_matvec_vecmat_dot_are_the_products():
-    rng = np.random.default_rng(0)
-    A, x, v = (
-        rng.random((37, 301), dtype=np.float32),
-        rng.random(301, dtype=np.float32),
-        rng.random(37, dtype=np.float32),
-    )
+    A, x, v = product_operands(37, 301, seed=0)
     A64 = A.astype(np.float64)
     np.testing.assert_allclose(portable.matvec(A, x), A64 @ x.astype(np.float64), rtol=2e-6)
     np.testing.assert_allclose(portable.vecmat(v, A), v.astype(np.float64) @ A64, rtol=2e-6)
@@ -102,12 +103,7 @@ def aligned_copy(array: np.ndarray, offset: int) -> np.ndarray:
 
 
 def test_products_are_the_same_bits_at_any_alignment_and_from_any_thread():
-    rng = np.random.default_rng(1)
-    A, x, v = (
-        rng.random((33, 1001), dtype=np.float32),
-        rng.random(1001, dtype=np.float32),
-        rng.random(33, dtype=np.float32),
-    )
+    A, x, v = product_operands(33, 1001, seed=1)
     results = set()
     for offset in range(5):
         Ao, xo, vo = aligned_copy(A, offset), aligned_copy(x, offset), aligned_copy(v, offset)
