@@ -2,7 +2,7 @@
 
     gd:   v = momentum v + g, W -= lr v (heavy ball); momentum 0 is the article's W -= lr g.
     adam: Adam (Kingma & Ba 2015) with beta1, beta2 = ADAM_BETAS and eps = ADAM_EPS.
-    lbfgs is not a step rule of this kind: scipy's L-BFGS-B drives the whole run (catsdogs/neuron/lbfgs.py).
+    lbfgs is not a step rule of this kind: L-BFGS drives the whole run (catsdogs/neuron/lbfgs.py).
 L2 adds l2 W to dJ/dW (minimising J + l2/2 |W|^2; b is not penalised): the objective's
 add_penalty_gradient (catsdogs/neuron/reference.py: Objective), the one place the term is written.
 
