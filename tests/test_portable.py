@@ -122,6 +122,22 @@ def test_integer_gram_is_exact(columns):
     assert got.dtype == np.float64 and got.tolist() == exact
 
 
+@pytest.mark.parametrize("low, high", [(0, 255), (-255, 255), (255, 255), (0, 0), (-(2**20), 2**20)])
+def test_integer_gram_is_exact_at_the_ends_of_its_float32_and_float64_ranges(low, high):
+    # the ends of the range make the largest sums: 0..255 shifts to -127..128 (1,024 columns a chunk, sums of
+    # exactly 2^24), -255..255 to 258 columns; 2^20 is too wide for float32 (float64 chunks)
+    rng = np.random.default_rng(3)
+    A = rng.choice([low, high], (5, 3000)).astype(np.int64)
+    B = np.vstack([np.full(3000, low), np.full(3000, high), rng.integers(low, high + 1, 3000)]).astype(np.int64)
+    assert portable.integer_gram(A, B).tolist() == (A @ B.T).tolist()  # NumPy's int64 product: no BLAS
+    assert portable.integer_gram(A).tolist() == (A @ A.T).tolist()
+
+
+def test_integer_gram_of_no_rows_or_no_columns_is_zeros():
+    assert portable.integer_gram(np.zeros((0, 4), dtype=np.uint8)).shape == (0, 0)
+    assert portable.integer_gram(np.ones((2, 0)), np.ones((3, 0))).tolist() == [[0.0] * 3] * 2
+
+
 def test_integer_gram_is_exact_beyond_float32s_integers():
     # 12,288 products of 255 x 255 add up to 799,014,400, above 2^24 (where float32 stops holding every integer)
     A = np.full((2, 12288), 255, dtype=np.uint8)
