@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catsdogs.neuron.fast_passes import BLAS_THREADS
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ["DVC_NO_ANALYTICS"] = "1"
@@ -59,12 +58,6 @@ def copy_pipeline(dest: Path) -> Path:
     for name in PIPELINE_DIRS:
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
-
-
-def numpy_blas_threads():
-    """Thread counts of the BLAS libraries the passes' controller knows (NumPy's). Not threadpool_info():
-    a BLAS loaded later (scipy's, imported by catsdogs/neuron/lbfgs.py) is not NumPy's and is never limited."""
-    return {lib["num_threads"] for lib in BLAS_THREADS.info() if lib["user_api"] == "blas"}
 
 
 def help_text(main, capsys) -> str:

@@ -3,13 +3,11 @@
 forward_backward reads X once, in row blocks small enough to stay in the CPU cache (BLOCK_BYTES): the
 forward product z = X_b W of a block and its share of the gradient X_b^T dz are computed while the block
 is in cache, instead of two full passes over X. ShardedPass cuts the rows into SHARDS fixed ranges and
-runs them on a thread pool (NumPy's BLAS releases the GIL); shard gradients are added in shard order, so
-the result does not depend on the number of cores. The pool is the parallelism: while shards run on it,
-BLAS runs one thread per shard (BLAS_THREADS), as BLAS threads nested in the pool's oversubscribe the
-cores (a 20,000 x 12,288 pass on a busy 2-core machine: 1.2-1.9 s, against 0.35 s one-threaded). The
-products are catsdogs/neuron/portable.py's, whose bits do not depend on the CPU. pixel_gram computes X X^T
-for the dual (catsdogs/neuron/fit.py), exactly, from the pixel values the features were made of.
-tests/test_passes.py checks each against reference.backprop.
+runs them on a thread pool (NumPy's einsum releases the GIL); shard gradients are added in shard order,
+so the result does not depend on the number of cores. The products are catsdogs/neuron/portable.py's,
+whose bits do not depend on the CPU (no BLAS in a pass). pixel_gram computes X X^T for the dual
+(catsdogs/neuron/fit.py), exactly, from the pixel values the features were made of, with BLAS on every
+core. tests/test_passes.py checks each against reference.backprop.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ from catsdogs.pipeline.processes import usable_cores
 BLOCK_BYTES = 1 << 22  # 4 MiB of float32 rows per block: stays in L2/L3 between the two products
 SHARDS = 4  # fixed row ranges per pass; the thread count only decides how many run at once
 INLINE_BYTES = 32 << 20  # passes over less than this run the shards in the calling thread (same result)
-BLAS_THREADS = ThreadpoolController()  # limits BLAS to one thread while the pool runs shards
+BLAS_THREADS = ThreadpoolController()  # lets pixel_gram's BLAS use every usable core
 
 Gradient = tuple[np.ndarray, np.float32]  # (dJ/dW (n,), dJ/db)
 DzRule = Callable[[np.ndarray, np.ndarray], np.ndarray]  # dz_of(a (k,), y (k,)) -> dJ/dz (k,)
@@ -128,9 +126,8 @@ class ShardedPass:
         if sum(job[0].nbytes for _, job in jobs) < INLINE_BYTES:  # too small to gain from threads
             results = [(rule, forward_backward(*job)) for rule, job in jobs]  # type: ignore[arg-type]
         else:
-            with BLAS_THREADS.limit(limits=1, user_api="blas"):
-                futures = [(rule, self.pool.submit(forward_backward, *job)) for rule, job in jobs]  # type: ignore[arg-type]
-                results = [(rule, future.result()) for rule, future in futures]  # every shard, valid ones too
+            futures = [(rule, self.pool.submit(forward_backward, *job)) for rule, job in jobs]  # type: ignore[arg-type]
+            results = [(rule, future.result()) for rule, future in futures]  # every shard, valid ones too
         grads = [result for rule, result in results if rule is not None]
         if dz_of is None:
             return None
