@@ -12,6 +12,7 @@ import pytest
 import catsdogs.neuron.fast_passes
 import catsdogs.neuron.fit
 import catsdogs.neuron.history
+import catsdogs.neuron.lbfgs
 import catsdogs.neuron.recipe
 from catsdogs.errors import DataError, ParamError
 from catsdogs.neuron.fit import fit
@@ -597,3 +598,60 @@ def test_labels_other_than_0_and_1_are_refused(split, bad):
     y[0 if split == "training" else 45] = bad
     with pytest.raises(DataError, match=rf"^the {split} labels must be 0 \(dog\) or 1 \(cat\)$"):
         fit(X[:40], y[:40], X[40:], y[40:], TrainParams(epochs=1), progress=False, pixel_scale=PIXEL_SCALE)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [TrainParams(lr=0.05, epochs=60), TrainParams(lr=0.5, epochs=20, batch_size=7, seed=1)],
+    ids=["dual", "mini"],
+)
+def test_with_the_training_set_as_validation_set_every_row_has_equal_train_and_valid_columns(params):
+    # one array in both roles: whatever fit does to the training rows (float32 labels, scores, losses,
+    # accuracies) it must do to the validation rows, to the last bit
+    X, y, _, _ = wide_problem()
+    _, _, history = fit(X, y, X, y, params, progress=False, pixel_scale=PIXEL_SCALE)
+    assert history.train_loss.tolist() == history.valid_loss.tolist()
+    assert history.train_accuracy.tolist() == history.valid_accuracy.tolist()
+
+
+def test_fit_hands_pixel_scale_on_to_the_dual_and_to_lbfgs(monkeypatch):
+    # with pixel features the dual computes the exact pixel Gram product and lbfgs the principal directions
+    # of the pixels (catsdogs/neuron/principal_directions.py); without pixel_scale neither does
+    calls = []
+    real_gram, real_directions = catsdogs.neuron.fit.pixel_gram, catsdogs.neuron.lbfgs.principal_directions
+    monkeypatch.setattr(catsdogs.neuron.fit, "pixel_gram", lambda *a: calls.append("gram") or real_gram(*a))
+    monkeypatch.setattr(
+        catsdogs.neuron.lbfgs, "principal_directions", lambda *a: calls.append("directions") or real_directions(*a)
+    )
+    X, y, X_valid, y_valid = wide_problem()
+    for params in (
+        TrainParams(lr=0.05, epochs=60),
+        TrainParams(epochs=5, optimizer="lbfgs", loss="cross_entropy", l2=0.1),
+    ):
+        for scale in (PIXEL_SCALE, None):
+            fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=scale)
+    assert calls == ["gram", "gram", "directions"]
+
+
+def test_pixel_training_rows_with_other_validation_rows_train_in_the_primal():
+    # the dual needs both X X^T and X_valid X^T from pixel values: validation features of another kind
+    # (here pixel values + 0.001) leave training in the primal, with the same result as without pixel_scale
+    X, y, X_valid, y_valid = wide_problem()
+    X_valid = X_valid + np.float32(1e-3)
+    params = TrainParams(lr=0.05, epochs=60)
+    with ThreadPoolExecutor(1) as pool:
+        solver = catsdogs.neuron.fit.solver_for(params, X, y, X_valid, pool, PIXEL_SCALE)
+    assert isinstance(solver, catsdogs.neuron.fit.FullBatch)
+    W, b, history = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
+    assert_equals_reference((W, b, history), reference(X, y, X_valid, y_valid, params))
+
+
+def test_a_batch_that_spans_several_blocks_averages_over_the_batch(monkeypatch):
+    # 2-row blocks, batches of 7: dJ/dz of each block must still divide by the batch's 7 rows
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", 4 * 20 * 2)
+    X, y, X_valid, y_valid = split_toy()
+    params = TrainParams(lr=0.5, epochs=6, batch_size=7, seed=3)
+    W, b, _ = fit(X, y, X_valid, y_valid, params, progress=False, pixel_scale=PIXEL_SCALE)
+    W_ref, b_ref = reference_minibatch_fit(X, y, params)
+    np.testing.assert_allclose(W, W_ref, rtol=1e-5, atol=1e-6 * np.abs(W_ref).max())
+    assert b == pytest.approx(b_ref, rel=1e-5)

@@ -206,3 +206,72 @@ def test_sharded_pass_runs_on_the_pool_from_inline_bytes_on(monkeypatch):
     assert len(pooled) == 4
     assert {call["thread"] for call in inline} == {threading.get_ident()}
     assert threading.get_ident() not in {call["thread"] for call in pooled}
+
+
+def test_the_gradient_is_float32_arithmetic_dz_times_x_added_row_after_row():
+    # no wider accumulator anywhere (a float64 one would round differently on some elements): with
+    # dz = y (a rule that ignores a), dJ/dW_j = ((y_0 X_0j + y_1 X_1j) + y_2 X_2j) + ... in float32
+    X, y, W, b = random_problem(m=9, n=40, seed=4)
+    y = np.random.default_rng(5).standard_normal(9).astype(np.float32)
+    grad_W, grad_b = forward_backward(X, y, W, b, np.empty(9, np.float32), lambda a, y: y)
+    expected = [np.float32(0)] * 40
+    for i in range(9):
+        expected = [e + y[i] * X[i, j] for j, e in enumerate(expected)]  # numpy float32 scalars
+    assert grad_W.dtype == np.float32 and grad_W.tolist() == [float(e) for e in expected]
+    assert grad_b == sum(y[1:], start=y[0])
+
+
+def test_model_scores_are_float32_x_w_plus_b_whatever_the_dtype_of_w():
+    X, _, W, _ = random_problem(m=6, n=50)
+    z = catsdogs.neuron.fast_passes.model_scores(X, W.astype(np.float64), 10.0)
+    assert z.dtype == np.float32
+    np.testing.assert_array_equal(z, catsdogs.neuron.fast_passes.model_scores(X, W, np.float32(10)))
+    np.testing.assert_allclose(z, X.astype(np.float64) @ W.astype(np.float64) + 10.0, rtol=1e-6)
+
+
+def test_pixel_values_of_a_tall_matrix_are_exact_in_every_block():
+    # 4,096 rows of 512 features: block_rows(512) = 2,048, so two blocks, and more rows than columns
+    A, P = pixel_problem(4096, n=512, seed=6)
+    np.testing.assert_array_equal(pixel_values(A, 255.0), P)
+
+
+def test_pixel_values_of_no_features_and_the_largest_pixel_value():
+    assert pixel_values(np.zeros((3, 0), np.float32), 255.0).shape == (3, 0)
+    assert pixel_values(np.float32([[255, -255]]) / np.float32(255), 255.0).tolist() == [[255, -255]]
+    assert pixel_values(np.float32([[256]]) / np.float32(255), 255.0) is None  # beyond a pixel value
+
+
+def test_pixel_gram_lets_blas_use_every_usable_core_inside_a_one_thread_limit(monkeypatch):
+    # the stages limit BLAS to one thread (blas_threads.use_one_blas_thread); the exact Gram product may
+    # use every core, as its sums do not depend on how BLAS splits them
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen = []
+    real = catsdogs.neuron.fast_passes.integer_gram
+
+    def spy(*args):
+        seen.append({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
+        return real(*args)
+
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "integer_gram", spy)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "usable_cores", lambda: 3)
+    _, P = pixel_problem(4)
+    with threadpool_limits(limits=1, user_api="blas"):
+        pixel_gram(P, None, 255.0)
+    assert seen == [{3}]
+
+
+def test_scores_by_columns_splits_from_inline_bytes_on_into_shards_column_ranges(monkeypatch):
+    # 37 columns in SHARDS = 4 ranges cut at linspace(0, 37, 5) = 0, 9.25, 18.5, 27.75, 37 (rounded down)
+    v, M = np.ones(3, np.float32), np.ones((3, 37), np.float32)
+    monkeypatch.setattr(catsdogs.neuron.fast_passes, "INLINE_BYTES", M.nbytes)  # exactly: on the pool
+    ranges = []
+
+    class Pool:
+        def map(self, function, lows, highs):
+            ranges.extend(zip(lows.tolist(), highs.tolist()))
+            return [function(lo, hi) for lo, hi in zip(lows, highs)]
+
+    out = np.zeros(37, np.float32)
+    scores_by_columns(v, M, np.float32(1), out, Pool())
+    assert ranges == [(0, 9), (9, 18), (18, 27), (27, 37)] and out.tolist() == [4.0] * 37

@@ -32,8 +32,9 @@ DzRule = Callable[[np.ndarray, np.ndarray], np.ndarray]  # dz_of(a (k,), y (k,))
 
 
 def block_rows(n_features: int) -> int:
-    """Rows per cache-sized block of a float32 matrix with n_features columns (depends on n only)."""
-    return max(1, BLOCK_BYTES // (4 * n_features))
+    """Rows per cache-sized block of a float32 matrix with n_features columns (depends on n only; no
+    columns: as one)."""
+    return max(1, BLOCK_BYTES // (4 * max(n_features, 1)))
 
 
 def forward_backward(

@@ -147,7 +147,6 @@ class Dual(EpochLoop):
         self.theta, self.b = np.zeros(X.shape[0], dtype=np.float32), np.float32(0.0)
         self.objective = objective_of(params)
         self.optimizer = make_optimizer(params, self.objective)
-        self.dz_of = partial(self.objective.dz, m=X.shape[0])
 
     def forward(self, last):
         scores_by_columns(self.theta, self.G, self.b, self.z, self.pool)  # z = G theta + b = theta^T G + b
@@ -155,7 +154,7 @@ class Dual(EpochLoop):
         return self.z, self.z_valid
 
     def step(self, a):
-        dz = self.dz_of(a, self.y)  # dJ/dW = X^T dz: in terms of theta the gradient is dz itself
+        dz = self.objective.dz(a, self.y)  # over all m rows; dJ/dW = X^T dz: for theta the gradient is dz itself
         self.b = self.optimizer.step(self.theta, self.b, dz, dz.sum(dtype=np.float32))
 
     def state(self):

@@ -9,13 +9,16 @@ dvc.lock's hashes. What this module uses instead, and why each is the same every
     matvec, vecmat, dot   np.einsum without `optimize`: NumPy's own loops, compiled once for the wheel's
                           baseline (x86-64-v2) and never dispatched by CPU; its order depends on the
                           shapes only (tested: any alignment, any NPY_DISABLE_CPU_FEATURES).
-    integer_gram          A B^T of integer-valued matrices in float64: every partial sum is an integer
-                          below 2^53, hence exact, so BLAS's order cannot change it.
+    integer_gram          A B^T of integer-valued matrices, exact (float32 chunks whose sums are integers
+                          of at most 2^24, added in float64), so BLAS's order cannot change it.
     exp, log1p_exp,       + - * / and ldexp only (IEEE 754 rounds each to the nearest, on every CPU),
     sigmoid               with NumPy's pairwise add.reduce for sums.
 
-What they cost (docs/reproducibility.md): einsum is 20-30 % slower than BLAS's matrix-vector product on
-one core and holds Python's GIL (a pass runs on one core); the integer Gram product is a float64 one.
+What they cost (docs/reproducibility.md): reading X from RAM costs the same (memory is the limit); on
+data in the CPU's cache einsum's baseline SSE loops run at about half the speed of BLAS's AVX2/AVX-512
+kernels (einsum releases the GIL: passes still run on every core); the exact Gram product is float32
+chunks of 1,024 columns added in float64.
+
 What stays platform-dependent (another architecture's NumPy wheel, e.g. ARM64 with FMA in its
 baseline): docs/reproducibility.md.
 """
