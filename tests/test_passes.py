@@ -131,13 +131,15 @@ def test_block_rows_is_the_most_whole_float32_rows_in_block_bytes_and_at_least_o
     # 4 MiB / (12,288 features x 4 bytes) = 85.3 rows: 85 whole rows fit
     assert catsdogs.neuron.fast_passes.block_rows(12288) == 85
     monkeypatch.setattr(catsdogs.neuron.fast_passes, "BLOCK_BYTES", 100)
-    assert [catsdogs.neuron.fast_passes.block_rows(n) for n in (5, 24, 25, 26, 1000)] == [
+    assert [catsdogs.neuron.fast_passes.block_rows(n) for n in (0, 1, 5, 24, 25, 26, 1000)] == [
+        25,
+        25,
         5,
         1,
         1,
         1,
         1,
-    ]  # 100 // (4 n), >= 1
+    ]  # 100 // (4 n), >= 1; no columns as one
 
 
 def test_forward_backward_without_a_rule_scores_only():
