@@ -8,9 +8,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
 from catsdogs.evaluation import figures
@@ -248,3 +250,92 @@ def test_the_gallery_draws_each_image_pixel_for_pixel(tmp_path, drawn):
     assert axes.images[0].get_interpolation() == "nearest"
     np.testing.assert_array_equal(axes.images[0].get_array(), image)
     assert axes.get_title() == "a.jpg\nP(cat) 0.900"
+
+
+def renderer(figure):
+    """An Agg renderer of the (closed) figure, at its own DPI: where its artists are drawn."""
+    return FigureCanvasAgg(figure).get_renderer()
+
+
+def extent(artist, figure):
+    """Where `artist` is drawn, in the figure's pixels (x0, y0, x1, y1), y up."""
+    return tuple(artist.get_window_extent(renderer(figure)).extents)
+
+
+def test_the_confusion_shading_starts_at_0_and_each_count_is_centred_in_its_cell(tmp_path, drawn):
+    counts = {"true_positives": 7, "false_negatives": 2, "false_positives": 3, "true_negatives": 11}
+    plot_confusion(counts, 0.5, tmp_path / "c.png")
+    figure = drawn["c.png"]
+    axes = figure.axes[0]
+    assert axes.images[0].get_clim() == (0, 11)  # white is no image, the darkest the largest count
+    for text in axes.texts:
+        column, row = (round(v) for v in text.get_position())
+        x0, y0, x1, y1 = extent(text, figure)
+        (left, bottom), (right, top) = axes.transData.transform([(column - 0.5, row + 0.5), (column + 0.5, row - 0.5)])
+        assert left < x0 < x1 < right and bottom < y0 < y1 < top, text.get_text()  # inside its cell
+        centre = axes.transData.transform((column, row))
+        assert abs((x0 + x1) / 2 - centre[0]) < 1 and abs((y0 + y1) / 2 - centre[1]) < 1, text.get_text()
+
+
+def test_the_gallery_puts_each_row_under_its_header_and_everything_on_the_figure(tmp_path, drawn):
+    """The stage's 8 columns, each mistake with a title of two lines: header 1, row 1, header 2, row 2 from
+    the top, nothing overlapping and nothing cut off at the figure's edges."""
+    image = np.zeros((64, 64, 3), np.uint8)
+    false_cats = [(image, f"dog.{1000 + i}.jpg", 0.999) for i in range(8)]
+    false_dogs = [(image, f"cat.{1000 + i}.jpg", 0.001) for i in range(8)]
+    plot_mistakes(false_cats, false_dogs, (123, 456), 8, tmp_path / "m.png")
+    figure = drawn["m.png"]
+    drawing = renderer(figure)
+    assert len(figure.axes) == 16 and not any(axes.axison for axes in figure.axes)  # no frames, ticks or empty boxes
+    width, height = figure.bbox.width, figure.bbox.height
+    headers = [extent(text, figure) for text in figure.texts]
+    rows = [[tuple(axes.get_tightbbox(drawing).extents) for axes in figure.axes[r * 8 : r * 8 + 8]] for r in (0, 1)]
+    for x0, y0, x1, y1 in headers + rows[0] + rows[1]:
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+    assert all(x0 < 0.02 * width for x0, *_ in headers)  # each header at the left edge
+    (_, first_bottom, *_), (_, second_bottom, _, second_top) = headers
+    assert first_bottom > max(box[3] for box in rows[0])
+    assert min(box[1] for box in rows[0]) > second_top
+    assert second_bottom > max(box[3] for box in rows[1])
+    for row in rows:  # side by side, left to right, not overlapping
+        assert all(left[2] <= right[0] for left, right in zip(row, row[1:]))
+
+
+def test_a_gallery_of_one_column_has_one_mistake_per_row(tmp_path, drawn):
+    image = np.zeros((2, 2, 3), np.uint8)
+    plot_mistakes([(image, "a.jpg", 0.9)], [(image, "b.jpg", 0.2)], (1, 1), 1, tmp_path / "m.png")
+    figure = drawn["m.png"]
+    assert [axes.get_title() for axes in figure.axes] == ["a.jpg\nP(cat) 0.900", "b.jpg\nP(cat) 0.200"]
+    assert figure.axes[0].get_position().y0 > figure.axes[1].get_position().y1
+
+
+def test_the_roc_chance_line_is_dashed_and_the_curve_solid(tmp_path, drawn):
+    plot_roc(np.array([0.0, 0.5, 1.0]), np.array([0.0, 0.9, 1.0]), 0.7, tmp_path / "r.png")
+    curve, chance = drawn["r.png"].axes[0].lines
+    assert (curve.get_linestyle(), chance.get_linestyle()) == ("-", "--")
+
+
+def test_the_summed_weights_are_red_for_cat_and_blue_for_dog_beside_their_colour_bar(tmp_path, drawn):
+    """The title says red: cat (positive W: z up, P(cat) up), blue: dog."""
+    W = np.array([1, 1, 1, -1, -1, -1, 0, 0, 0, 0.5, 0, 0], np.float32)
+    plot_weights(W, 2, tmp_path / "w.png")
+    figure = drawn["w.png"]
+    rgb_axes, sum_axes, bar = figure.axes
+    shown = sum_axes.images[0]
+    red, green, blue, _ = shown.to_rgba(3.0)
+    assert red > 0.6 > blue  # the largest sum, +3: red
+    red, green, blue, _ = shown.to_rgba(-3.0)
+    assert blue > 0.6 > red
+    assert not rgb_axes.axison and not sum_axes.axison
+    rgb, summed, scale = (extent(axes.images[0] if axes.images else axes, figure) for axes in (rgb_axes, sum_axes, bar))
+    assert rgb[2] <= summed[0] and summed[2] <= scale[0]  # left to right: RGB, summed, its colour bar
+    assert summed[2] - summed[0] > 0.8 * (rgb[2] - rgb[0])  # the bar takes a little of the summed image's room
+
+
+def test_save_figure_closes_the_figure_it_saves_not_the_current_one(tmp_path):
+    saved, current = plt.figure(), plt.figure()
+    try:
+        figures.save_figure(saved, tmp_path / "s.png")
+        assert plt.get_fignums() == [current.number]
+    finally:
+        plt.close("all")

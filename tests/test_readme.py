@@ -224,11 +224,12 @@ def test_editing_a_number_of_the_readme_fails_the_check(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(os.environ.get("README_WRITE_TEST") != "1", reason="minutes: set README_WRITE_TEST=1")
 def test_the_write_mode_reruns_the_commands_in_a_clone_and_leaves_the_project_alone(tmp_path):
-    """The real `python -m tools.readme` in a small project (60 images, 60 epochs) with the project's README:
+    """The real `python -m tools.readme` in a small project (60 images, 60 epochs) with the project's README and docs:
     seven DVC experiments, about 4 minutes on 2 busy cores, so only on request (README_WRITE_TEST=1)."""
     repo = make_project(tmp_path / "project", TINY)
     dvc(repo, "repro")
     shutil.copy(ROOT / "README.md", repo / "README.md")
+    shutil.copytree(ROOT / "docs", repo / "docs", dirs_exist_ok=True)  # the sweep, compare and gate blocks
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "first run")
     env_tmp = tmp_path / "tmp"
@@ -238,12 +239,12 @@ def test_the_write_mode_reruns_the_commands_in_a_clone_and_leaves_the_project_al
         env=dict(os.environ, TMPDIR=str(env_tmp), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "README.md: rewritten\nREADME.md: up to date\n"
-    new = {name: body for name, body in split((repo / "README.md").read_text()) if name}
-    old = {name: body for name, body in split((ROOT / "README.md").read_text()) if name}
+    rewritten = ["README.md", "docs/experiments.md", "docs/regression-gate.md"]
+    assert result.stdout == "".join(f"{page}: rewritten\n" for page in rewritten) + "README.md and docs/: up to date\n"
+    new, old = blocks(pages(repo)), blocks(pages(ROOT))
     assert all(new[name] != old[name] for name in BLOCKS)
     assert "$ dvc exp apply lr-0.001\n" in new["compare"] and "[lr-0.03]" in new["sweep"]
     assert new["gate"].endswith("$ echo $?\n1\n```\n") and "(60 synthetic photos" in new["results"]
-    assert run(repo, "git", "status", "--porcelain").stdout == " M README.md\n"
+    assert run(repo, "git", "status", "--porcelain").stdout == "".join(f" M {page}\n" for page in rewritten)
     assert dvc(repo, "exp", "list", "--all-commits").stdout.strip() == ""  # the experiments went with the clone
     assert list(env_tmp.iterdir()) == []  # the clone too

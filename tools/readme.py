@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import subprocess
@@ -28,13 +29,14 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 
-from tools.check_metrics import flatten, parse_metrics
+from tools.check_metrics import GateError, flatten, parse_metrics
 from tools.sweep import DEFAULT_LRS, experiment_name, finished_runs
 
 README = Path("README.md")
@@ -111,15 +113,23 @@ def replace_blocks(text: str, new: dict[str, str], where: str = "README.md") -> 
 
 
 def agrees(printed: str, value: Any) -> bool:
-    """True if `printed` is `value` rounded to the digits shown (0.0986 for 0.098597, 155 for 155)."""
+    """True if `printed` is `value` rounded to the digits shown (0.0986 for 0.098597, 155 for 155, 1.5e-05
+    for 0.0000149); text that is no number must equal str(value)."""
     try:
         number = float(printed)
     except ValueError:
         return str(value) == printed
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
-    decimals = len(printed.partition(".")[2]) if "e" not in printed.lower() else 0
-    return abs(number - value) <= 0.5 * 10.0**-decimals + 1e-12
+    if not math.isfinite(number):
+        return number == value
+    last_digit = int(Decimal(printed).as_tuple().exponent)  # 0.0986: -4, 1.5e-3: -4, 155: 0, 2e3: 3
+    return abs(number - value) <= 0.5 * 10.0**last_digit + 1e-12
+
+
+def metric_cells(metrics: dict[str, Any]) -> list[str]:
+    """A run's cells of the results table, from its metrics/evaluate.json (COLUMNS' formats)."""
+    return [fmt.format(metrics[metric]) for _, metric, fmt in COLUMNS]
 
 
 def render_results(committed: Committed, variant_cells: Sequence[Sequence[str]]) -> str:
@@ -129,13 +139,13 @@ def render_results(committed: Committed, variant_cells: Sequence[Sequence[str]])
         raise ReadmeError(f"{len(variant_cells)} rows after the default run's, VARIANTS has {len(VARIANTS)}")
     total, n_valid = m[INGEST]["usable.total"], m[EVALUATE]["n_valid"]
     batch = "full batch" if p["train.batch_size"] == 0 else f"batches of {p['train.batch_size']}"
-    cells = [fmt.format(m[EVALUATE][metric]) for _, metric, fmt in COLUMNS]
+    cells = metric_cells(m[EVALUATE])
     recipe = (
         f"the default (`params.yaml`): loss `{p['train.loss']}`, gradient `{p['train.gradient']}`, "
         f"optimizer `{p['train.optimizer']}`, lr {p['train.lr']}, {batch}"
     )
     rows = [[recipe, f"{p['train.epochs']:,}", f"**{cells[0]}**", *cells[1:]]]
-    for (what, overrides), run_cells in zip(VARIANTS, variant_cells, strict=True):
+    for (what, overrides), run_cells in zip(VARIANTS, variant_cells):
         epochs = next((o.partition("=")[2] for o in overrides if o.startswith("train.epochs=")), p["train.epochs"])
         rows.append([f"{what}: `{' '.join(f'-S {o}' for o in overrides)}`", f"{int(epochs):,}", *run_cells])
     photos = "synthetic photos" if p["ingest.source"] == "synthetic" else "photos"
@@ -174,16 +184,17 @@ def default_run_numbers(name: str, body: str, committed: Committed) -> list[tupl
             elif len(words) >= 5 and words[0] in metrics:
                 found.append((f"metrics diff {words[0]}:{words[1]}", words[2], metrics[words[0]].get(words[1])))
     elif name == "gate":  # metric  old  new  change  rule  verdict
-        for words in lines:
-            file, _, metric = words[0].partition(":") if words else ("", "", "")
-            if file in metrics and len(words) >= 3:
+        for words in (words for words in lines if len(words) >= 3):
+            file, _, metric = words[0].partition(":")
+            if file in metrics:
                 found.append((f"gate {words[0]} old", words[1], metrics[file].get(metric)))
     elif name == "sweep":  # `dvc exp show`: Experiment  metrics...  train.lr; the rows of the default lr
         at = next((i for i, words in enumerate(lines) if words[:1] == ["Experiment"]), len(lines))
         columns = lines[at][1:] if at < len(lines) else []
-        for words in lines[at + 1 :]:
-            row = dict(zip(columns, words[-len(columns) :], strict=True)) if len(words) > len(columns) else {}
-            if agrees(row.get("train.lr", ""), params["train.lr"]):
+        rows = [words for words in lines[at + 1 :] if len(words) > len(columns)] if "train.lr" in columns else []
+        for words in rows:
+            row = dict(zip(columns, words[-len(columns) :]))  # the last words; the label may have spaces
+            if agrees(row["train.lr"], params["train.lr"]):
                 label = " ".join(words[: -len(columns)])
                 found += [(f"exp show {label} {column}", text, leaf(committed, column)) for column, text in row.items()]
     return found
@@ -223,6 +234,14 @@ def console(*steps: tuple[str, str]) -> str:
     return "\n".join(["```console test=experiments", *lines, "```"]) + "\n"
 
 
+def sweep_block(printed: str, table: str) -> str:
+    """The `sweep` block: what `python -m tools.sweep` printed from its last `dvc exp show` table (`table`,
+    its OUT/exp_show.txt) on, after a `...` for the lines before; a ReadmeError if the table is not there."""
+    if not table.strip() or (at := printed.rfind(table.strip("\n"))) < 0:
+        raise ReadmeError("`python -m tools.sweep` did not print its sweep/exp_show.txt")
+    return console(("python -m tools.sweep", "...\n" + printed[at:]))
+
+
 # --------------------------------------------------------------------------- files and runs
 
 
@@ -235,7 +254,7 @@ def sh(cwd: Path, *args: str, status: int = 0) -> str:
     """Run a command in `cwd` with this interpreter's bin/ first on PATH (dvc.yaml calls `python`): its
     stdout, `cwd` in file:// links shown as `...`; a ReadmeError when it does not exit with `status`."""
     env = dict(os.environ, DVC_NO_ANALYTICS="1", COLUMNS="200")
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if result.returncode != status:
         raise ReadmeError(f"`{' '.join(args)}` exited {result.returncode}:\n{result.stdout}{result.stderr}")
@@ -253,8 +272,8 @@ def run_blocks(committed: Committed) -> dict[str, str]:
         clone = Path(tmp) / here.name
         os.environ["DVC_SITE_CACHE_DIR"] = str(Path(tmp) / "site")  # DVC's state of the clone goes with it
 
-        def dvc(*args: str, status: int = 0) -> str:
-            return sh(clone, sys.executable, "-m", "dvc", *args, status=status)
+        def dvc(*args: str) -> str:
+            return sh(clone, sys.executable, "-m", "dvc", *args)
 
         sh(here, "git", "clone", "--quiet", "--no-checkout", str(here), str(clone))
         sh(clone, "git", "checkout", "--quiet", "-B", "main", head)
@@ -267,17 +286,16 @@ def run_blocks(committed: Committed) -> dict[str, str]:
             swept = sh(clone, sys.executable, "-m", "tools.sweep")
         finally:
             dvc("queue", "stop")  # the queue's worker, if one is still up
-        table = (clone / "sweep/exp_show.txt").read_text()
-        sweep = console(("python -m tools.sweep", "...\n" + swept[swept.rindex(table.strip("\n")) :]))
+        sweep = sweep_block(swept, (clone / "sweep/exp_show.txt").read_text())
         cells = []
         for index, (_, overrides) in enumerate(VARIANTS):
             name = f"readme-{index}"
             dvc("exp", "run", "--temp", *(arg for o in overrides for arg in ("-S", o)), "--name", name)
             rev = finished_runs(json.loads(dvc("exp", "show", "--json")), [name]).get(name)
             if rev is None:
-                raise RuntimeError(f"experiment {name} did not finish: see `dvc exp show`")
+                raise ReadmeError(f"experiment {name} did not finish: see `dvc exp show`")
             metrics = parse_metrics(sh(clone, "git", "show", f"{rev}:{EVALUATE}"), f"{name}:{EVALUATE}")
-            cells.append([fmt.format(metrics[metric]) for _, metric, fmt in COLUMNS])
+            cells.append(metric_cells(metrics))
         steps = [f"exp apply {APPLIED}", "params diff", "metrics diff --all", "plots diff -o dvc_plots"]
         compare = console(*((f"dvc {step}", dvc(*step.split())) for step in steps))
         gate = console(("python -m tools.check_metrics", sh(clone, sys.executable, "-m", "tools.check_metrics", status=1)),
@@ -308,9 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help=what)
     parser.add_argument("--root", type=Path, default=Path("."), help="where README.md and docs/ are (default: .)")
     args = parser.parse_args(argv)
-    committed = load_committed()
-    if not args.check:
-        try:
+    try:
+        committed = load_committed()
+        if not args.check:
             texts = pages(args.root)
             blocks(texts)  # readable markers before minutes of runs
             new = run_blocks(committed)
@@ -318,10 +336,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if (rewritten := replace_blocks(text, new, where)) != text:
                     (args.root / where).write_text(rewritten)
                     print(f"{where}: rewritten")
-        except ReadmeError as err:
-            print(f"readme: error: {err}", file=sys.stderr)
-            return 1
-    problems = check(pages(args.root), committed)
+        problems = check(pages(args.root), committed)
+    except (ReadmeError, GateError, OSError) as err:  # markers, a run, metrics/*.json, a missing file
+        print(f"readme: error: {err}", file=sys.stderr)
+        return 1
     for problem in problems:
         print(f"{args.root / README}, {args.root / DOCS}: {problem}", file=sys.stderr)
     print(f"README.md and docs/: {'stale, rerun `python -m tools.readme`' if problems else 'up to date'}")
