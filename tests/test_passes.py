@@ -248,13 +248,15 @@ def test_pixel_values_of_no_features_and_the_largest_pixel_value():
 def test_pixel_gram_lets_blas_use_every_usable_core_inside_a_one_thread_limit(monkeypatch):
     # the stages limit BLAS to one thread (blas_threads.use_one_blas_thread); the exact Gram product may
     # use every core, as its sums do not depend on how BLAS splits them
-    from threadpoolctl import threadpool_info, threadpool_limits
+    # (NumPy's BLAS, the one BLAS_THREADS knows: scipy's, loaded later by lbfgs, is another library)
+    from threadpoolctl import threadpool_limits
 
     seen = []
     real = catsdogs.neuron.fast_passes.integer_gram
+    numpy_blas = catsdogs.neuron.fast_passes.BLAS_THREADS
 
     def spy(*args):
-        seen.append({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
+        seen.append({lib["num_threads"] for lib in numpy_blas.info() if lib["user_api"] == "blas"})
         return real(*args)
 
     monkeypatch.setattr(catsdogs.neuron.fast_passes, "integer_gram", spy)
