@@ -16,7 +16,7 @@ import yaml
 from catsdogs.pipeline.dvc_files import stage_path
 from tests.conftest import ROOT, help_text
 from tools.check_metrics import GateError, compare, judge, load_rules, main, params_changes, parse_metrics, parse_rules
-from tools.gate_report import format_table, report_markdown, summary, table_cells
+from tools.gate_report import format_table, markdown_text, report_markdown, summary, table_cells
 from tools.gate_verdicts import BETTER, INFO, NEW, NO_VALUE, REGRESSION, REMOVED, SAME, WITHIN, Row, Rule
 from tools.loss_curves import plot_loss_curves
 
@@ -171,6 +171,15 @@ def test_the_table_aligns_numbers_right_and_text_left():
             "m.json:n      155  150      -5  info                info",
             "m.json:auc      -  0.5       -  higher, tol 0.0025  new",
         ]
+    )
+
+
+def test_markdown_text_escapes_html_quotes_markdown_and_links_word_for_word():
+    """Each special character by hand: HTML's five as entities (quotes too: a value may land in an
+    attribute), Markdown's behind a backslash (the backslash, doubled by common.escape, twice), `_` only
+    at a word's edge, `://` broken up."""
+    assert markdown_text("""a|b <i>&"q" 'r' #1 *x* [l](u) ~s~ `c` \\ _e_ mse_loss http://x""") == (
+        r"a\|b &lt;i&gt;&amp;&quot;q&quot; &#x27;r&#x27; \#1 \*x\* \[l\](u) \~s\~ \`c\` \\\\ \_e\_ mse_loss http:\/\/x"
     )
 
 
