@@ -542,3 +542,13 @@ def test_extract_reads_one_byte_past_the_header_size_and_no_more(tmp_path, monke
     with pytest.raises(EntryError, match="inflates to more than"):
         extract(tmp_path / "a.zip", member, io.BytesIO(), cap=10**6)
     assert sum(read_in_all) == len(DATA) + 1
+
+
+def test_an_end_record_further_from_the_end_than_the_longest_comment_allows_is_not_found(tmp_path):
+    """22 + 65535 bytes is as far as an end record can be; one byte further (65536 bytes of junk after an
+    empty end record) it is not looked for, as zipfile does not: no zip."""
+    (tmp_path / "a.zip").write_bytes(archive._END.pack(b"PK\x05\x06", 0, 0, 0, 0, 0, 0, 0) + b"x" * 65536)
+    with pytest.raises(DataError, match="neither a folder nor a zip archive"):
+        list_zip(tmp_path / "a.zip")
+    (tmp_path / "b.zip").write_bytes(archive._END.pack(b"PK\x05\x06", 0, 0, 0, 0, 0, 0, 0) + b"x" * 65535)
+    assert list_zip(tmp_path / "b.zip") == []
