@@ -4,6 +4,7 @@ search) against numpy.linalg and the textbook formulas, its optimum against scik
 LogisticRegression for the same C, its place in fit (history, stopping, early stopping, threads,
 parameter checks), and the same bits under other OpenBLAS kernels and NumPy dispatch levels."""
 
+import math
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from catsdogs.errors import ParamError
 from catsdogs.neuron.fast_passes import ShardedPass
 from catsdogs.neuron.fit import fit
 from catsdogs.neuron.lbfgs import LBFGS, Coordinates, ScaledObjective, Trial, line_search, next_step, two_loop
+from catsdogs.neuron.portable import dot
 from catsdogs.neuron.principal_directions import orthonormal_rows, pixel_product, principal_directions, symmetric_eigen
 from catsdogs.neuron.reference import backprop, forward, loss_value, sigmoid
 from catsdogs.pipeline.config import TrainParams
@@ -703,3 +705,18 @@ def test_a_pair_is_kept_when_its_curvature_is_above_the_floor(monkeypatch, margi
     trial = iterations(traced(lbfgs_params(l2=0.01, epochs=2, tolerance=1e-9)))[1][3]
     expected = x1 + bfgs_direction(g1, s, y) if margin < 1 else x1 - g1 / np.linalg.norm(g1)
     np.testing.assert_allclose(trial, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_a_pair_exactly_at_the_curvature_floor_is_dropped(monkeypatch):
+    """CURVATURE_FLOOR set so that floor * sqrt(s.s y.y) equals s.y to the last bit (computed with the
+    same portable dot as run): the pair is not clearly positive (s.y > floor |s| |y| fails), so the
+    second iteration starts again from -g."""
+    rows = iterations(traced(lbfgs_params(l2=0.01, epochs=2, tolerance=1e-9)))
+    (x0, _, g0, _), (x1, _, g1, _) = rows[:2]
+    s, y = x1 - x0, g1 - g0
+    norms = math.sqrt(dot(s, s) * dot(y, y))
+    floor = dot(s, y) / norms
+    assert floor * norms == dot(s, y)
+    monkeypatch.setattr(catsdogs.neuron.lbfgs, "CURVATURE_FLOOR", floor)
+    trial = iterations(traced(lbfgs_params(l2=0.01, epochs=2, tolerance=1e-9)))[1][3]
+    np.testing.assert_allclose(trial, x1 - g1 / np.linalg.norm(g1), rtol=1e-9, atol=1e-12)
