@@ -21,7 +21,7 @@ from catsdogs.data.synthetic import write_synthetic_dataset
 from catsdogs.errors import DataError, ParamError
 from catsdogs.pipeline.config import IngestParams
 from catsdogs.pipeline.processes import ordered_map
-from stages.ingest import check_source, check_source_resolved, ingest, main, write_report
+from stages.ingest import check_source, check_source_resolved, ingest, ingest_source, main, write_report
 from tests.conftest import black_png, write_params
 from tests.ingest_cases import (
     MAX_PIXELS,
@@ -396,7 +396,7 @@ def test_main_refuses_a_linked_source_and_names_an_untracked_one_in_an_experimen
     (in_tmp / "elsewhere/train.zip").write_bytes(b"zip")
     (in_tmp / "data/external/out").symlink_to(in_tmp / "elsewhere")
     arguments = ["--external", "data/external", "--raw", "raw", "--metrics", "m.json", "--skipped", "s.csv"]
-    write_params(in_tmp / "params.yaml", ingest={"source": "data/external/out/train.zip"})
+    write_params(in_tmp / "params.yaml", ingest={"source": "data/external/out/train.zip", "jobs": 1})
     with pytest.raises(ParamError, match=r"^params.yaml: ingest.source = data/external/out/train.zip leads through"):
         main(arguments)
     write_params(in_tmp / "params.yaml", ingest={"source": "data/external/train.zip", "jobs": 1})
@@ -456,3 +456,10 @@ def test_a_skipped_copy_removed_meanwhile_does_not_fail_the_clean_up(tmp_path, m
     report = ingest(params(str(source)), tmp_path / "raw", progress=False)
     assert [(o.entry, o.reason, o.detail) for o in report.skipped] == [("cat.0.jpg", "corrupt", "removed meanwhile")]
     assert report.kept == ["cat.2.jpg", "dog.1.jpg"] and tree(tmp_path / "raw") == {"cat.2.jpg", "dog.1.jpg"}
+
+
+def test_ingest_source_shows_its_progress_bar_by_default(tmp_path, capsys):
+    source = two_photo_folder(tmp_path / "photos")
+    (tmp_path / "out").mkdir()
+    ingest_source(source, tmp_path / "out", MAX_PIXELS, jobs=1)
+    assert f"ingest: {source}: 100%" in capsys.readouterr().err
