@@ -60,9 +60,10 @@ def read_history(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: not found (run the earlier stages: `dvc repro`)") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not a readable CSV ({escape(str(err))}); {restore_hint(path)}") from None
-    missing = [column for column in HISTORY_COLUMNS if column not in frame.columns]
+    # a missing column comes back all NaN, text as NaN; true/false cells stay booleans (no numbers)
     numbers = frame.reindex(columns=list(HISTORY_COLUMNS)).apply(pd.to_numeric, errors="coerce")
-    if missing or frame.empty or not np.isfinite(numbers.to_numpy(dtype=np.float64)).all():
+    numeric = all(dtype.kind in "iuf" for dtype in numbers.dtypes)
+    if frame.empty or not numeric or not np.isfinite(numbers.to_numpy(dtype=np.float64)).all():
         has = ", ".join(escape(str(column))[:40] for column in frame.columns[:10])
         raise DataError(
             f"{path}: expected rows of finite numbers in columns {', '.join(HISTORY_COLUMNS)} "

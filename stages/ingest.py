@@ -99,9 +99,10 @@ def check_source_resolved(value: str, external: Path) -> None:
     is not inside the real `external` folder: DVC hashes only what lies in that folder, so photos behind a
     link out of it would be read but never tracked (`dvc status` up to date while they change)."""
     try:
-        resolved, root = Path(value).resolve(strict=True), Path(external).resolve(strict=True)
+        resolved = Path(value).resolve(strict=True)
     except (OSError, RuntimeError):  # missing or a link loop: open_source says which
         return
+    root = Path(external).resolve()  # a missing folder (and its links) too: nothing can lie inside it
     if root not in resolved.parents:
         raise ParamError(
             f"params.yaml: ingest.source = {escape(value)} leads through a link to {escape(str(resolved))}, outside "

@@ -4,15 +4,19 @@ for word, and the pieces they hand on; the archives come from Python's zipfile o
 from __future__ import annotations
 
 import io
+import itertools
+import lzma
 import struct
 import zipfile
+import zlib
 
+import numpy as np
 import pytest
 
 from catsdogs.data import archive
 from catsdogs.data.archive import EntryError, extract, list_zip
 from catsdogs.errors import DataError
-from tests.zip_forge import Raw, forge
+from tests.zip_forge import Raw, forge, payload
 
 DATA = bytes(range(256)) * 40  # 10240 bytes that compress a little
 
@@ -234,7 +238,10 @@ def test_a_local_header_missing_where_the_directory_says_is_unreadable(tmp_path)
     [member] = list_zip(tmp_path / "a.zip")
     with pytest.raises(EntryError) as refused:
         extract(tmp_path / "a.zip", member, io.BytesIO(), cap=10**6)
-    assert refused.value.detail == "no local header where the directory says"
+    assert (refused.value.reason, refused.value.detail) == (
+        "unreadable_entry",
+        "no local header where the directory says",
+    )
 
 
 def test_lzma_properties_shorter_than_5_bytes_are_refused(tmp_path):
@@ -326,3 +333,222 @@ def test_zip64_extra_fields_in_the_directory_give_the_sizes(tmp_path):
     assert (member.file_size, member.problem) == (len(DATA), "")
     out = io.BytesIO()
     assert extract(tmp_path / "a.zip", member, out, 10**6) == len(DATA) and out.getvalue() == DATA
+
+
+# --------------------------------------------------------------------------- issue 20: each check on both sides
+
+
+def test_the_last_end_record_signature_is_the_directory_not_one_inside_the_data(tmp_path):
+    """A stored entry that holds an end record's bytes: the real one, after it, is the directory."""
+    fake_end = b"PK\x05\x06" + bytes(18)
+    write_zip(tmp_path / "a.zip", {"a": fake_end, "b": b"x"}, zipfile.ZIP_STORED)
+    assert [(m.name, m.file_size) for m in list_zip(tmp_path / "a.zip")] == [("a", 22), ("b", 1)]
+
+
+def test_a_truncated_end_record_after_other_bytes_is_no_zip(tmp_path):
+    (tmp_path / "a.zip").write_bytes(b"x" * 10 + b"PK\x05\x06" + bytes(17))  # 21 of its 22 bytes
+    with pytest.raises(DataError) as refused:
+        list_zip(tmp_path / "a.zip")
+    assert str(refused.value) == (
+        f"{tmp_path / 'a.zip'}: neither a folder nor a zip archive (no zip directory at its end: a partial download?)"
+    )
+
+
+def test_a_zip64_locator_with_no_room_for_its_record_is_ignored(tmp_path):
+    """The locator (20 bytes) at byte 0, just before an empty end record: the zip64 record (56 bytes)
+    would start before the file, so the end record's own fields count."""
+    locator = archive._END64_LOCATOR.pack(b"PK\x06\x07", 0, 0, 1)
+    (tmp_path / "a.zip").write_bytes(locator + archive._END.pack(b"PK\x05\x06", 0, 0, 0, 0, 0, 0, 0))
+    assert list_zip(tmp_path / "a.zip") == []
+
+
+def test_an_end_record_after_the_longest_comment_is_found(tmp_path):
+    """The end record is 22 bytes and its comment at most 65535: it starts exactly 65557 bytes from the end."""
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as handle:
+        handle.writestr("a", DATA)
+        handle.comment = b"c" * 0xFFFF
+    assert (tmp_path / "a.zip").read_bytes()[-65557:-65553] == b"PK\x05\x06"
+    assert [(m.name, m.file_size) for m in list_zip(tmp_path / "a.zip")] == [("a", len(DATA))]
+
+
+def test_a_damaged_directory_names_the_byte_of_the_bad_record(tmp_path, monkeypatch):
+    monkeypatch.setattr(archive, "MAX_ENTRIES", 2)
+    blob = bytearray(forge([Raw(b"a", b"1"), Raw(b"b", b"2"), Raw(b"c", b"3")]))
+    end = blob.rindex(b"PK\x05\x06")
+    blob[end + 8 : end + 12] = struct.pack("<HH", 2, 2)
+    third = blob.index(b"PK\x01\x02", blob.index(b"PK\x01\x02", blob.index(b"PK\x01\x02") + 1) + 1)
+    (tmp_path / "a.zip").write_bytes(bytes(blob))
+    with pytest.raises(DataError) as refused:
+        list_zip(tmp_path / "a.zip")
+    assert str(refused.value) == f"{tmp_path / 'a.zip'}: damaged zip directory at entry 2 (byte {third})"
+
+
+def test_extra_fields_in_the_directory_are_skipped_and_a_zip64_one_read(tmp_path):
+    """Directory records with an extra field (8 bytes of another kind) are read to their end; one whose
+    sizes say 0xFFFFFFFF takes them from its zip64 field (kind 1)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as handle:
+        for name in ("a", "b"):
+            info = zipfile.ZipInfo(name)
+            info.extra = struct.pack("<HH", 0xCAFE, 8) + b"abcdefgh"
+            handle.writestr(info, DATA)
+    blob = bytearray(buffer.getvalue())
+    (tmp_path / "a.zip").write_bytes(bytes(blob))
+    assert [(m.name, m.file_size, m.problem) for m in list_zip(tmp_path / "a.zip")] == [
+        ("a", len(DATA), ""),
+        ("b", len(DATA), ""),
+    ]
+    record = blob.index(b"PK\x01\x02")  # entry a's directory record: its file size 0xFFFFFFFF, in kind 1
+    struct.pack_into("<L", blob, record + 24, 0xFFFFFFFF)
+    field = blob.index(b"\xfe\xca", record)
+    blob[field : field + 12] = struct.pack("<HHQ", 1, 8, len(DATA))
+    (tmp_path / "b.zip").write_bytes(bytes(blob))
+    first, second = list_zip(tmp_path / "b.zip")
+    assert (first.file_size, first.problem, second.name) == (len(DATA), "", "b")
+    out = io.BytesIO()
+    assert extract(tmp_path / "b.zip", first, out, 10**6) == len(DATA) and out.getvalue() == DATA
+
+
+def test_zip64_fields_are_found_after_fields_of_any_length():
+    other = struct.pack("<HH", 9, 0) + struct.pack("<HH", 9, 8) + b"abcd" + struct.pack("<HH", 9, 0x100)
+    sizes = [0xFFFFFFFF, 5, 6]
+    assert archive._zip64(other + zip64_extra(7), sizes) == "" and sizes == [7, 5, 6]
+
+
+def test_a_zip64_field_one_byte_short_is_a_problem_even_when_another_field_follows():
+    sizes = [0xFFFFFFFF, 0, 0]
+    assert archive._zip64(zip64_extra(7, cut=1) + struct.pack("<HH", 9, 0), sizes) == "zip64 extra field too short"
+
+
+def test_zip64_values_and_lengths_are_unsigned():
+    sizes = [0xFFFFFFFF, 0, 0]
+    assert archive._zip64(zip64_extra(2**63), sizes) == "" and sizes == [2**63, 0, 0]
+    sizes = [1, 2, 3]  # a field whose length (0x9000) runs past the end: nothing more to read
+    assert archive._zip64(struct.pack("<HH", 9, 0x9000) + b"ab", sizes) == "" and sizes == [1, 2, 3]
+
+
+@pytest.mark.parametrize("method", [0, 8, 12, 14])
+@pytest.mark.parametrize("limit", [1, 1000, 1001, len(DATA) + 5])
+def test_inflate_gives_exactly_the_first_limit_bytes_in_pieces_of_at_most_chunk(monkeypatch, method, limit):
+    monkeypatch.setattr(archive, "CHUNK", 7)
+    body = payload(method, DATA)
+    pieces = list(
+        itertools.islice(archive._inflate(method, archive._reader(io.BytesIO(body), len(body)), limit), 10**5)
+    )
+    assert len(pieces) < 10**5 and max(map(len, pieces)) <= 7
+    assert b"".join(pieces) == DATA[:limit]
+
+
+def test_inflate_hands_lzma_input_only_when_it_asks_for_it(monkeypatch):
+    """1 MiB of zeros: the first CHUNK of input holds far more than 1000 bytes of output, so reading 1000
+    bytes reads the 4-byte header, 5 bytes of properties and one CHUNK, not the whole entry."""
+    monkeypatch.setattr(archive, "CHUNK", 64)
+    body = payload(14, bytes(2**20))
+    source = io.BytesIO(body)
+    assert b"".join(archive._inflate(14, archive._reader(source, len(body)), 1000)) == bytes(1000)
+    assert source.tell() == 4 + 5 + 64 < len(body)
+
+
+def lzma_entry(data: bytes, lc: int = 3, lp: int = 0, pb: int = 2, dictionary: int = 1 << 16) -> bytes:
+    """A zip LZMA entry's bytes: header (version 9.4, 5 bytes of properties), properties, raw LZMA1."""
+    stream = lzma.compress(
+        data,
+        format=lzma.FORMAT_RAW,
+        filters=[{"id": lzma.FILTER_LZMA1, "dict_size": 1 << 16, "lc": lc, "lp": lp, "pb": pb}],
+    )
+    return struct.pack("<BBH", 9, 4, 5) + struct.pack("<BL", (pb * 5 + lp) * 9 + lc, dictionary) + stream
+
+
+@pytest.mark.parametrize("lc, lp, pb", [(3, 0, 2), (0, 0, 1), (0, 1, 0), (4, 0, 0), (1, 2, 4)])
+def test_lzma_properties_are_read_as_lc_lp_pb(tmp_path, lc, lp, pb):
+    (tmp_path / "a.zip").write_bytes(forge([Raw(b"a", DATA, 14, body=lzma_entry(DATA, lc, lp, pb))]))
+    [member] = list_zip(tmp_path / "a.zip")
+    out = io.BytesIO()
+    assert extract(tmp_path / "a.zip", member, out, 10**6) == len(DATA) and out.getvalue() == DATA
+
+
+def test_an_lzma_match_reaches_back_as_far_as_its_stated_dictionary_and_no_further(tmp_path):
+    """Random bytes repeated 4097 bytes later: a stated dictionary of 2^31 (above 2^31: unsigned) decodes
+    it, one of 4096 (liblzma's smallest) does not; 4097 bytes is within the entry's size, the cap."""
+    noise = np.random.default_rng(0).integers(0, 256, 4097, dtype=np.uint8).tobytes()
+    data = noise + noise[:200]
+    (tmp_path / "a.zip").write_bytes(
+        forge(
+            [
+                Raw(b"a", data, 14, body=lzma_entry(data, dictionary=2**31)),
+                Raw(b"b", data, 14, body=lzma_entry(data, dictionary=4096)),
+            ]
+        )
+    )
+    wide, narrow = list_zip(tmp_path / "a.zip")
+    out = io.BytesIO()
+    assert extract(tmp_path / "a.zip", wide, out, 10**6) == len(data) and out.getvalue() == data
+    with pytest.raises(EntryError) as refused:
+        extract(tmp_path / "a.zip", narrow, io.BytesIO(), 10**6)
+    assert (refused.value.reason, refused.value.detail) == ("unreadable_entry", "LZMAError: Corrupt input data")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x09\x04",  # a header cut short
+        struct.pack("<BBH", 9, 4, 0x0105) + bytes(300),  # properties of 261 bytes: not LZMA1's 5
+        struct.pack("<BBH", 9, 4, 5) + b"\x5d\0\0",  # 3 of the 5 bytes of properties
+    ],
+)
+def test_lzma_headers_that_do_not_give_5_bytes_of_properties_are_refused(tmp_path, body):
+    (tmp_path / "a.zip").write_bytes(forge([Raw(b"a", DATA, 14, body=body)]))
+    [member] = list_zip(tmp_path / "a.zip")
+    with pytest.raises(EntryError) as refused:
+        extract(tmp_path / "a.zip", member, io.BytesIO(), cap=10**6)
+    assert (refused.value.reason, refused.value.detail) == ("unreadable_entry", "LZMAError: bad LZMA properties")
+
+
+@pytest.mark.parametrize(
+    "entry, detail",
+    [
+        (Raw(b"a", DATA, flags=0x1), "encrypted"),
+        (Raw(b"a", DATA, crc=zlib.crc32(DATA) ^ 1), "bad CRC-32"),
+        (Raw(b"a", DATA, 0, compress_size=len(DATA) + 1), "its data overlaps the next entry (overlapping entries)"),
+    ],
+)
+def test_entries_refused_by_extract_say_why_word_for_word(tmp_path, entry, detail):
+    (tmp_path / "a.zip").write_bytes(forge([entry, Raw(b"b", b"x")]))
+    first, _ = list_zip(tmp_path / "a.zip")
+    with pytest.raises(EntryError) as refused:
+        extract(tmp_path / "a.zip", first, io.BytesIO(), cap=10**6)
+    assert (refused.value.reason, refused.value.detail) == ("unreadable_entry", detail)
+
+
+def test_extract_reads_one_byte_past_the_header_size_and_no_more(tmp_path, monkeypatch):
+    """A stored entry with 10 bytes more than its header says: file_size + 1 bytes are read, which is
+    enough to refuse it."""
+    (tmp_path / "a.zip").write_bytes(forge([Raw(b"a", DATA + bytes(10), 0, file_size=len(DATA))]))
+    [member] = list_zip(tmp_path / "a.zip")
+    read_in_all = []
+    real_reader = archive._reader
+
+    def counting_reader(handle, size):
+        read = real_reader(handle, size)
+
+        def counted(n):
+            data = read(n)
+            read_in_all.append(len(data))
+            return data
+
+        return counted
+
+    monkeypatch.setattr(archive, "_reader", counting_reader)
+    with pytest.raises(EntryError, match="inflates to more than"):
+        extract(tmp_path / "a.zip", member, io.BytesIO(), cap=10**6)
+    assert sum(read_in_all) == len(DATA) + 1
+
+
+def test_an_end_record_further_from_the_end_than_the_longest_comment_allows_is_not_found(tmp_path):
+    """22 + 65535 bytes is as far as an end record can be; one byte further (65536 bytes of junk after an
+    empty end record) it is not looked for, as zipfile does not: no zip."""
+    (tmp_path / "a.zip").write_bytes(archive._END.pack(b"PK\x05\x06", 0, 0, 0, 0, 0, 0, 0) + b"x" * 65536)
+    with pytest.raises(DataError, match="neither a folder nor a zip archive"):
+        list_zip(tmp_path / "a.zip")
+    (tmp_path / "b.zip").write_bytes(archive._END.pack(b"PK\x05\x06", 0, 0, 0, 0, 0, 0, 0) + b"x" * 65535)
+    assert list_zip(tmp_path / "b.zip") == []

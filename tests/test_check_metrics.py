@@ -15,8 +15,18 @@ import yaml
 
 from catsdogs.pipeline.dvc_files import stage_path
 from tests.conftest import ROOT, help_text
-from tools.check_metrics import GateError, compare, judge, load_rules, main, params_changes, parse_metrics, parse_rules
-from tools.gate_report import format_table, report_markdown, summary, table_cells
+from tools.check_metrics import (
+    GateError,
+    compare,
+    judge,
+    load_params,
+    load_rules,
+    main,
+    params_changes,
+    parse_metrics,
+    parse_rules,
+)
+from tools.gate_report import format_table, markdown_text, report_markdown, summary, table_cells
 from tools.gate_verdicts import BETTER, INFO, NEW, NO_VALUE, REGRESSION, REMOVED, SAME, WITHIN, Row, Rule
 from tools.loss_curves import plot_loss_curves
 
@@ -171,6 +181,15 @@ def test_the_table_aligns_numbers_right_and_text_left():
             "m.json:n      155  150      -5  info                info",
             "m.json:auc      -  0.5       -  higher, tol 0.0025  new",
         ]
+    )
+
+
+def test_markdown_text_escapes_html_quotes_markdown_and_links_word_for_word():
+    """Each special character by hand: HTML's five as entities (quotes too: a value may land in an
+    attribute), Markdown's behind a backslash (the backslash, doubled by common.escape, twice), `_` only
+    at a word's edge, `://` broken up."""
+    assert markdown_text("""a|b <i>&"q" 'r' #1 *x* [l](u) ~s~ `c` \\ _e_ mse_loss http://x""") == (
+        r"a\|b &lt;i&gt;&amp;&quot;q&quot; &#x27;r&#x27; \#1 \*x\* \[l\](u) \~s\~ \`c\` \\\\ \_e\_ mse_loss http:\/\/x"
     )
 
 
@@ -650,3 +669,74 @@ def test_help_says_what_the_exit_statuses_and_options_mean(capsys):
     assert (
         "--report DIR also write DIR/metrics_report.md (metrics diff, params diff, loss curves) and DIR/loss_curves.png"
     ) in text
+
+
+# --------------------------------------------------------------------------- issue 20: each refusal word for word
+
+
+def test_gate_rules_that_cannot_be_read_say_why_word_for_word(tmp_path):
+    def refusal(path):
+        with pytest.raises(GateError) as refused:
+            load_rules(path)
+        return str(refused.value)
+
+    path = tmp_path / "gate.yaml"
+    path.write_bytes(b"m.json: \xff\n")
+    assert refusal(path) == f"{path}: not UTF-8 text"
+    path.write_text("m.json: [\n")  # the flow sequence never closed: found at the start of line 2
+    assert refusal(path).startswith(f"{path}: not valid YAML (") and refusal(path).endswith(" (line 2, column 1))")
+    path.write_text("[" * 5000)
+    assert refusal(path) == f"{path}: cannot be read (nested too deep)"
+    (tmp_path / "loop.yaml").symlink_to(tmp_path / "loop.yaml")
+    assert (
+        refusal(tmp_path / "loop.yaml")
+        == f"{tmp_path / 'loop.yaml'}: cannot be read (Too many levels of symbolic links)"
+    )
+
+
+def test_a_params_file_that_cannot_be_parsed_is_a_gate_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("train: [\n")
+    with pytest.raises(GateError) as refused:
+        load_params(None, "workspace")
+    assert str(refused.value).startswith("workspace:params.yaml: not valid YAML (")
+    assert str(refused.value).endswith(" (line 2, column 1))")
+    (tmp_path / "params.yaml").write_text("[" * 5000)
+    with pytest.raises(GateError) as refused:
+        load_params(None, "workspace")
+    assert str(refused.value) == "workspace:params.yaml: nested too deep"
+
+
+def test_a_metrics_file_nested_too_deep_is_a_gate_error():
+    with pytest.raises(GateError) as refused:
+        parse_metrics("[" * 100_000, "workspace:m.json")
+    assert str(refused.value) == "workspace:m.json: nested too deep to be a metrics file"
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ({1: {"a": {"direction": "info"}}}, "key 1 is not text"),
+        ({"m.json": {"a": {"direction": "info"}, 2.5: {"direction": "info"}}}, "key 2.5 is not text"),
+        ({"m.json": ["a", 1]}, "m.json: expected a mapping of metric names to rules, got ['a', 1]"),
+    ],
+)
+def test_rules_name_the_key_that_is_not_text_word_for_word(document, message):
+    with pytest.raises(GateError) as refused:
+        parse_rules(document, "gate.yaml")
+    suffix = "; metrics files and metric names are text" if "is not text" in message else ""
+    assert str(refused.value) == f"gate.yaml: {message}{suffix}"
+
+
+def test_the_config_path_is_shown_as_a_path(repo):
+    result = gate(repo, "--config", "./metrics_gate.yaml")
+    assert result.returncode == 0 and "rules from metrics_gate.yaml:" in result.stdout
+
+
+def test_a_report_that_cannot_be_written_is_exit_3_with_one_line(repo):
+    (repo / "taken").write_text("a file where the report's folder would go")
+    result = gate(repo, "--report", "taken/report")
+    assert result.returncode == 3 and result.stdout == ""
+    assert (
+        result.stderr == "check_metrics: error: taken/report: Not a directory; check that file or folder, then rerun\n"
+    )

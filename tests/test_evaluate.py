@@ -14,7 +14,7 @@ from catsdogs.evaluation.metrics import classification_metrics, most_confident_m
 from catsdogs.pipeline.command_line import run_cli
 from catsdogs.pipeline.npz_files import save_npz
 from catsdogs.pipeline.weights_file import save_model
-from stages.evaluate import EvaluateParams, evaluate, main
+from stages.evaluate import EvaluateParams, evaluate, main, read_history
 from tests.conftest import help_text, write_params
 
 
@@ -402,3 +402,43 @@ def test_the_gallery_shows_the_8_most_confident_of_more_mistakes(in_tmp):
     shown = [(red, f"v{row}.jpg", 1 / (1 + math.exp(-z[row]))) for row in range(9, 1, -1)]
     plot_mistakes(shown, [], (10, 0), 8, "expected.png")
     assert Path(OUTPUTS["mistakes_plot"]).read_bytes() == Path("expected.png").read_bytes()
+
+
+# --------------------------------------------------------------------------- read_history, word for word
+
+HEADER = "epoch,train_loss,valid_loss,train_accuracy,valid_accuracy"
+DAMAGED = "replace it with a good copy (README: Damaged files)"  # restore_hint of a file dvc.lock does not list
+
+
+def refusal(path: Path) -> str:
+    with pytest.raises(DataError) as refused:
+        read_history(path)
+    return str(refused.value)
+
+
+def test_read_history_keeps_its_five_columns_as_numbers(tmp_path):
+    (tmp_path / "h.csv").write_text(f"note,{HEADER}\nfirst,0,0.5,0.25,1,0.75\nsecond,1,0.125,0.5,1,1\n")
+    history = read_history(tmp_path / "h.csv")
+    assert list(history.columns) == HEADER.split(",")  # the text column `note` left out
+    assert history.to_numpy().tolist() == [[0, 0.5, 0.25, 1, 0.75], [1, 0.125, 0.5, 1, 1]]
+
+
+def test_read_history_says_what_is_wrong_word_for_word(tmp_path):
+    path = tmp_path / "h.csv"
+    assert refusal(path) == f"{path}: not found (run the earlier stages: `dvc repro`)"
+    path.write_text("")
+    assert refusal(path) == f"{path}: not a readable CSV (No columns to parse from file); {DAMAGED}"
+    path.write_bytes(b"\xff")
+    assert refusal(path) == (
+        f"{path}: not a readable CSV ('utf-8' codec can't decode byte 0xff in position 0: invalid start byte); {DAMAGED}"
+    )
+    expected = f"{path}: expected rows of finite numbers in columns epoch, train_loss, valid_loss, train_accuracy, valid_accuracy"
+    path.write_text(HEADER + "\n")
+    assert refusal(path) == f"{expected} (has 0 rows, columns {HEADER.replace(',', ', ')}); {DAMAGED}"
+    for row in ("0,0.5,0.5,x,0.5", "0,0.5,0.5,inf,0.5", "0,0.5,0.5,True,0.5", "0,0.5,0.5,0.5,"):
+        path.write_text(f"{HEADER}\n{row}\n")
+        assert refusal(path) == f"{expected} (has 1 rows, columns {HEADER.replace(',', ', ')}); {DAMAGED}", row
+    names = ["epoch", "l" * 50, "c\x01"] + [f"k{i}" for i in range(9)]  # 12 columns, no train_loss
+    path.write_text(",".join(names) + "\n" + ",".join("1" * len(names)) + "\n")
+    shown = ", ".join(["epoch", "l" * 40, "c\\u0001"] + [f"k{i}" for i in range(7)])  # 10 of them, 40 characters each
+    assert refusal(path) == f"{expected} (has 1 rows, columns {shown}); {DAMAGED}"

@@ -186,6 +186,17 @@ def test_a_bad_record_is_a_data_error_naming_the_file(tmp_path, text, message):
         Preprocessing.load(tmp_path / "missing.json")
 
 
+def test_a_bad_record_read_from_an_npz_shows_plain_values_not_arrays():
+    """An .npz holds 0-d arrays: the message shows the numbers they hold, as a JSON record's would be."""
+    record = {"image_size": np.asarray(0), "draft": np.asarray(True), "pixel_scale": np.asarray(np.float32(0.5))}
+    with pytest.raises(DataError) as refused:
+        Preprocessing.from_mapping(record, "w.npz")
+    assert str(refused.value) == (
+        "w.npz: image_size = 0, draft = True, pixel_scale = 0.5; expected an integer image_size from 1 to 512, "
+        "draft true or false, a number pixel_scale from 0.001 to 1e+06 (255: features in [0, 1])"
+    )
+
+
 @pytest.mark.parametrize(
     "record, expected",
     [

@@ -16,12 +16,12 @@ import pytest
 
 from catsdogs.data import sources
 from catsdogs.data.images import load_image
-from catsdogs.data.sources import detect_layout, kaggle_name, name_problem, unsafe_name
+from catsdogs.data.sources import check_image, detect_layout, kaggle_name, name_problem, unsafe_name
 from catsdogs.data.synthetic import write_synthetic_dataset
 from catsdogs.errors import DataError, ParamError
 from catsdogs.pipeline.config import IngestParams
 from catsdogs.pipeline.processes import ordered_map
-from stages.ingest import check_source, ingest, main, write_report
+from stages.ingest import check_source, check_source_resolved, ingest, ingest_source, main, write_report
 from tests.conftest import black_png, write_params
 from tests.ingest_cases import (
     MAX_PIXELS,
@@ -361,3 +361,105 @@ def test_main_checks_the_source_against_the_external_folder_before_any_work(in_t
     with pytest.raises(SystemExit):
         main(["--raw", "raw"])  # every path is required: no default path in the code
     assert "required: --external, --metrics, --skipped" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- issue 20: each check word for word
+
+
+def test_a_windows_style_source_path_is_read_with_slashes():
+    assert check_source("data\\external\\train.zip", Path("data/external")) == "data\\external\\train.zip"
+
+
+def test_a_source_behind_a_link_out_of_the_external_folder_is_refused_word_for_word(tmp_path):
+    external, elsewhere = tmp_path / "external", tmp_path / "elsewhere"
+    (external / "photos").mkdir(parents=True)
+    elsewhere.mkdir()
+    (elsewhere / "train.zip").write_bytes(b"zip")
+    (external / "photos" / "train.zip").write_bytes(b"zip")
+    (external / "out").symlink_to(elsewhere)
+    assert check_source_resolved(str(external / "photos" / "train.zip"), external) is None
+    assert check_source_resolved(str(external / "missing.zip"), external) is None  # open_source says it
+    assert check_source_resolved(str(external / "out" / "missing.zip"), external) is None
+    with pytest.raises(ParamError) as refused:
+        check_source_resolved(str(external / "out" / "train.zip"), external)
+    assert str(refused.value) == (
+        f"params.yaml: ingest.source = {external}/out/train.zip leads through a link to {elsewhere}/train.zip, "
+        f"outside {external}/; DVC only tracks what lies inside it: move or copy the source into {external}/ (no link)"
+    )
+    with pytest.raises(ParamError, match="leads through a link to"):  # no external folder: nothing is inside it
+        check_source_resolved(str(elsewhere / "train.zip"), tmp_path / "missing")
+
+
+def test_main_refuses_a_linked_source_and_names_an_untracked_one_in_an_experiment_copy(in_tmp, monkeypatch):
+    (in_tmp / "data/external").mkdir(parents=True)
+    (in_tmp / "elsewhere").mkdir()
+    (in_tmp / "elsewhere/train.zip").write_bytes(b"zip")
+    (in_tmp / "data/external/out").symlink_to(in_tmp / "elsewhere")
+    arguments = ["--external", "data/external", "--raw", "raw", "--metrics", "m.json", "--skipped", "s.csv"]
+    write_params(in_tmp / "params.yaml", ingest={"source": "data/external/out/train.zip", "jobs": 1})
+    with pytest.raises(ParamError, match=r"^params.yaml: ingest.source = data/external/out/train.zip leads through"):
+        main(arguments)
+    write_params(in_tmp / "params.yaml", ingest={"source": "data/external/train.zip", "jobs": 1})
+    with pytest.raises(DataError, match=r"^data/external/train.zip: not found"):  # outside an experiment copy
+        main(arguments)
+    monkeypatch.setattr("stages.ingest.in_temporary_copy", lambda: True)
+    with pytest.raises(DataError, match=r"^data/external/train.zip: not in this queued or temporary experiment"):
+        main(arguments)
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["data", "elsewhere", "params.yaml"]
+
+
+def two_photo_folder(folder: Path, labels=("cat", "dog")) -> Path:
+    folder.mkdir()
+    for i, label in enumerate(labels):
+        (folder / f"{label}.{i}.jpg").write_bytes(jpeg())
+    return folder
+
+
+def test_ingest_shows_a_progress_bar_by_default_and_none_when_asked(tmp_path, capsys):
+    source = two_photo_folder(tmp_path / "photos")
+    ingest(params(str(source)), tmp_path / "raw")
+    err = capsys.readouterr().err
+    assert f"ingest: {source}: 100%" in err and "| 2/2 [" in err and "file/s]" in err
+    ingest(params(), tmp_path / "raw")  # synthetic: 3 images per class
+    err = capsys.readouterr().err
+    assert "ingest: synthetic: 100%" in err and "| 6/6 [" in err and "img/s]" in err
+    ingest(params(str(source)), tmp_path / "raw", progress=False)
+    ingest(params(), tmp_path / "raw", progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_ingest_replaces_a_previous_output_and_names_the_missing_class_word_for_word(tmp_path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw/cat.9.jpg").write_bytes(b"previous run")
+    ingest(params(str(two_photo_folder(tmp_path / "photos"))), tmp_path / "raw", progress=False)
+    assert tree(tmp_path / "raw") == {"cat.0.jpg", "dog.1.jpg"}
+    dogs = two_photo_folder(tmp_path / "dogs", labels=("dog",))
+    with pytest.raises(DataError) as refused:
+        ingest(params(str(dogs)), tmp_path / "raw", progress=False)
+    assert str(refused.value) == (
+        f"{dogs}: no usable cat image; 1 usable images (0 cats, 1 dogs), 0 skipped from {dogs} (kaggle layout)"
+    )
+
+
+def test_a_skipped_copy_removed_meanwhile_does_not_fail_the_clean_up(tmp_path, monkeypatch):
+    """The copy of a file found unusable is removed; if something else removed it first (made to happen
+    here: the check deletes it), the entry is still skipped with its reason, and ingest goes on."""
+
+    def check_and_lose(path, max_pixels):
+        if path.name != "cat.0.jpg":
+            return check_image(path, max_pixels)
+        path.unlink()
+        return ("corrupt", "removed meanwhile")
+
+    monkeypatch.setattr("stages.ingest.check_image", check_and_lose)
+    source = two_photo_folder(tmp_path / "photos", labels=("cat", "dog", "cat"))
+    report = ingest(params(str(source)), tmp_path / "raw", progress=False)
+    assert [(o.entry, o.reason, o.detail) for o in report.skipped] == [("cat.0.jpg", "corrupt", "removed meanwhile")]
+    assert report.kept == ["cat.2.jpg", "dog.1.jpg"] and tree(tmp_path / "raw") == {"cat.2.jpg", "dog.1.jpg"}
+
+
+def test_ingest_source_shows_its_progress_bar_by_default(tmp_path, capsys):
+    source = two_photo_folder(tmp_path / "photos")
+    (tmp_path / "out").mkdir()
+    ingest_source(source, tmp_path / "out", MAX_PIXELS, jobs=1)
+    assert f"ingest: {source}: 100%" in capsys.readouterr().err

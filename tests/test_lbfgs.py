@@ -4,6 +4,7 @@ search) against numpy.linalg and the textbook formulas, its optimum against scik
 LogisticRegression for the same C, its place in fit (history, stopping, early stopping, threads,
 parameter checks), and the same bits under other OpenBLAS kernels and NumPy dispatch levels."""
 
+import math
 import os
 import subprocess
 import sys
@@ -24,7 +25,8 @@ import catsdogs.neuron.principal_directions
 from catsdogs.errors import ParamError
 from catsdogs.neuron.fast_passes import ShardedPass
 from catsdogs.neuron.fit import fit
-from catsdogs.neuron.lbfgs import Coordinates, ScaledObjective, Trial, line_search, two_loop
+from catsdogs.neuron.lbfgs import LBFGS, Coordinates, ScaledObjective, Trial, line_search, next_step, two_loop
+from catsdogs.neuron.portable import dot
 from catsdogs.neuron.principal_directions import orthonormal_rows, pixel_product, principal_directions, symmetric_eigen
 from catsdogs.neuron.reference import backprop, forward, loss_value, sigmoid
 from catsdogs.pipeline.config import TrainParams
@@ -477,3 +479,244 @@ def test_lbfgs_needs_cross_entropy_at_full_batch_without_momentum(changes, got):
         r"train.batch_size = 0 \(full batch\) and train.momentum = 0.0; got " + got,
     ):
         lbfgs_params(**changes)
+
+
+# --------------------------------------------------------------------------- the line search's pieces by hand
+
+
+def point(step, F=0.0, slope=0.0):
+    return Trial(step, F, np.zeros(1), slope)
+
+
+@pytest.mark.parametrize(
+    "before, low, expected",
+    [
+        ((1, -4), (3, -3), 9.0),  # slopes' secant: zero at 3 + 3 * 2 / (-3 + 4) = 9, inside [3 + 2.2, 3 + 8]
+        ((1, -2), (3, -2), 11.0),  # not curved upwards: 4 widths beyond low
+        ((1, -1), (3, -0.95), 11.0),  # the secant's zero, 41, cut to 4 widths
+        ((1, -10), (3, -1), 5.2),  # the secant's zero, 3 + 2 / 9, raised to 1.1 widths
+    ],
+)
+def test_next_step_without_a_bracket_extrapolates_1_1_to_4_widths(before, low, expected):
+    assert next_step(point(low[0], slope=low[1]), None, point(before[0], slope=before[1])) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "low, high, expected",
+    [
+        # F(t) = (t - 1.7)^2 from both ends: the cubic through them is F itself, its minimum 1.7
+        ((1, 0.49, -1.4), (3, 1.69, 2.6), 1.7),
+        # F(t) = (t - 1)^3 - 3 (t - 1): minimum at t = 2, the bracket from above (high before low)
+        ((2.5, -1.125, 3.75), (1, 0, -3), 2.0),
+        ((1, 0.0025, -0.1), (2, 0.9025, 1.9), 1.1),  # (t - 1.05)^2: its minimum within 10 % of low: 1.1
+        ((1, 0.9025, -1.9), (2, 0.0025, 0.1), 1.9),  # (t - 1.95)^2, high past the minimum: 1.9
+        ((1, 0, -2), (3, -2, -2), 2.0),  # d1 = -4 + 3 = -1, radicand 1 - 4 < 0: no minimum, bisect
+        ((0, 0, -1), (1, -1, -4), 1 / 3),  # d1 = -2, radicand exactly 0: guess 1 - (-4 + 0 + 2) / -3
+        ((0, 0, -1), (1, -1, -1), 0.5),  # d1 = 1, radicand 0 and denominator 0: bisect
+        ((1, 0.49, -1.4), (3, np.inf, 2.6), 2.0),  # no F at high: bisect
+    ],
+)
+def test_next_step_in_a_bracket_is_the_minimum_of_the_cubic_kept_from_the_ends(low, high, expected):
+    assert next_step(point(*low), point(*high), point(0.0)) == pytest.approx(expected, rel=1e-12)
+
+
+def scripted(first: float, values: dict):
+    """F_of along d = [1] from x = [0] (so the step is x[0]): (F, slope) of `values` at a step listed
+    there, values["else"] elsewhere; the steps evaluated, in order."""
+    calls = []
+
+    def F_of(x):
+        calls.append(float(x[0]))
+        F, slope = values.get(float(x[0]), values["else"])
+        return F, np.array([slope])
+
+    return F_of, calls
+
+
+START = Trial(0.0, 1.0, np.array([-1.0]), -1.0)  # F = 1, slope -1 along d = [1]
+
+
+def search(first, values):
+    F_of, calls = scripted(first, values)
+    return line_search(F_of, np.zeros(1), START, np.ones(1), first), calls
+
+
+def test_a_first_step_on_both_wolfe_bounds_is_taken():
+    """F exactly 1 + ARMIJO * 1 * -1 and a slope of exactly CURVATURE * -1: both conditions hold (<=)."""
+    bound = START.F + catsdogs.neuron.lbfgs.ARMIJO * 1.0 * START.slope
+    trial, calls = search(1.0, {"else": (bound, -catsdogs.neuron.lbfgs.CURVATURE)})
+    assert (trial.step, trial.F, calls) == (1.0, bound, [1.0])
+
+
+def test_a_trial_no_lower_than_the_best_so_far_closes_the_bracket():
+    """Step 1 lowers F to 0.5 but is still steep (extrapolate to 5); step 5 has F = 0.5 again: the
+    minimum lies between them, the next trial (F 0.4, flat) is there and is taken."""
+    trial, calls = search(1.0, {1.0: (0.5, -0.95), 5.0: (0.5, 0.0), "else": (0.4, 0.0)})
+    assert calls[:2] == [1.0, 5.0] and len(calls) == 3 and 1.4 <= calls[2] <= 4.6
+    assert (trial.step, trial.F) == (calls[2], 0.4)
+
+
+def test_a_trial_past_the_minimum_with_a_slope_below_one_closes_the_bracket():
+    """Step 1 satisfies the first condition but its slope, +0.95, is past the minimum: the next trial
+    is inside [0.1, 0.9], not beyond 1."""
+    trial, calls = search(1.0, {1.0: (0.5, 0.95), "else": (0.4, 0.0)})
+    assert len(calls) == 2 and 0.1 <= calls[1] <= 0.9 and trial.step == calls[1]
+
+
+def test_when_the_tries_run_out_the_first_of_the_lowest_is_kept():
+    """Every step lowers F to 0.5 with slope +0.95 (never flat enough): after MAX_LINE_SEARCH tries, the
+    first of the equally low points, step 1."""
+    trial, calls = search(1.0, {"else": (0.5, 0.95)})
+    assert len(calls) == catsdogs.neuron.lbfgs.MAX_LINE_SEARCH and (trial.step, trial.F) == (1.0, 0.5)
+
+
+def test_the_search_stops_when_the_bracket_is_a_point_relative_to_the_step():
+    """Step 1e-3 lowers F but is steep; every other step is far too high: the bracket [1e-3, 5e-3] shrinks
+    to a tenth each try (the cubic's minimum sits at the low end, kept 10 % away) until its width
+    4e-3 * 10^-k is at most 1e-12 of the step: k = 13, 15 tries in all, then the step 1e-3."""
+    trial, calls = search(1e-3, {1e-3: (0.5, -0.95), "else": (1e6, 1e7)})
+    assert calls[1] == pytest.approx(5e-3) and len(calls) == 15 and (trial.step, trial.F) == (1e-3, 0.5)
+
+
+@pytest.mark.parametrize("slope", [0.0, 1.0, np.nan])
+def test_a_line_search_along_no_descent_direction_is_refused(slope):
+    with pytest.raises(ValueError, match="d is no descent direction"):
+        line_search(lambda x: (0.0, x), np.zeros(1), Trial(0.0, 1.0, np.zeros(1), slope), np.ones(1), 1.0)
+
+
+# --------------------------------------------------------------------------- LBFGS.run, iteration by iteration
+
+
+def traced(params, *, two_loop_direction=None, monkeypatch=None):
+    """LBFGS.run on split_toy with its objective traced: ("eval", x, F, g) for every evaluation and
+    ("record", epoch, x) for every history row, in order."""
+    X, y, X_valid, _ = split_toy()
+    if two_loop_direction is not None:
+        monkeypatch.setattr(catsdogs.neuron.lbfgs, "two_loop", two_loop_direction)
+    solver = LBFGS(X, y, X_valid, params, ShardedPass(None))
+    objective, events = solver.objective, []
+
+    class Traced:
+        def __call__(self, x):
+            F, g = objective(x)
+            events.append(("eval", x.copy(), F, g.copy()))
+            return F, g
+
+        def weights(self, x):
+            return objective.weights(x)
+
+        @property
+        def z(self):
+            return objective.z
+
+    solver.objective = Traced()
+    solver.run(params.epochs, lambda epoch, *scores: events.append(("record", epoch, solver.x.copy())) and False)
+    return events
+
+
+def iterations(events):
+    """[(x_k, F_k, g_k, first trial point of the line search from x_k or None)] for each recorded x_k."""
+    result = []
+    for i, event in enumerate(events):
+        if event[0] != "record":
+            continue
+        x = event[2]
+        F, g = next((e[2], e[3]) for e in events if e[0] == "eval" and np.array_equal(e[1], x))
+        trial = next((e[1] for e in events[i + 1 :] if e[0] == "eval" and not np.array_equal(e[1], x)), None)
+        result.append((x, F, g, trial))
+    return result
+
+
+def bfgs_direction(g, s, y):
+    """-H g with H the BFGS update of (s.y / y.y) I by the pair (s, y), as a dense matrix (the textbook)."""
+    rho, identity = 1 / (s @ y), np.eye(len(s))
+    H = (identity - rho * np.outer(s, y)) @ ((s @ y) / (y @ y) * identity) @ (identity - rho * np.outer(y, s))
+    return -(H + rho * np.outer(s, s)) @ g
+
+
+def test_each_iteration_tries_first_the_step_of_the_textbook(monkeypatch):
+    """With a memory of one pair: the first iteration tries x - g / |g| (a step of length 1 along -g),
+    every later one x + d with d = -H g, H the BFGS update of (s.y / y.y) I by the newest pair only."""
+    monkeypatch.setattr(catsdogs.neuron.lbfgs, "MEMORY", 1)
+    rows = iterations(traced(lbfgs_params(l2=0.01, epochs=4, tolerance=1e-9)))
+    assert len(rows) == 5
+    x0, _, g0, trial0 = rows[0]
+    np.testing.assert_allclose(trial0, x0 - g0 / np.linalg.norm(g0), rtol=1e-12)
+    for (x_before, _, g_before, _), (x, _, g, trial) in zip(rows[1:-1], rows[2:-1]):
+        s, y = x - x_before, g - g_before
+        np.testing.assert_allclose(trial, x + bfgs_direction(g, s, y), rtol=1e-9, atol=1e-12)
+    s, y = rows[1][0] - x0, rows[1][2] - g0
+    np.testing.assert_allclose(rows[1][3], rows[1][0] + bfgs_direction(rows[1][2], s, y), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("direction", ["uphill", "flat"])
+def test_a_direction_that_does_not_descend_is_replaced_by_minus_the_gradient(monkeypatch, direction):
+    """two_loop made to return an ascent direction (slope 1e-6 |g|^2 > 0) or one orthogonal to g (slope
+    exactly 0): run starts again from -g, so the first trial is x - g / |g|."""
+
+    def bad(gradient, pairs):
+        if direction == "uphill":
+            return 1e-6 * gradient
+        d = np.zeros_like(gradient)
+        d[0], d[1] = gradient[1], -gradient[0]  # g0 g1 - g1 g0 = 0 exactly
+        return d
+
+    rows = iterations(traced(lbfgs_params(l2=0.01, epochs=1), two_loop_direction=bad, monkeypatch=monkeypatch))
+    x0, _, g0, trial0 = rows[0]
+    np.testing.assert_allclose(trial0, x0 - g0 / np.linalg.norm(g0), rtol=1e-12)
+    assert len(rows) == 2
+
+
+def test_a_gradient_exactly_at_the_tolerance_stops_the_run():
+    """train.tolerance equal to the largest gradient component at W = 0: no iteration (<=)."""
+    [(x0, _, g0, _)] = iterations(traced(lbfgs_params(l2=0.01, epochs=1)))[:1]
+    rows = iterations(traced(lbfgs_params(l2=0.01, epochs=5, tolerance=float(np.abs(g0).max()))))
+    assert len(rows) == 1 and rows[0][3] is None
+
+
+def test_a_decrease_of_exactly_ftol_stops_the_run(monkeypatch):
+    """FTOL set to the decrease of F in iteration k of a free run, the first decrease below every earlier
+    one: the run stops right after iteration k (<=), although epochs allows more."""
+    F = [row[1] for row in iterations(traced(lbfgs_params(l2=0.01, epochs=8, tolerance=1e-9)))]
+    decreases = [before - after for before, after in zip(F, F[1:])]
+    k = next(k for k in range(2, len(decreases) + 1) if decreases[k - 1] < min(decreases[: k - 1]))
+    monkeypatch.setattr(catsdogs.neuron.lbfgs, "FTOL", decreases[k - 1])
+    assert len(iterations(traced(lbfgs_params(l2=0.01, epochs=8, tolerance=1e-9)))) == k + 1
+
+
+def test_lbfgs_passes_l2_and_pixel_scale_to_its_change_of_variables(monkeypatch):
+    small_rank(monkeypatch)
+    X, y = pixel_toy(60, 20, seed=1)
+    solver = LBFGS(X[:40], y[:40], X[40:], lbfgs_params(l2=0.5), ShardedPass(None), pixel_scale=255.0)
+    expected = Coordinates(X[:40], 0.5, 255.0)
+    assert expected.s.size == 4 and solver.z_valid.dtype == np.float32
+    np.testing.assert_array_equal(solver.objective.coordinates.s, expected.s)
+    np.testing.assert_array_equal(solver.objective.coordinates.U, expected.U)
+
+
+@pytest.mark.parametrize("margin", [1 - 1e-6, 1 + 1e-6])
+def test_a_pair_is_kept_when_its_curvature_is_above_the_floor(monkeypatch, margin):
+    """CURVATURE_FLOOR set just below / above the first pair's s.y / (|s| |y|): kept, the second iteration
+    tries x + d of the BFGS update; dropped, it starts again with x - g / |g|."""
+    rows = iterations(traced(lbfgs_params(l2=0.01, epochs=2, tolerance=1e-9)))
+    (x0, _, g0, _), (x1, _, g1, _) = rows[:2]
+    s, y = x1 - x0, g1 - g0
+    monkeypatch.setattr(catsdogs.neuron.lbfgs, "CURVATURE_FLOOR", margin * (s @ y) / np.sqrt((s @ s) * (y @ y)))
+    trial = iterations(traced(lbfgs_params(l2=0.01, epochs=2, tolerance=1e-9)))[1][3]
+    expected = x1 + bfgs_direction(g1, s, y) if margin < 1 else x1 - g1 / np.linalg.norm(g1)
+    np.testing.assert_allclose(trial, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_a_pair_exactly_at_the_curvature_floor_is_dropped(monkeypatch):
+    """CURVATURE_FLOOR set so that floor * sqrt(s.s y.y) equals s.y to the last bit (computed with the
+    same portable dot as run): the pair is not clearly positive (s.y > floor |s| |y| fails), so the
+    second iteration starts again from -g."""
+    rows = iterations(traced(lbfgs_params(l2=0.01, epochs=2, tolerance=1e-9)))
+    (x0, _, g0, _), (x1, _, g1, _) = rows[:2]
+    s, y = x1 - x0, g1 - g0
+    norms = math.sqrt(dot(s, s) * dot(y, y))
+    floor = dot(s, y) / norms
+    assert floor * norms == dot(s, y)
+    monkeypatch.setattr(catsdogs.neuron.lbfgs, "CURVATURE_FLOOR", floor)
+    trial = iterations(traced(lbfgs_params(l2=0.01, epochs=2, tolerance=1e-9)))[1][3]
+    np.testing.assert_allclose(trial, x1 - g1 / np.linalg.norm(g1), rtol=1e-9, atol=1e-12)

@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from catsdogs.neuron.reference import backprop, forward, loss_gradient, loss_value, predict, reference_fit, sigmoid
+from catsdogs.neuron.reference import (
+    Objective,
+    backprop,
+    forward,
+    loss_gradient,
+    loss_value,
+    predict,
+    reference_fit,
+    sigmoid,
+)
 
 
 def test_sigmoid_is_stable_for_large_inputs():
@@ -193,3 +202,55 @@ def test_every_input_is_computed_in_float64_whatever_its_dtype():
         np.testing.assert_array_equal(W2, W)
         np.testing.assert_array_equal(losses2, losses)
         assert b2 == b
+
+
+def test_the_objective_by_hand():
+    """F = J + l2/2 |W|^2 and its pieces, each computed by hand: z = [0, ln 3] gives a = [1/2, 3/4]."""
+    z, y, W = np.array([0.0, np.log(3.0)]), np.array([1.0, 0.0]), np.array([1.0, -2.0])
+    a = np.array([0.5, 0.75])
+    mse = Objective("mse", "exact", l2=0.5)
+    assert mse.penalty(W) == 1.25  # 0.5 / 2 * (1 + 4)
+    assert mse.value(z, a, y, W) == 0.5 * (0.25 + 0.5625) / 2 + 1.25
+    cross_entropy = Objective("cross_entropy", "exact", l2=0.5)  # 1/2 (log 2 - 1 * 0 + log 4 - 0 * ln 3)
+    assert cross_entropy.value(z, a, y, W) == pytest.approx(1.5 * np.log(2) + 1.25, rel=1e-15)
+    # dz over 2 of m = 4 rows: (a - y) a (1 - a) / 4
+    np.testing.assert_array_equal(mse.dz(a, y, 4), [-0.5 * 0.25 / 4, 0.75 * 0.1875 / 4])
+    np.testing.assert_array_equal(mse.dz(a, y), [-0.5 * 0.25 / 2, 0.75 * 0.1875 / 2])  # m = 2 by default
+    grad_W = np.array([1.0, 1.0])
+    mse.add_penalty_gradient(grad_W, W)
+    assert grad_W.tolist() == [1.5, 0.0]  # + l2 W
+    default = Objective()  # mse, exact gradient, no L2 term
+    assert default.value(z, a, y, W) == 0.5 * (0.25 + 0.5625) / 2
+    np.testing.assert_array_equal(default.dz(a, y), [-0.5 * 0.25 / 2, 0.75 * 0.1875 / 2])
+    default.add_penalty_gradient(grad_W, W)
+    assert grad_W.tolist() == [1.5, 0.0]
+
+
+@pytest.mark.parametrize("loss, gradient", [("MSE", "exact"), ("log", "exact"), (None, "exact"), ("mse", "Exact")])
+def test_a_loss_or_gradient_name_not_known_is_refused(loss, gradient):
+    """Not read as some other loss: "MSE" is not the cross-entropy, "Exact" not the exact gradient."""
+    a, y = np.array([0.5]), np.array([1.0])
+    with pytest.raises(
+        ValueError, match=r"^(loss .*: not one of mse, cross_entropy|gradient 'Exact': not one of exact, notebook)$"
+    ):
+        loss_gradient(loss, gradient, a, y)
+    if gradient == "exact":
+        with pytest.raises(ValueError, match=rf"^loss {loss!r}: not one of mse, cross_entropy$"):
+            loss_value(loss, np.zeros(1), a, y)
+        with pytest.raises(ValueError, match=rf"^loss {loss!r}: not one of mse, cross_entropy$"):
+            reference_fit(np.eye(1), y, np.eye(1), y, lr=0.1, epochs=1, loss=loss)
+
+
+@pytest.mark.skipif(
+    np.finfo(np.longdouble).nmant < 61, reason="long double holds 2^60 + 1 only where it is wider than float64"
+)
+def test_validation_rows_in_long_double_are_rounded_to_float64_first():
+    """The row [2^60 + 1, 2^60] is [2^60, 2^60] in float64: after one step to W = [1, -1] (the step of
+    test_reference_fit_two_steps_by_hand at lr 16), z = W x = 0 and the validation loss stays the starting
+    1/8; in long double z would be 1."""
+    X, y = np.eye(2), np.array([1.0, 0.0])
+    X_valid = np.array([[2**60 + 1, 2**60]], dtype=np.longdouble)
+    assert X_valid[0, 0] != X_valid[0, 1]
+    W, b, losses = reference_fit(X, y, X_valid, np.array([1.0]), lr=16.0, epochs=1)
+    assert W.tolist() == [1.0, -1.0] and b == 0.0
+    assert losses[:, 1].tolist() == [0.125, 0.125]

@@ -1,11 +1,15 @@
 """catsdogs.pipeline.params: each stage's parameters declared once; checks, messages, dvc.yaml keys follow from it."""
 
 import dataclasses
+import os
+import signal
 
 import pytest
 import yaml
+from ruamel.yaml.error import MarkedYAMLError, StreamMark, YAMLError
 
 from catsdogs.errors import ParamError
+from catsdogs.pipeline import params
 from catsdogs.pipeline.config import EvaluateParams, IngestParams, ResizeSplitParams, TrainParams
 from catsdogs.pipeline.params import (
     Choice,
@@ -17,8 +21,10 @@ from catsdogs.pipeline.params import (
     keys,
     load_section,
     param,
+    shown,
     stage_params,
     tracked_keys,
+    yaml_error_line,
 )
 from tests.conftest import ROOT
 
@@ -273,3 +279,126 @@ def test_load_section_names_every_missing_or_unknown_key(tmp_path, text, names, 
     with pytest.raises(ParamError) as err:
         load_section("toy", names, path)
     assert str(err.value).startswith(f"{path}: {message}")
+
+
+# --------------------------------------------------------------------------- a file that is no parameters file
+# Each refusal word for word (tests/test_attacks.py drives the same cases through the stages' command lines).
+
+
+def test_a_folder_and_bad_bytes_are_refused_word_for_word(tmp_path):
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ParamError) as err:
+        load_section("toy", ("a",), tmp_path / "folder")
+    assert str(err.value) == f"{tmp_path / 'folder'}: cannot be read as the parameters file (Is a directory)"
+    (tmp_path / "bytes.yaml").write_bytes(b"toy:\n  a: caf\xe9\n")
+    with pytest.raises(ParamError) as err:
+        load_section("toy", ("a",), tmp_path / "bytes.yaml")
+    assert (
+        str(err.value) == f"{tmp_path / 'bytes.yaml'}: not UTF-8 text (byte 0xe9 at offset 13)"
+    )  # 5 + 5 + 3 bytes before it
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    """Opened without O_NONBLOCK, a FIFO with no writer blocks the open for ever: SIGALRM ends the test."""
+    os.mkfifo(tmp_path / "fifo")
+
+    def timeout(signum, frame):
+        raise TimeoutError("the open of a FIFO blocked")
+
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(10)
+    try:
+        with pytest.raises(ParamError) as err:
+            load_section("toy", ("a",), tmp_path / "fifo")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert str(err.value) == f"{tmp_path / 'fifo'}: cannot be read as the parameters file (not a regular file)"
+
+
+def test_a_file_of_exactly_max_params_bytes_is_read_and_one_byte_more_is_refused(tmp_path, monkeypatch):
+    """At most MAX_PARAMS_BYTES + 1 bytes are read, in one read: enough to tell the file is too large."""
+    monkeypatch.setattr(params, "MAX_PARAMS_BYTES", 20)
+    reads = []
+    real_open = open
+
+    class Recorded:
+        def __init__(self, *args, **kwargs):
+            self.handle = real_open(*args, **kwargs)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def fileno(self):
+            return self.handle.fileno()
+
+        def read(self, size=-1):
+            reads.append(size)
+            return self.handle.read(size)
+
+    monkeypatch.setattr(params, "open", Recorded, raising=False)
+    path = tmp_path / "p.yaml"
+    path.write_text("toy:\n  a: 1234567890")  # 5 + 5 + 10 = 20 bytes: the last digit is the 20th
+    assert load_section("toy", ("a",), path) == {"a": 1234567890} and reads == [21]
+    path.write_text("toy:\n  a: 12345678901")  # 21 bytes
+    with pytest.raises(ParamError) as err:
+        load_section("toy", ("a",), path)
+    assert str(err.value) == f"{path}: cannot be read as the parameters file (larger than 20 bytes)"
+    assert reads == [21, 21]
+
+
+def test_a_yaml_syntax_error_is_one_line_with_its_line_and_column(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("toy:\n  a: 1\n  b: [1,\n")  # the flow sequence is never closed: found at the end
+    with pytest.raises(ParamError) as err:
+        load_section("toy", ("a", "b"), path)
+    assert str(err.value).startswith(f"{path}: not valid YAML: ")
+    assert str(err.value).endswith(" (line 4, column 1)") and "\n" not in str(err.value)
+    path.write_text("[" * 5000)
+    with pytest.raises(ParamError) as err:
+        load_section("toy", ("a",), path)
+    assert str(err.value) == f"{path}: not valid YAML: nested too deep"
+
+
+def test_yaml_error_line_says_what_and_where_from_any_error():
+    """The problem (or else the context, or else the error's type), its white space squeezed, and the
+    1-based line and column of a 0-based mark."""
+    mark = StreamMark("p.yaml", 10, 2, 4)
+    assert yaml_error_line(MarkedYAMLError("ctx", None, "a  bad\n  token", mark)) == "a bad token (line 3, column 5)"
+    assert (
+        yaml_error_line(MarkedYAMLError(context="while  parsing", problem_mark=mark))
+        == "while parsing (line 3, column 5)"
+    )
+    assert yaml_error_line(MarkedYAMLError(problem="only a problem")) == "only a problem"
+    assert yaml_error_line(YAMLError("plain")) == "YAMLError"
+
+
+@pytest.mark.parametrize("length", [59, 60, 61, 100])
+def test_shown_cuts_a_long_repr_to_60_characters(length):
+    text = "x" * (length - 2)  # its repr has the two quotes
+    expected = repr(text) if length <= 60 else repr(text)[:57] + "..."
+    assert shown(text) == expected and len(shown(text)) == min(length, 60)
+    assert shown(text, limit=10) == repr(text)[:7] + "..."
+
+
+def test_a_number_too_large_for_a_float_is_out_of_range_and_shown_cut():
+    with pytest.raises(ParamError) as err:
+        Number(low=0).check("g.seed", 10**400)
+    assert str(err.value) == f"params.yaml: g.seed = {'1' + '0' * 56}... is out of range, expected a number >= 0"
+
+
+def test_a_message_that_does_not_name_params_yaml_is_kept_as_is_when_reading_another_file(tmp_path):
+    def refuse(key, value):
+        raise ParamError(f"{key}: refused by its own rule")
+
+    @stage_params("toy")
+    class ToyParams(StageParams):
+        a: int = param(default=1, allowed=Custom(refuse, "nothing"), help="a value")
+
+    (tmp_path / "other.yaml").write_text("toy:\n  a: 2\n")
+    with pytest.raises(ParamError) as err:
+        ToyParams.read(tmp_path / "other.yaml")
+    assert str(err.value) == "toy.a: refused by its own rule"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import zipfile
 
 import pytest
@@ -146,3 +147,48 @@ def test_open_source_tells_a_folder_a_file_and_nothing_apart(tmp_path):
     os.mkfifo(tmp_path / "pipe")
     with pytest.raises(DataError, match=r"pipe: neither a folder nor a zip archive$"):
         open_source(tmp_path / "pipe")
+
+
+# --------------------------------------------------------------------------- issue 20: what a listing cannot follow
+
+
+def test_links_that_lead_nowhere_or_in_a_loop_and_a_file_gone_meanwhile(tmp_path):
+    root = tmp_path / "src"
+    root.mkdir()
+    (root / "dangling.jpg").symlink_to(tmp_path / "missing.jpg")  # outside, and missing: broken first
+    (root / "loop.jpg").symlink_to(root / "loop.jpg")
+    source = FolderSource(root)
+    found = {entry.name: (entry.problem, entry.detail) for entry in source.entries()}
+    loop = (
+        "link loop" if sys.version_info < (3, 13) else "Too many levels of symbolic links"
+    )  # RuntimeError before 3.13
+    assert found == {
+        "dangling.jpg": ("link_not_followed", "broken link: No such file or directory"),
+        "loop.jpg": ("link_not_followed", f"broken link: {loop}"),
+    }
+    # a file listed, then removed before its stat (made to happen: the entry of a name that is gone)
+    assert source._entry(root / "gone.jpg") == Entry(
+        "gone.jpg", problem="link_not_followed", detail="broken link: No such file or directory"
+    )
+
+
+def test_a_folder_whose_path_is_too_long_to_list_is_an_entry_and_the_rest_is_listed(tmp_path):
+    """Folders nested through relative paths until the absolute path passes PATH_MAX (4095 characters):
+    that folder cannot be listed (ENAMETOOLONG), and the folder listed after it still is."""
+    root = tmp_path / "src"
+    (root / "a").mkdir(parents=True)
+    (root / "a/cat.1.jpg").write_bytes(b"cat")
+    os.mkdir(root / "z")
+    descriptor, names = os.open(root / "z", os.O_RDONLY), ["z"]
+    while len(str(root)) + 1 + len("/".join(names)) <= 4095:
+        os.mkdir("d" * 250, dir_fd=descriptor)
+        deeper = os.open("d" * 250, os.O_RDONLY, dir_fd=descriptor)
+        os.close(descriptor)
+        descriptor = deeper
+        names.append("d" * 250)
+    os.close(descriptor)
+    found = [(entry.name, entry.problem, entry.detail) for entry in FolderSource(root).entries()]
+    assert found == [
+        ("/".join(names) + "/", "unreadable_folder", "OSError: File name too long"),
+        ("a/cat.1.jpg", None, ""),
+    ]

@@ -52,6 +52,13 @@ def test_validation_mask_is_stratified_seeded_and_order_independent():
     assert not np.array_equal(validation_mask(names, labels, 0.2, seed=2), mask)
 
 
+def test_equal_names_go_to_validation_in_row_order():
+    """Equal keys (a name given twice, or two names whose 64-bit digests collide) are taken in row order
+    (a stable sort): the first half of 20 equal names, whatever sort algorithm would pick among ties."""
+    mask = validation_mask(["cat.1.jpg"] * 20, np.ones(20, dtype=np.uint8), 0.5, seed=0)
+    assert mask.tolist() == [True] * 10 + [False] * 10
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [

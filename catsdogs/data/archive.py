@@ -200,8 +200,10 @@ def _reader(handle: BinaryIO, size: int) -> Callable[[int], bytes]:
 def _lzma(read: Callable[[int], bytes], limit: int) -> lzma.LZMADecompressor:
     """The decompressor of a zip LZMA entry, from its 4-byte header and 5 bytes of properties. The
     dictionary is capped at `limit` bytes: a match cannot reach back further than the output read."""
-    header = read(4)
-    properties = read(struct.unpack("<H", header[2:4])[0]) if len(header) == 4 else b""
+    header = read(4)  # the LZMA SDK's version (2 bytes), then the size of the properties: always 5
+    if header[2:] != b"\x05\x00":
+        raise lzma.LZMAError("bad LZMA properties")
+    properties = read(5)
     if len(properties) != 5:
         raise lzma.LZMAError("bad LZMA properties")
     lc_lp_pb, dictionary = properties[0], struct.unpack("<L", properties[1:])[0]

@@ -32,8 +32,8 @@ scale s.y / y.y of the newest pair (Algorithm 7.4); a pair is kept only when s.y
 promise and |slope| shrinks to CURVATURE of its start (Algorithms 3.5 and 3.6, cubic interpolation);
 the first try is 1 (1 / |g| on the first iteration, as scipy's L-BFGS-B), at most MAX_LINE_SEARCH
 evaluations. Stopping (scipy's L-BFGS-B's rules): no component of the gradient in x = (v, c) is larger
-than train.tolerance; or F decreased by less than FTOL of itself in an iteration (the float32 passes
-cannot resolve less); or the line search finds no lower F (the same); or train.epochs iterations. The
+than train.tolerance; or F decreased by at most FTOL in an iteration (scipy's FTOL relative to
+max(|F|, 1), which is 1 here: F <= ln 2; the float32 passes cannot resolve less); or the line search finds no lower F (the same); or train.epochs iterations. The
 history has one row per iteration: row k holds the losses and accuracies after k iterations. With early
 stopping, the run ends train.early_stopping iterations after the lowest validation loss and keeps that
 iterate's weights.
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from catsdogs.pipeline.config import TrainParams
 
 MEMORY = 50  # pairs (s, y) of L-BFGS's inverse-Hessian estimate (scipy's maxcor)
-FTOL = 1e-9  # relative decrease of F below which an iteration counts as no progress (float32 passes)
+FTOL = 1e-9  # decrease of F (< 1) at or below which an iteration counts as no progress (float32 passes)
 MAX_LINE_SEARCH = 20  # evaluations per line search (scipy's maxls)
 ARMIJO, CURVATURE = 1e-4, 0.9  # the strong Wolfe conditions' c1 and c2 (Nocedal & Wright's for quasi-Newton)
 CURVATURE_FLOOR = 1e-8  # a pair (s, y) is kept when s.y > CURVATURE_FLOOR |s| |y|
@@ -178,7 +178,10 @@ def line_search(F_of: Callable, x: np.ndarray, start: Trial, d: np.ndarray, step
     """A step along the descent direction d from x that satisfies the strong Wolfe conditions
     F(x + step d) <= F + ARMIJO step slope and |slope there| <= CURVATURE |slope| (Nocedal & Wright,
     Algorithms 3.5 and 3.6), trying `step` first; at most MAX_LINE_SEARCH evaluations of F_of(point) ->
-    (F, gradient). When they run out: the lowest point that satisfies the first condition, None if none."""
+    (F, gradient). When they run out: the lowest point that satisfies the first condition, None if none.
+    A start slope that is not negative (d no descent direction, or NaN) is a ValueError."""
+    if not start.slope < 0:
+        raise ValueError(f"line search along a slope of {start.slope}: d is no descent direction")
     low, high, before, best = start, None, start, None
     for _ in range(MAX_LINE_SEARCH):
         F, gradient = F_of(x + step * d)
@@ -244,7 +247,9 @@ class LBFGS:
             F_before, (x, F, gradient) = F, (x_new, trial.F, trial.gradient)
             if self.record_at(x, iteration, record):
                 return
-            if F_before - F <= FTOL * max(abs(F_before), abs(F), 1):
+            # scipy's rule, F_before - F <= FTOL max(|F_before|, |F|, 1), whose max is 1 here: F starts at
+            # ln 2 < 1 (W = 0, b = 0), only decreases (the line search's first condition) and is >= 0
+            if F_before - F <= FTOL:
                 return
 
     def state(self):

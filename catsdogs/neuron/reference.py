@@ -44,8 +44,19 @@ def predict(a: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return (a > threshold).astype(np.int64)
 
 
+def _check_names(loss: str, gradient: str = "exact") -> None:
+    """ValueError unless `loss` is one of LOSSES and `gradient` one of GRADIENTS: a misspelt name
+    (TrainParams checks params.yaml's, a direct caller's are checked here) never means another loss."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss {loss!r}: not one of {', '.join(LOSSES)}")
+    if gradient not in GRADIENTS:
+        raise ValueError(f"gradient {gradient!r}: not one of {', '.join(GRADIENTS)}")
+
+
 def loss_value(loss: str, z: np.ndarray, a: np.ndarray, y: np.ndarray) -> float:
-    """Mean loss J over the m examples, accumulated in float64; z, a, y (m,)."""
+    """Mean loss J over the m examples, accumulated in float64; z, a, y (m,). A `loss` not in LOSSES
+    is a ValueError."""
+    _check_names(loss)
     z, a, y = (np.asarray(v, dtype=np.float64) for v in (z, a, y))
     if loss == "mse":
         return float(0.5 * np.mean((a - y) ** 2))  # J = 1/(2m) sum (a - y)^2
@@ -57,8 +68,10 @@ def loss_gradient(loss: str, gradient: str, a: np.ndarray, y: np.ndarray, m: int
     """dJ/dz (k,) for k of the m examples J averages over (m = k by default): how J changes with each z.
 
     gradient "notebook" is the article notebook's backprop for mse, which applies the sigmoid a second
-    time: dz = (a - y) s (1 - s) / m with s = sigmoid(a) instead of a.
+    time: dz = (a - y) s (1 - s) / m with s = sigmoid(a) instead of a. A `loss` not in LOSSES or a
+    `gradient` not in GRADIENTS is a ValueError.
     """
+    _check_names(loss, gradient)
     m = a.shape[0] if m is None else m
     if loss == "cross_entropy":
         return (a - y) / m  # sigmoid' = a (1 - a) cancels the log's 1 / (a (1 - a))
