@@ -41,7 +41,8 @@ REASONS = {
     "duplicate": "one of several files with the same cat/dog name: none of them is kept",
     "not_a_file": "not a regular file (device, pipe, socket)",
     "unreadable_folder": "folder that cannot be listed (no permission, name too long): its files are not read",
-    "unreadable_entry": "zip entry not readable as its header states (bad CRC, size, encrypted, ...)",
+    "unreadable_entry": "zip entry not readable as its header states (bad CRC, size, encrypted, ...), "
+    "or file the system will not open or look at (a path too long, ...)",
     "empty": "zero-byte file",
     "too_large": "file larger than MAX_FILE_BYTES",
     "not_an_image": "content that is no image format Pillow knows",
