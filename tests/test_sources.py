@@ -155,6 +155,8 @@ def test_jpeg_end_follows_the_markers_to_the_eoi(data, end):
         SOI + segment(0xDA, b"") + b"\x12\x34",  # a scan without an end
         SOI + segment(0xDA, b"") + b"\x12\xff",  # a scan ending with a lone 0xFF
         SOI + segment(0xDA, b"") + b"\x12\xff\x00",  # ... or with a stuffed 0xFF00
+        SOI + b"\xff\xd8" + EOI,  # a second SOI (0xD8, just past RST7) takes a length: here past the end
+        SOI + segment(0xDA, b"") + b"\x12\xff\xd8" + EOI,  # ... also when it ends a scan
         b"\xff\xd9" + EOI,  # no SOI
     ],
 )
