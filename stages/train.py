@@ -82,8 +82,8 @@ class LiveProgress:
         self.rows.append(row)
         now = self.clock()
         if now >= self.due:
+            self.writes += 1  # counted first: remove() also deletes what a rewrite failing halfway wrote
             write_results(history_frame(self.rows), self.params, self.history, self.metrics)
-            self.writes += 1
             self.due = now + self.interval
 
     def remove(self) -> None:

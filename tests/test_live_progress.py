@@ -2,8 +2,10 @@
 each rewrite a prefix of the final history, and the final files the same bytes as without rewrites."""
 
 import csv
+import errno
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 
 import stages.train
 from bench import live_progress
+from catsdogs.errors import ParamError
 from catsdogs.pipeline.config import TrainParams
 from stages.train import LiveProgress, train
 from tests.test_train import PATHS, write_features
@@ -72,11 +75,30 @@ def test_early_stopping_shows_the_best_epoch_so_far(in_tmp):
     assert json.loads((in_tmp / "m.json").read_text())["epoch"] == 1  # kept so far: the lowest valid loss
 
 
-def test_a_failed_run_leaves_no_progress_files(in_tmp):
+def test_a_failed_run_leaves_no_progress_files_and_no_warning(in_tmp):
     write_features()
-    with pytest.raises(Exception, match="diverge"):
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(ParamError, match="diverge"):
+        warnings.simplefilter("always")
         train(TrainParams(lr=10.0, l2=1.0, epochs=300), progress=False, live_interval=0.0, **PATHS)
     assert not any(Path("out").glob("*"))
+    assert [str(warning.message) for warning in caught] == []  # the overflow is the project's one line, no warning
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("failing", ["atomic_path", "save_json"])
+def test_a_rewrite_that_fails_halfway_leaves_neither_file(in_tmp, monkeypatch, failing):
+    """The first rewrite fails on a full disk at the history (atomic_path) or after it, at the metrics
+    (save_json): remove() deletes what it wrote and does not stumble on the file it did not write."""
+    live = LiveProgress(TrainParams(epochs=3), in_tmp / "h.csv", in_tmp / "m.json", interval=0.0)
+    monkeypatch.setattr(stages.train, failing, no_space)
+    with pytest.raises(OSError, match="No space left"):
+        live(0, np.array([0, 0.5, 0.5, 0.5, 0.5]))
+    assert (in_tmp / "h.csv").exists() == (failing == "save_json")
+    live.remove()
+    assert sorted(in_tmp.rglob("*")) == []
 
 
 def test_bench_reports_the_cost_and_identical_files(in_tmp, monkeypatch):

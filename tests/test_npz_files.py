@@ -127,3 +127,21 @@ def test_a_compressed_size_beyond_the_file_is_refused_even_when_the_ratio_fits(t
     blob = zip_of({"a.npy": npy(np.zeros(100, np.uint8))})
     message = refusal(tmp_path, with_sizes(blob, file_size=10**6, compress_size=10**6))
     assert message == f"damaged (a.npy: sizes in its zip header that the file cannot hold); {HINT}"
+
+
+def test_a_member_of_exactly_max_bytes_is_read_and_one_byte_more_refused(tmp_path):
+    save_npz(tmp_path / "a.npz", a=np.zeros(100, np.uint8))  # 128 bytes of .npy header + 100
+    assert load_npz(tmp_path / "a.npz", ["a"], max_bytes=228)["a"].tolist() == [0] * 100
+    with pytest.raises(DataError) as refused:
+        load_npz(tmp_path / "a.npz", ["a"], max_bytes=227)
+    assert (
+        str(refused.value) == f"{tmp_path / 'a.npz'}: damaged (a.npy: 228 bytes, more than the 227 it may hold); {HINT}"
+    )
+
+
+def test_a_deflated_member_whose_data_ends_before_its_stated_size_is_refused(tmp_path):
+    """A deflate stream that ends 10 bytes early, its CRC-32 that of the bytes it holds, its zip header
+    saying the full size: zipfile reads the short data without an error, the reader sees it end early."""
+    whole = npy(np.zeros(100, np.uint8))
+    blob = with_sizes(zip_of({"a.npy": whole[:-10]}, zipfile.ZIP_DEFLATED), file_size=len(whole))
+    assert refusal(tmp_path, blob) == f"damaged (a: ends early); {HINT}"

@@ -33,7 +33,7 @@ def test_without_an_affinity_mask_the_cpu_count_or_one(monkeypatch, cpu_count, c
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
-def test_a_worker_asks_the_kernel_for_sigkill_when_its_parent_dies():
+def test_a_worker_asks_the_kernel_for_sigkill_when_its_parent_dies_and_exits_if_it_is_gone():
     libc = ctypes.CDLL(None, use_errno=True)
     got = ctypes.c_int(-1)
     try:
@@ -42,6 +42,16 @@ def test_a_worker_asks_the_kernel_for_sigkill_when_its_parent_dies():
         assert got.value == signal.SIGKILL
     finally:
         libc.prctl(PR_SET_PDEATHSIG, 0)  # this test process is no worker
+    # A worker whose parent is gone exits at once with status 1 (in a forked child: it ends that process;
+    # here too, not in a test of its own, so that mutation testing runs it for die_with_parent's mutants).
+    child = os.fork()
+    if child == 0:
+        try:
+            die_with_parent(-1)  # no process has the id -1: not this worker's parent
+        finally:
+            os._exit(99)  # never reached when die_with_parent exits; never back into pytest
+    _, status = os.waitpid(child, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 1
 
 
 def test_one_job_maps_in_this_process_in_order(monkeypatch):
@@ -59,7 +69,7 @@ def test_one_job_maps_in_this_process_in_order(monkeypatch):
 def test_the_pool_keeps_4_tasks_per_worker_in_flight_and_yields_in_order(monkeypatch):
     """The pool's bookkeeping with threads standing in for the spawned processes (the real pool:
     tests/test_ingest.py): 2 workers, so at most 8 tasks submitted and not yet yielded."""
-    made, submitted = [], []
+    made, submitted, blocked = [], [], []
 
     class Threads(ThreadPoolExecutor):
         def __init__(self, workers, context, initializer, initargs):
@@ -68,6 +78,7 @@ def test_the_pool_keeps_4_tasks_per_worker_in_flight_and_yields_in_order(monkeyp
 
         def submit(self, function, item):
             submitted.append(item)
+            blocked.append(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))
             return super().submit(function, item)
 
     monkeypatch.setattr(processes, "ProcessPoolExecutor", Threads)
@@ -78,3 +89,32 @@ def test_the_pool_keeps_4_tasks_per_worker_in_flight_and_yields_in_order(monkeyp
     rest = list(results)
     assert [first, *rest] == [(-i, i) for i in range(20)] and len(submitted) == 20
     assert made == [(2, "spawn", die_with_parent, (os.getpid(),))]
+    # the pool starts a worker on each of its first 2 submits: Ctrl-C blocked during those 2 only
+    assert blocked == [True, True] + [False] * 18
+
+
+class RecordingPool:
+    """A pool whose submit records whether SIGINT is blocked in this thread while it runs."""
+
+    def __init__(self, fails: bool = False):
+        self.fails, self.blocked = fails, []
+
+    def submit(self, function, item):
+        self.blocked.append(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        if self.fails:
+            raise RuntimeError("cannot start a worker")
+        return function(item)
+
+
+@pytest.mark.parametrize("spawns", [True, False])
+@pytest.mark.parametrize("fails", [False, True])
+def test_ctrl_c_is_blocked_only_while_a_submit_may_start_a_worker(spawns, fails):
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    pool = RecordingPool(fails)
+    if fails:
+        with pytest.raises(RuntimeError, match="cannot start a worker"):
+            processes.submit_blocking_ctrl_c(pool, abs, -3, spawns)
+    else:
+        assert processes.submit_blocking_ctrl_c(pool, abs, -3, spawns) == 3
+    assert pool.blocked == [spawns]
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the mask is back as it was

@@ -172,23 +172,46 @@ def test_links_that_lead_nowhere_or_in_a_loop_and_a_file_gone_meanwhile(tmp_path
     )
 
 
-def test_a_folder_whose_path_is_too_long_to_list_is_an_entry_and_the_rest_is_listed(tmp_path):
-    """Folders nested through relative paths until the absolute path passes PATH_MAX (4095 characters):
-    that folder cannot be listed (ENAMETOOLONG), and the folder listed after it still is."""
+def deep_folder(root, levels: int) -> int:
+    """Make `levels` nested folders of 250-character names below `root` (by descriptor: their paths pass
+    the system's 4096-byte limit); return a descriptor of the deepest."""
+    descriptor = os.open(root, os.O_RDONLY)
+    for _ in range(levels):
+        os.mkdir("d" * 250, dir_fd=descriptor)
+        inner = os.open("d" * 250, os.O_RDONLY, dir_fd=descriptor)
+        os.close(descriptor)
+        descriptor = inner
+    return descriptor
+
+
+def test_a_folder_or_file_whose_path_is_too_long_is_reported_and_the_rest_listed(tmp_path):
+    """Paths the system refuses (more than 4096 bytes): the folder is an unreadable_folder entry, the file
+    an unreadable_entry one, each with the system's reason, and the folders after them are still listed."""
     root = tmp_path / "src"
     (root / "a").mkdir(parents=True)
-    (root / "a/cat.1.jpg").write_bytes(b"cat")
-    os.mkdir(root / "z")
-    descriptor, names = os.open(root / "z", os.O_RDONLY), ["z"]
-    while len(str(root)) + 1 + len("/".join(names)) <= 4095:
-        os.mkdir("d" * 250, dir_fd=descriptor)
-        deeper = os.open("d" * 250, os.O_RDONLY, dir_fd=descriptor)
-        os.close(descriptor)
-        descriptor = deeper
-        names.append("d" * 250)
+    (root / "a/cat.0.jpg").write_bytes(b"cat")
+    levels = (4095 - len(str(root))) // 251  # the deepest folder's path: under 4096 bytes, by less than 251
+    descriptor = deep_folder(root, levels)
+    os.mkdir("e" * 250, dir_fd=descriptor)  # its path is too long to be listed
+    os.close(os.open("c" * 250, os.O_WRONLY | os.O_CREAT, dir_fd=descriptor))  # too long to be looked at
     os.close(descriptor)
-    found = [(entry.name, entry.problem, entry.detail) for entry in FolderSource(root).entries()]
-    assert found == [
-        ("/".join(names) + "/", "unreadable_folder", "OSError: File name too long"),
-        ("a/cat.1.jpg", None, ""),
-    ]
+    deep = "/".join(["d" * 250] * levels)
+    found = {entry.name: (entry.problem, entry.detail) for entry in FolderSource(root).entries()}
+    assert found == {
+        "a/cat.0.jpg": (None, ""),
+        f"{deep}/{'c' * 250}": ("unreadable_entry", "OSError: File name too long"),
+        f"{deep}/{'e' * 250}/": ("unreadable_folder", "OSError: File name too long"),
+    }
+
+
+def test_a_broken_link_to_outside_and_a_link_loop_are_broken_links(tmp_path):
+    root = tmp_path / "src"
+    root.mkdir()
+    (root / "gone.jpg").symlink_to(tmp_path / "missing.jpg")  # would point outside, if it pointed anywhere
+    (root / "loop.jpg").symlink_to(root / "loop.jpg")
+    found = {entry.name: (entry.problem, entry.detail) for entry in FolderSource(root).entries()}
+    loop = "link loop" if sys.version_info < (3, 13) else "Too many levels of symbolic links"  # RuntimeError before
+    assert found == {
+        "gone.jpg": ("link_not_followed", "broken link: No such file or directory"),
+        "loop.jpg": ("link_not_followed", f"broken link: {loop}"),
+    }

@@ -3,13 +3,28 @@ word, where the ingest tests only look at the outcome's reason."""
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
+from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from catsdogs.data.readers import Entry
-from catsdogs.data.sources import LAYOUT_HELP, Outcome, check_image, detect_layout, kaggle_name, plan, unsafe_name
+from catsdogs.data.sources import (
+    LAYOUT_HELP,
+    Outcome,
+    check_image,
+    detect_layout,
+    jpeg_end,
+    kaggle_name,
+    keep_image_only,
+    plan,
+    png_end,
+    unsafe_name,
+)
 from catsdogs.errors import DataError
 from tests.ingest_cases import MAX_PIXELS, jpeg
 
@@ -94,3 +109,121 @@ def test_check_image_details(tmp_path):
     path.write_bytes(jpeg()[:-200])
     reason, detail = check_image(path, MAX_PIXELS)
     assert reason == "truncated" and detail.startswith("OSError: ")
+
+
+# --------------------------------------------------------------------------- where an image file ends
+# Hand-built JPEG marker streams (the oracle: the lengths written below), then Pillow's own files.
+SOI, EOI = b"\xff\xd8", b"\xff\xd9"
+
+
+def segment(marker: int, body: bytes) -> bytes:
+    return bytes([0xFF, marker]) + (len(body) + 2).to_bytes(2, "big") + body
+
+
+@pytest.mark.parametrize(
+    "data, end",
+    [
+        (SOI + EOI + b"payload", 4),
+        (SOI + b"\xff\xff\xff" + EOI, 7),  # fill bytes before a marker
+        (SOI + b"\xff\xd0\xff\xd7\xff\x01" + EOI + EOI, 10),  # RST0, RST7, TEM: markers without a length
+        (SOI + segment(0xE0, b"") + EOI, 8),  # a segment of length 2 (nothing but its length)
+        (SOI + segment(0xE0, b"\xff\xd9" * 3) + EOI + b"\xff\xd9", 14),  # an EOI inside a segment is data
+        # a scan: stuffed 0xFF00 and RST0 ... RST7 are entropy-coded data, the first other marker ends it
+        (SOI + segment(0xDA, b"\x01") + b"\x12\xff\x00\xff\xd0\x34\xff\xd7\x56" + EOI + b"\xff\xd9", 18),
+        (SOI + segment(0xDA, b"") + b"\xff\x00" + EOI, 10),  # a stuffed 0xFF00 right before the end
+        (SOI + segment(0xDA, b"") + segment(0xC4, b"") + EOI, 12),  # a segment after the scan
+    ],
+)
+def test_jpeg_end_follows_the_markers_to_the_eoi(data, end):
+    assert jpeg_end(data) == end
+    assert jpeg_end(memoryview(data).tobytes()[:end]) == end  # the image alone: its whole length
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xff",
+        SOI,  # nothing after the start
+        SOI + b"\x00" + EOI,  # no marker where one must be
+        SOI + b"\xff\xff",  # fill bytes, then the end of the data
+        SOI + b"\xff\xe0\x00\x00" + EOI,  # segment lengths 0 and 1 are impossible
+        SOI + b"\xff\xe0\x00\x01" + EOI,
+        SOI + b"\xff\xda\x00\x00" + EOI,  # ... also for a scan, whose data would follow
+        SOI + b"\xff\xda\x00\x01" + EOI,
+        SOI + segment(0xE0, b"ab")[:-1],  # a segment cut short
+        SOI + segment(0xDA, b"") + b"\x12\x34",  # a scan without an end
+        SOI + segment(0xDA, b"") + b"\x12\xff",  # a scan ending with a lone 0xFF
+        SOI + segment(0xDA, b"") + b"\x12\xff\x00",  # ... or with a stuffed 0xFF00
+        SOI + b"\xff\xd8" + EOI,  # a second SOI (0xD8, just past RST7) takes a length: here past the end
+        SOI + segment(0xDA, b"") + b"\x12\xff\xd8" + EOI,  # ... also when it ends a scan
+        b"\xff\xd9" + EOI,  # no SOI
+    ],
+)
+def test_jpeg_end_is_none_without_a_whole_jpeg(data):
+    assert jpeg_end(data) is None
+
+
+def png_of(mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (5, 3), 7).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_png_end_counts_the_chunks_to_the_iend():
+    image = png_of()  # signature (8), IHDR (25), IDAT, IEND (12): Pillow's file is the image, nothing more
+    assert image[-12:] == b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    assert png_end(image) == len(image) and png_end(image + b"<html>payload</html>") == len(image)
+    chunks = image[:8] + struct.pack(">I", 3) + b"tEXt" + b"abc" + b"CRC!" + image[8:]  # one 15-byte chunk more
+    assert png_end(chunks + b"IEND") == len(image) + 15
+    for cut in (1, 4, 5, 12):  # the IEND chunk cut short, or missing
+        assert png_end(image[:-cut]) is None
+    assert png_end(b"\x89PNG\r\n\x1a\x0a") is None and png_end(b"\x89PNG\r\n\x1a\x0b" + image[8:]) is None
+    assert png_end(b"\x89png\r\n\x1a\n" + image[8:]) is None and png_end(image[:7]) is None
+
+
+def write_jpeg_with_payload(path: Path) -> bytes:
+    image = jpeg(1)
+    path.write_bytes(image + b"\xff\xd9<html>payload</html>")
+    return image
+
+
+def test_keep_image_only_cuts_a_jpeg_or_a_png_after_its_end_byte_for_byte(tmp_path):
+    image = write_jpeg_with_payload(tmp_path / "cat.1.jpg")
+    keep_image_only(tmp_path / "cat.1.jpg")
+    assert (tmp_path / "cat.1.jpg").read_bytes() == image
+    (tmp_path / "dog.1.png").write_bytes(png_of() + b"PK\x03\x04")
+    keep_image_only(tmp_path / "dog.1.png")
+    assert (tmp_path / "dog.1.png").read_bytes() == png_of()
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA"])
+def test_another_format_is_re_encoded_as_png_in_its_own_mode(tmp_path, mode):
+    """TIFF holds each of these modes, and so does PNG: the pixels are kept as they are, mode and all."""
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 6, 4), dtype=np.uint8)
+    original = Image.fromarray(pixels, "RGBA").convert(mode)
+    original.save(tmp_path / "cat.1.jpg", "TIFF")
+    keep_image_only(tmp_path / "cat.1.jpg")
+    with Image.open(tmp_path / "cat.1.jpg") as image:
+        assert image.format == "PNG" and image.mode == mode
+        np.testing.assert_array_equal(np.asarray(image), np.asarray(original))
+        if mode == "P":
+            assert image.getpalette() == original.getpalette()
+
+
+def test_a_mode_png_cannot_hold_is_re_encoded_as_rgb(tmp_path):
+    """CMYK, and 32-bit integers (mode I: it decodes, but Pillow's PNG writer refuses it and made ingest
+    stop on an OSError), are kept as RGB, as resize_split would convert them."""
+    pixels = np.random.default_rng(1).integers(0, 256, (4, 6, 4), dtype=np.uint8)
+    Image.fromarray(pixels, "CMYK").save(tmp_path / "cat.1.jpg", "TIFF")
+    integers = np.arange(-100, 380, 20, dtype=np.int32).reshape(4, 6)
+    Image.fromarray(integers, "I").save(tmp_path / "cat.2.jpg", "TIFF")
+    # CMYK -> RGB: each channel (255 - c)(255 - k) / 255, rounded; I -> RGB: the value clipped to 0 ... 255
+    c, m, y, k = (pixels[..., i].astype(float) for i in range(4))
+    cmyk = np.stack([np.floor((255 - v) * (255 - k) / 255 + 0.5) for v in (c, m, y)], axis=-1)
+    clipped = np.repeat(np.clip(integers, 0, 255)[..., None], 3, axis=-1)
+    for name, expected in (("cat.1.jpg", cmyk), ("cat.2.jpg", clipped)):
+        keep_image_only(tmp_path / name)
+        with Image.open(tmp_path / name) as image:
+            assert image.format == "PNG" and image.mode == "RGB"
+            np.testing.assert_array_equal(np.asarray(image), expected)

@@ -68,7 +68,11 @@ class FolderSource:
 
     def _entry(self, path: Path, link_to_folder: bool = False) -> Entry:
         name = path.relative_to(self.root).as_posix()
-        if path.is_symlink():
+        try:
+            is_link = path.is_symlink()
+        except OSError as err:  # a path longer than the system takes (deep below the source), ...
+            return Entry(name, problem="unreadable_entry", detail=f"{type(err).__name__}: {err.strerror}")
+        if is_link:
             try:
                 target = path.resolve(strict=True)
             except (OSError, RuntimeError) as err:  # RuntimeError: a link loop (Python < 3.13)

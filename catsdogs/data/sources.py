@@ -41,7 +41,8 @@ REASONS = {
     "duplicate": "one of several files with the same cat/dog name: none of them is kept",
     "not_a_file": "not a regular file (device, pipe, socket)",
     "unreadable_folder": "folder that cannot be listed (no permission, name too long): its files are not read",
-    "unreadable_entry": "zip entry not readable as its header states (bad CRC, size, encrypted, ...)",
+    "unreadable_entry": "zip entry not readable as its header states (bad CRC, size, encrypted, ...), "
+    "or file the system will not open or look at (a path too long, ...)",
     "empty": "zero-byte file",
     "too_large": "file larger than MAX_FILE_BYTES",
     "not_an_image": "content that is no image format Pillow knows",
@@ -251,7 +252,7 @@ def jpeg_end(data: bytes | mmap.mmap) -> int | None:
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
             continue
         length = int.from_bytes(data[at : at + 2], "big")
-        if length < 2 or at + length > size:
+        if length < 2:  # a segment's length counts its own 2 bytes (one that runs past the end: None below)
             return None
         at += length
         if marker == 0xDA:  # SOS: the scan's entropy-coded data follows
@@ -284,7 +285,8 @@ def keep_image_only(path: Path) -> None:
     data/raw: no bytes after the image, so no payload is kept): a JPEG or a PNG is cut after its end
     marker (EOI, IEND), byte for byte as it was up to there; any other format, or one whose end cannot
     be found, is re-encoded as PNG from its decoded pixels (lossless: the EXIF orientation applied, the
-    mode kept where PNG has it, else RGB, which is what resize_split would convert it to)."""
+    mode kept where PNG has it, else RGB, which is what resize_split would convert it to: 32-bit integers,
+    mode I, which Pillow's PNG writer refuses, are clipped to 0 ... 255 there as here)."""
     with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
         end = jpeg_end(data) or png_end(data)
         size = len(data)
@@ -295,7 +297,7 @@ def keep_image_only(path: Path) -> None:
     with Image.open(path) as image:
         image.load()
         upright = ImageOps.exif_transpose(image)
-    if upright.mode not in ("1", "L", "LA", "I", "P", "RGB", "RGBA"):
+    if upright.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):  # the modes Pillow writes to PNG (not I)
         upright = upright.convert("RGB")
     buffer = io.BytesIO()
     upright.save(buffer, "PNG")

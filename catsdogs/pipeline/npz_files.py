@@ -63,9 +63,7 @@ def _read_array(member: BinaryIO, size: int) -> np.ndarray:
         got = member.readinto(view[done : done + IO_BLOCK])  # type: ignore[attr-defined]  # all at once: zipfile reads into a copy
         if not got:
             raise ValueError("ends early")
-        done += got
-    if member.read(1):  # also makes zipfile check the CRC-32 (at the member's end)
-        raise ValueError("extra bytes after the array")
+        done += got  # zipfile checks the CRC-32 as it hands the member's last byte (it hands none beyond)
     return flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)
 
 

@@ -30,7 +30,7 @@ def die_with_parent(parent: int) -> None:
     """Worker initializer: on Linux, have the kernel kill this worker when its parent dies, even by
     kill -9 (prctl PR_SET_PDEATHSIG); exit at once if the parent is already gone."""
     if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
     if os.getppid() != parent:
         os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent handles it
