@@ -13,9 +13,10 @@ a pure function of the arguments (fixed entry timestamps), and is written one im
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import zipfile
 from collections.abc import Sequence
-from multiprocessing import Pool
+from contextlib import nullcontext
 from pathlib import Path
 
 from tqdm import tqdm
@@ -33,8 +34,11 @@ def photo_bytes(job: tuple[int, int, int, int]) -> bytes:
 def write_archive(path: Path, n_per_class: int, seed: int, quality: int, jobs: int, progress: bool = True) -> int:
     """Write the archive (cats then dogs, by index); return its size in bytes."""
     work = [(label, i, seed, quality) for label in (CAT, DOG) for i in range(n_per_class)]
-    with atomic_path(path) as tmp, Pool(jobs) as pool, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-        results = pool.imap(photo_bytes, work, chunksize=16)
+    # spawned, not forked, workers: a fork of a process with threads (BLAS's, a test runner's) can copy a
+    # lock held by another thread and hang; one job runs here, without a pool
+    workers = multiprocessing.get_context("spawn").Pool(jobs) if jobs > 1 else nullcontext()
+    with workers as pool, atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        results = pool.imap(photo_bytes, work, chunksize=16) if pool else map(photo_bytes, work)
         for (label, i, _, _), data in tqdm(zip(work, results), total=len(work), unit="img", disable=not progress):
             info = zipfile.ZipInfo(f"train/{kaggle_file_name(label, i)}", date_time=(2013, 9, 25, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
