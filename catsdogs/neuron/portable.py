@@ -75,8 +75,8 @@ def integer_gram(A: np.ndarray, B: np.ndarray | None = None, columns: int = 2048
     out = np.zeros((A.shape[0], others.shape[0]))
     if out.size == 0 or A.shape[1] == 0:
         return out
-    low = min(float(A.min()), float(others.min()))
-    high = max(float(A.max()), float(others.max()))
+    operands = (A,) if B is None else (A, B)
+    low, high = min(float(M.min()) for M in operands), max(float(M.max()) for M in operands)
     center = np.floor((low + high) / 2)
     widest = max(high - center, center - low, 1.0)
     exact_columns = int(FLOAT32_INTEGERS // (widest * widest))  # products of Q's summing to <= 2^24
@@ -107,6 +107,7 @@ def _polynomial(x: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
     return result
 
 
+_EXP_COEFFICIENTS = np.array(EXP_P)
 _ATANH_COEFFICIENTS = 1.0 / np.arange(1.0, 2 * LOG_TERMS, 2)  # 1, 1/3, 1/5, ...: atanh(s) / s in s^2
 
 
@@ -118,7 +119,7 @@ def exp(x: np.ndarray) -> np.ndarray:
     hi, lo = x - k * LN2_HI, k * LN2_LO  # r = hi - lo, |r| <= ln2/2, exact to ~2^-60
     r = hi - lo
     t = r * r
-    c = r - t * _polynomial(t, np.array(EXP_P))
+    c = r - t * _polynomial(t, _EXP_COEFFICIENTS)
     e_r = 1 - ((lo - (r * c) / (2 - c)) - hi)
     with np.errstate(invalid="ignore", over="ignore"):  # NaN: any k (the cast warns), e_r NaN
         return np.ldexp(e_r, k.astype(np.int32))
