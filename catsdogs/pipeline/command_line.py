@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import errno
 import os
 import signal
@@ -19,6 +18,7 @@ from typing import Any
 from catsdogs import STARTED_BY
 from catsdogs.errors import DataError, ParamError, escape
 from catsdogs.pipeline.params import PARAMS_FILE, describe
+from catsdogs.pipeline.processes import signal_when_parent_dies
 
 
 def stage_parser(
@@ -91,8 +91,7 @@ def stop_with_parent(interval: float = WATCH_INTERVAL) -> None:
     is init (pid 1) from the start is such an orphan too: it ends at once."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     parent = STARTED_BY  # noted when the package was first imported
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    signal_when_parent_dies(signal.SIGTERM)
     grandparent = _parent_of(parent) if _command_name(parent) in SHELLS else None
     if os.getppid() != parent or parent == 1:  # it died during the imports, or before Python started
         raise Terminated

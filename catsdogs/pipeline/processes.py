@@ -26,11 +26,17 @@ def worker_count(jobs: int, tasks: int) -> int:
     return max(1, min(jobs or cores, cores, tasks))
 
 
-def die_with_parent(parent: int) -> None:
-    """Worker initializer: on Linux, have the kernel kill this worker when its parent dies, even by
-    kill -9 (prctl PR_SET_PDEATHSIG); exit at once if the parent is already gone."""
+def signal_when_parent_dies(signum: int) -> None:
+    """On Linux, have the kernel send `signum` to this process when its parent dies, even by kill -9
+    (prctl PR_SET_PDEATHSIG); elsewhere nothing."""
     if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        ctypes.CDLL(None).prctl(1, signum)  # 1 = PR_SET_PDEATHSIG
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker initializer: have the kernel kill this worker when its parent dies, even by kill -9
+    (signal_when_parent_dies); exit at once if the parent is already gone."""
+    signal_when_parent_dies(signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent handles it
@@ -52,9 +58,9 @@ def submit_blocking_ctrl_c(pool: ProcessPoolExecutor, function: Callable, item, 
 
 def ordered_map(function: Callable, items: Sequence, jobs: int) -> Iterator[tuple]:
     """Yield `(item, function(item))` for each item, in order, computed by `worker_count(jobs, len(items))`
-        processes (in this process when that is 1). At most WINDOW tasks per worker are in flight, so memory
-        holds at most 4 x workers items and results besides what each worker holds, however many items there
-        are. The workers die with this process (kill -9 included, on Linux), ignore Ctrl-C (this process
+    processes (in this process when that is 1). At most WINDOW tasks per worker are in flight, so memory
+    holds at most 4 x workers items and results besides what each worker holds, however many items there
+    are. The workers die with this process (kill -9 included, on Linux), ignore Ctrl-C (this process
     handles it) and are killed when this one stops early (an error, a dead worker, Ctrl-C, SIGTERM), before
     the caller's clean-up runs; a worker that died makes future.result() raise BrokenProcessPool."""
     workers = worker_count(jobs, len(items))
