@@ -85,14 +85,12 @@ def load_npz(path: Path | str, keys: Sequence[str], max_bytes: int | None = None
             raise
         with handle, archive:
             sizes = {info.filename: info.file_size for info in archive.infolist()}
+            file_bytes = os.fstat(handle.fileno()).st_size
             for info in archive.infolist():  # the sizes are believed only if the file can hold them
                 if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                     raise ValueError(f"{info.filename}: compression method {info.compress_type}, not stored or deflate")
                 ratio = 1 if info.compress_type == zipfile.ZIP_STORED else 1032  # deflate's largest
-                if (
-                    info.file_size > ratio * info.compress_size
-                    or info.compress_size > os.fstat(handle.fileno()).st_size
-                ):
+                if info.file_size > ratio * info.compress_size or info.compress_size > file_bytes:
                     raise ValueError(f"{info.filename}: sizes in its zip header that the file cannot hold")
                 if max_bytes is not None and info.file_size > max_bytes:
                     raise ValueError(f"{info.filename}: {info.file_size} bytes, more than the {max_bytes} it may hold")
