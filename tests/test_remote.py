@@ -60,11 +60,17 @@ class Remote:
     local_config: dict[str, str]  # .dvc/config.local: each teammate's own credentials, never in git
     stored: Callable[[], dict[str, bytes]]  # {path under the remote's root: bytes}
     count: Callable[[], int]  # how many files are under files/ (cheap enough to poll)
+    clear: Callable[[], None]  # delete every file under files/ (a push that could not be killed)
 
 
 def folder_remote(store: Path, url: str, local_config: dict[str, str]) -> Remote:
     return Remote(
-        url, {}, local_config, lambda: folder_objects(store), lambda: sum(1 for _ in store.glob("files/*/*/*"))
+        url,
+        {},
+        local_config,
+        lambda: folder_objects(store),
+        lambda: sum(1 for _ in store.glob("files/*/*/*")),
+        lambda: shutil.rmtree(store / "files", ignore_errors=True),
     )
 
 
@@ -119,6 +125,7 @@ def team(tmp_path_factory):
                 {},
                 lambda: bucket_objects(s3, BUCKET, "store"),
                 lambda: len(bucket_keys(s3, BUCKET, "store/files")),
+                lambda: [s3.delete_object(Bucket=BUCKET, Key=key) for key in bucket_keys(s3, BUCKET, "store/files")],
             ),
             "ssh": folder_remote(
                 stores / "ssh",
@@ -149,23 +156,28 @@ def team(tmp_path_factory):
         yield repo, remotes, experiment_weights
 
 
-def push_killed_part_way(repo: Path, name: str, remote: Remote) -> int:
+def push_killed_part_way(repo: Path, name: str, remote: Remote, attempts: int = 5) -> int:
     """Start `dvc push -j 1` (one file at a time) to remote `name`, kill -9 it once the remote holds a
-    file; return how many files the remote holds then."""
-    push = subprocess.Popen(
-        [str(BIN / "dvc"), "push", "-r", name, "-j", "1"],
-        cwd=repo,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while remote.count() == 0:
-        assert push.poll() is None, f"push exited with status {push.returncode} before sending any file"
-        assert time.monotonic() < deadline, "no file reached the remote in 60 s"
-        time.sleep(0.01)
-    push.kill()
-    assert push.wait() == -9, "the push finished before it could be killed"
-    return remote.count()
+    file; return how many files the remote holds then. A push that finished between two looks at the
+    remote (a fast local copy, this thread held up by the others) interrupted nothing: its files are
+    deleted and it starts again, up to `attempts` times."""
+    for _ in range(attempts):
+        push = subprocess.Popen(
+            [str(BIN / "dvc"), "push", "-r", name, "-j", "1"],
+            cwd=repo,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while remote.count() == 0:
+            assert push.poll() is None, f"push exited with status {push.returncode} before sending any file"
+            assert time.monotonic() < deadline, "no file reached the remote in 60 s"
+            time.sleep(0.01)
+        push.kill()
+        if push.wait() == -9:
+            return remote.count()
+        remote.clear()
+    raise AssertionError(f"the push finished before it could be killed, {attempts} times")
 
 
 def clone(folder: Path, name: str, alice: Path, remote: str) -> Path:
